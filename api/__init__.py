@@ -1,0 +1,1 @@
+"""The aiohttp management API: it calls the supervisor's methods, knows no processes."""

@@ -1,0 +1,1 @@
+"""Code both the supervisor and the workers import: schemas, paths, logging."""

@@ -1,0 +1,96 @@
+"""A bot's configuration as the worker needs it, and the handler specs.
+
+The API decodes requests into these same handler structs, so there is one
+schema for handlers (camelCase on the wire, as the HTTP API speaks).
+"""
+
+from typing import Literal
+
+import msgspec
+
+FEISHU_BASE_URL = "https://open.feishu.cn"
+LARK_BASE_URL = "https://open.larksuite.com"
+
+
+class _HandlerBase(msgspec.Struct, tag_field="kind", rename="camel", forbid_unknown_fields=True):
+    pass
+
+
+class EchoHandler(_HandlerBase, tag="echo"):
+    """Reply with the text that was received."""
+
+
+class ForwardHandler(_HandlerBase, tag="forward"):
+    """POST the event JSON, HMAC-signed with `secret`, and reply with the answer's `text`."""
+
+    url: str
+    secret: str = ""
+    timeout: float = 10.0
+
+
+class PythonHandler(_HandlerBase, tag="python"):
+    """Call `package.module:function` with the parsed message; it returns text or None."""
+
+    target: str
+
+
+class OpenAIHandler(_HandlerBase, tag="openai"):
+    """Ask an OpenAI-compatible chat completions endpoint, with the chat's recent turns."""
+
+    base_url: str
+    model: str
+    api_key: str = ""
+    system_prompt: str = ""
+    history_turns: int = 10
+    timeout: float = 30.0
+
+
+HandlerSpec = EchoHandler | ForwardHandler | PythonHandler | OpenAIHandler
+
+SECRET_HANDLER_FIELDS: dict[type, tuple[str, ...]] = {
+    ForwardHandler: ("secret",),
+    OpenAIHandler: ("api_key",),
+}
+"""Handler fields that are secrets: never returned by the API, never logged."""
+
+
+class BotConfig(msgspec.Struct, kw_only=True):
+    """Everything a worker needs to run one bot. Holds secrets: never log it whole."""
+
+    id: str
+    name: str
+    app_id: str
+    app_secret: str
+    verification_token: str = ""
+    encrypt_key: str = ""
+    use_websocket: bool = True
+    domain: str = "feishu"
+    handler: HandlerSpec = msgspec.field(default_factory=EchoHandler)
+
+    @property
+    def base_url(self) -> str:
+        return resolve_domain(self.domain)
+
+    def secrets(self) -> list[str]:
+        """Every secret value this config holds, for the log redactor."""
+        values = [self.app_secret, self.verification_token, self.encrypt_key]
+        fields = SECRET_HANDLER_FIELDS.get(type(self.handler), ())
+        values += [getattr(self.handler, f) for f in fields]
+        return [v for v in values if v]
+
+
+DomainName = Literal["feishu", "lark"]
+
+
+def resolve_domain(domain: str) -> str:
+    """Map `feishu`/`lark` to the platform's base URL; any http(s) URL is used as is.
+
+    A trailing slash is dropped: the SDK joins paths by plain concatenation.
+    """
+    if domain == "feishu":
+        return FEISHU_BASE_URL
+    if domain == "lark":
+        return LARK_BASE_URL
+    if domain.startswith(("http://", "https://")):
+        return domain.rstrip("/")
+    raise ValueError(f"domain must be 'feishu', 'lark' or an http(s) URL, not {domain!r}")

@@ -1,0 +1,151 @@
+"""The messages supervisor and workers exchange over ZeroMQ (msgpack, tagged union).
+
+Every message a worker sends carries its bot id and incarnation, so the
+supervisor can drop what a stale incarnation still says. Anything that does
+not decode is logged and dropped by the receiver (see `decode`).
+"""
+
+import msgspec
+
+from shared.botconfig import BotConfig
+from shared.states import ConnState
+
+
+class _Msg(msgspec.Struct, tag_field="t", kw_only=True):
+    pass
+
+
+class _FromWorker(_Msg):
+    bot_id: str
+    incarnation: int
+
+
+class Hello(_FromWorker, tag="hello"):
+    """First words of a worker: starts its heartbeat clock."""
+
+    pid: int
+
+
+class Heartbeat(_FromWorker, tag="hb"):
+    """Sent every second with the worker's real view of its connection."""
+
+    state: ConnState
+    connected_at: float | None = None
+    last_event_at: float | None = None
+    events_received: int = 0
+    replies_sent: int = 0
+    pending: int = 0
+    dead_letters: int = 0
+    rss_bytes: int = 0
+
+
+class StateChanged(_FromWorker, tag="state"):
+    """The connection state changed; `permanent` errors stop all retries."""
+
+    state: ConnState
+    error: str | None = None
+    code: int | None = None
+    permanent: bool = False
+
+
+class Ping(_Msg, tag="ping"):
+    """Supervisor liveness: a worker that hears none for a while exits."""
+
+
+class Stop(_Msg, tag="stop"):
+    """Close the connection, finish the current spool write, exit 0 within `grace`."""
+
+    grace: float = 10.0
+
+
+class Deliver(_Msg, tag="deliver"):
+    """A webhook request for the worker to verify, decrypt and spool."""
+
+    request_id: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class DeliverResult(_FromWorker, tag="deliver_result"):
+    request_id: str
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+class Send(_Msg, tag="send"):
+    """An outbound message from the API, sent through the bot."""
+
+    request_id: str
+    receive_id: str
+    receive_id_type: str
+    text: str
+    uuid: str | None = None
+
+
+class SendResult(_FromWorker, tag="send_result"):
+    request_id: str
+    ok: bool
+    message_id: str | None = None
+    code: int | None = None
+    error: str | None = None
+
+
+class RetryDeadLetter(_Msg, tag="retry_dead"):
+    """Put a dead-lettered event back in the queue."""
+
+    request_id: str
+    event_id: str
+
+
+class RetryResult(_FromWorker, tag="retry_result"):
+    request_id: str
+    ok: bool
+    error: str | None = None
+
+
+ToWorker = Ping | Stop | Deliver | Send | RetryDeadLetter
+FromWorker = Hello | Heartbeat | StateChanged | DeliverResult | SendResult | RetryResult
+
+
+class WorkerSpec(msgspec.Struct, kw_only=True):
+    """What the supervisor hands a new worker process (msgpack bytes across the fork)."""
+
+    bot: BotConfig
+    incarnation: int
+    data_dir: str
+    control_endpoint: str
+    heartbeat_interval: float = 1.0
+    supervisor_timeout: float = 3.0
+    endpoint_timeout: float = 10.0
+    silence_pings: int = 3
+    log_level: str = "INFO"
+
+
+_encoder = msgspec.msgpack.Encoder()
+_to_worker = msgspec.msgpack.Decoder(ToWorker)
+_from_worker = msgspec.msgpack.Decoder(FromWorker)
+_spec = msgspec.msgpack.Decoder(WorkerSpec)
+
+
+def encode(msg: msgspec.Struct) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode_to_worker(data: bytes) -> ToWorker:
+    """Raises msgspec.DecodeError / ValidationError on anything malformed."""
+    return _to_worker.decode(data)
+
+
+def decode_from_worker(data: bytes) -> FromWorker:
+    """Raises msgspec.DecodeError / ValidationError on anything malformed."""
+    return _from_worker.decode(data)
+
+
+def decode_spec(data: bytes) -> WorkerSpec:
+    return _spec.decode(data)
+
+
+def worker_identity(bot_id: str, incarnation: int) -> bytes:
+    """The DEALER identity: bot id plus incarnation, so a stale worker is recognisable."""
+    return f"{bot_id}:{incarnation}".encode()

@@ -1,0 +1,19 @@
+"""Connection states as the API reports them (architecture.md, "Connection states")."""
+
+from enum import StrEnum
+
+
+class ConnState(StrEnum):
+    """The `state` field of a bot's status.
+
+    Workers report only CONNECTING, CONNECTED and WEBHOOK (what they observe);
+    the supervisor derives DISCONNECTED, RECONNECTING and ERROR from its own
+    lifecycle of the worker.
+    """
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    ERROR = "error"
+    WEBHOOK = "webhook"

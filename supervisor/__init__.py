@@ -1,0 +1,1 @@
+"""The supervisor process: registry, worker lifecycle, backoff, CLI entry."""

@@ -1,0 +1,1 @@
+"""The per-bot process: SDK client, spool, handlers, replies, per-bot log."""
