@@ -1,0 +1,46 @@
+"""What the API needs from the supervisor: the only door from HTTP to processes.
+
+The Supervisor implements this protocol; the API never touches a process, a
+socket or a worker, so it can be tested against any object with these methods.
+"""
+
+from typing import Protocol
+
+from shared.messages import RetryResult, SendResult
+from shared.status import BotStatus
+
+
+class Fleet(Protocol):
+    def ready(self) -> bool:
+        """Registry open and zygote ready: what /readyz reports."""
+
+    async def bot_added(self, bot_id: str) -> None:
+        """A bot was created. Webhook-mode bots get a worker at once."""
+
+    async def connect(self, bot_id: str) -> None:
+        """Persist the wish to be connected and start (or restart) the worker."""
+
+    async def disconnect(self, bot_id: str) -> None:
+        """Persist the wish to be disconnected; returns once the worker is gone."""
+
+    async def bot_changed(self, bot_id: str) -> None:
+        """The bot's config changed: a running worker is restarted with the new one."""
+
+    async def bot_removed(self, bot_id: str) -> None:
+        """Called before the registry row is deleted: stops the worker, forgets the bot."""
+
+    def status(self, bot_id: str) -> BotStatus:
+        """The live status of one bot (state, pid, restarts, counters...)."""
+
+    async def deliver_webhook(
+        self, bot_id: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes, str]:
+        """Hand a webhook push to the bot's worker: (HTTP status, body, content type)."""
+
+    async def send_message(
+        self, bot_id: str, receive_id: str, receive_id_type: str, text: str, uuid: str | None
+    ) -> SendResult:
+        """Send an outbound message through the bot's worker."""
+
+    async def retry_dead_letter(self, bot_id: str, event_id: str) -> RetryResult:
+        """Ask the bot's worker to queue a dead-lettered event again."""

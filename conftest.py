@@ -1,0 +1,3 @@
+"""Fixture modules shared by the test suite, one per area."""
+
+pytest_plugins = ["tests.fixtures.sim"]
