@@ -22,4 +22,6 @@ class BotStatus(msgspec.Struct, rename="camel", kw_only=True):
     replies_sent: int = 0
     pending: int = 0
     dead_letters: int = 0
+    flapping: bool = False
+    rss_bytes: int = 0
     owner: str | None = None

@@ -1,0 +1,20 @@
+"""Imported once by the zygote (forkserver) before any worker is forked.
+
+Importing lark_oapi costs seconds and ~165 MB; doing it here, then freezing
+the GC, leaves those pages shared copy-on-write by every worker. Without
+gc.freeze() the first collection in each child would touch every object
+header and copy the pages back.
+"""
+
+import gc
+
+import aiohttp  # noqa: F401
+import lark_oapi
+import lark_oapi.ws.client  # noqa: F401
+import msgspec  # noqa: F401
+import zmq.asyncio  # noqa: F401
+
+import worker.main  # noqa: F401
+
+gc.collect()
+gc.freeze()
