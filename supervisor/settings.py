@@ -1,0 +1,22 @@
+"""The supervisor's tunables, with the defaults architecture.md names."""
+
+from dataclasses import dataclass, field
+
+from supervisor.backoff import BackoffPolicy
+
+
+@dataclass(frozen=True)
+class SupervisorSettings:
+    heartbeat_timeout: float = 5.0
+    """No message from a running worker for this long: SIGKILL and restart."""
+    start_timeout: float = 30.0
+    """Fork to Hello: long, so 200 workers booting on 2 cores are not killed for slowness."""
+    stop_grace: float = 10.0
+    """Stop to SIGKILL, for one worker and for the whole fleet at shutdown."""
+    tick: float = 0.25
+    """How often deadlines are checked and workers pinged."""
+    ping_interval: float = 1.0
+    request_timeout: float = 15.0
+    """How long an API call waits for a worker's answer (webhook delivery, send)."""
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    worker_log_level: str = "INFO"

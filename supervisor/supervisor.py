@@ -1,0 +1,403 @@
+"""The Supervisor: owns every worker, decides every start, stop and restart.
+
+Like gunicorn's arbiter, one loop decides and the verbs say what they do:
+`_reap` an exited worker, `_murder` a hung one, `_manage` deadlines. Signals
+and API calls only change the wish (`wanted`) or poke the loop; all process
+changes go through a bot's Lifecycle. It implements api.fleet.Fleet.
+"""
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Coroutine, Iterable
+from typing import Any
+
+from multiprocess.process import BaseProcess
+
+from shared import exitcodes
+from shared.messages import (
+    Deliver,
+    DeliverResult,
+    FromWorker,
+    Heartbeat,
+    Hello,
+    Ping,
+    RetryDeadLetter,
+    RetryResult,
+    Send,
+    SendResult,
+    StateChanged,
+    Stop,
+    WorkerSpec,
+)
+from shared.paths import DataPaths
+from shared.status import BotStatus
+from supervisor.bot import ManagedBot
+from supervisor.lifecycle import ALIVE, Phase
+from supervisor.registry import Registry
+from supervisor.router import Router
+from supervisor.settings import SupervisorSettings
+from supervisor.zygote import Zygote, kill
+
+logger = logging.getLogger(__name__)
+
+Reply = DeliverResult | SendResult | RetryResult
+
+
+class NotRunning(Exception):
+    """The bot has no live worker to take the request."""
+
+
+class Supervisor:
+    def __init__(self, paths: DataPaths, registry: Registry, settings: SupervisorSettings) -> None:
+        self.paths = paths
+        self.registry = registry
+        self.settings = settings
+        self._zygote = Zygote()
+        self._router = Router(paths.control_socket)
+        self._bots: dict[str, ManagedBot] = {}
+        self._incarnations = itertools.count(time.time_ns() // 1_000_000)
+        self._replies: dict[str, asyncio.Future[Reply]] = {}
+        self._phase_changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._zygote_ready = False
+        self._last_ping_at = 0.0
+
+    # -- startup and shutdown ---------------------------------------------------
+
+    async def start(self) -> None:
+        """Warm the zygote, then bring back every bot the registry wants running."""
+        self._spawn_task(self._router.serve(self._on_message))
+        await asyncio.to_thread(self._zygote.warm_up)
+        self._zygote_ready = True
+        wanted = set(self.registry.desired_bots())
+        for bot_id in wanted:
+            bot = self._bot(bot_id)
+            self._start(bot, "desired at boot")
+        self._spawn_task(self._manage_forever())
+        logger.info("supervisor started; %d bots brought back", len(wanted))
+
+    async def shutdown(self) -> None:
+        """Tell every worker to stop, wait the grace period, SIGKILL the rest."""
+        grace = self.settings.stop_grace
+        for bot in self._bots.values():
+            if bot.phase in (Phase.STARTING, Phase.RUNNING):
+                self._stop(bot, "shutdown", wanted_after=bot.wanted)
+        deadline = time.monotonic() + grace
+        await self._wait_all_stopped(deadline)
+        stragglers = [b for b in self._bots.values() if b.process is not None]
+        for bot in stragglers:
+            logger.warning("bot %s: did not stop within %.0f s; SIGKILL", bot.bot_id, grace)
+            kill(bot.process)
+        await self._wait_all_stopped(time.monotonic() + 2.0)
+        for task in self._tasks:
+            task.cancel()
+        self._router.close()
+
+    def kill_all(self) -> None:
+        """The second signal: no grace, SIGKILL every worker now."""
+        for bot in self._bots.values():
+            if bot.process is not None:
+                kill(bot.process)
+
+    async def _wait_all_stopped(self, deadline: float) -> None:
+        async with self._phase_changed:
+            while any(b.process is not None for b in self._bots.values()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(self._phase_changed.wait(), remaining)
+                except TimeoutError:
+                    return
+
+    # -- Fleet: what the API calls ------------------------------------------------
+
+    def ready(self) -> bool:
+        return self._zygote_ready
+
+    async def bot_added(self, bot_id: str) -> None:
+        bot = self._bot(bot_id)
+        if bot.wanted:
+            self._start(bot, "created")
+
+    async def connect(self, bot_id: str) -> None:
+        self.registry.set_desired_connected(bot_id, True)
+        bot = self._bot(bot_id)
+        bot.wanted = True
+        bot.backoff.reset()
+        bot.error = bot.error_code = None
+        if bot.phase in (Phase.STOPPED, Phase.FATAL, Phase.BACKOFF):
+            self._start(bot, "connect requested")
+
+    async def disconnect(self, bot_id: str) -> None:
+        self.registry.set_desired_connected(bot_id, False)
+        bot = self._bot(bot_id)
+        bot.wanted = self._wanted(bot_id)
+        if not bot.wanted:
+            await self._stop_and_wait(bot, "disconnect requested")
+
+    async def bot_changed(self, bot_id: str) -> None:
+        bot = self._bot(bot_id)
+        bot.webhook_mode = not self.registry.bot_config(bot_id).use_websocket
+        bot.wanted = self._wanted(bot_id)
+        if bot.phase in (Phase.STARTING, Phase.RUNNING):
+            self._stop(bot, "config changed", wanted_after=bot.wanted)
+        elif bot.wanted and bot.phase != Phase.STOPPING:
+            self._start(bot, "config changed")
+        elif not bot.wanted:
+            await self._stop_and_wait(bot, "config changed")
+
+    async def bot_removed(self, bot_id: str) -> None:
+        bot = self._bots.get(bot_id)
+        if bot is None:
+            return
+        bot.wanted = False
+        await self._stop_and_wait(bot, "bot deleted")
+        del self._bots[bot_id]
+
+    def status(self, bot_id: str) -> BotStatus:
+        return self._bot(bot_id).to_status()
+
+    def statuses(self, bot_ids: Iterable[str]) -> list[BotStatus]:
+        return [self.status(bot_id) for bot_id in bot_ids]
+
+    async def deliver_webhook(
+        self, bot_id: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes, str]:
+        request_id = uuid.uuid4().hex
+        try:
+            request = Deliver(request_id=request_id, headers=headers, body=body)
+            result = await self._ask(bot_id, request)
+        except NotRunning as error:
+            return 503, f'{{"msg":"{error}"}}'.encode(), "application/json"
+        assert isinstance(result, DeliverResult)
+        return result.status, result.body, result.content_type
+
+    async def send_message(
+        self, bot_id: str, receive_id: str, receive_id_type: str, text: str, uuid_: str | None
+    ) -> SendResult:
+        request = Send(
+            request_id=uuid.uuid4().hex,
+            receive_id=receive_id,
+            receive_id_type=receive_id_type,
+            text=text,
+            uuid=uuid_,
+        )
+        try:
+            result = await self._ask(bot_id, request)
+        except NotRunning as error:
+            return SendResult(
+                bot_id=bot_id, incarnation=0, request_id=request.request_id,
+                ok=False, error=str(error),
+            )
+        assert isinstance(result, SendResult)
+        return result
+
+    async def retry_dead_letter(self, bot_id: str, event_id: str) -> RetryResult:
+        request = RetryDeadLetter(request_id=uuid.uuid4().hex, event_id=event_id)
+        try:
+            result = await self._ask(bot_id, request)
+        except NotRunning as error:
+            return RetryResult(
+                bot_id=bot_id, incarnation=0, request_id=request.request_id,
+                ok=False, error=str(error),
+            )
+        assert isinstance(result, RetryResult)
+        return result
+
+    async def _ask(self, bot_id: str, request: Deliver | Send | RetryDeadLetter) -> Reply:
+        """Send a request to the bot's worker and wait for the answer with that id."""
+        bot = self._bot(bot_id)
+        if bot.phase != Phase.RUNNING:
+            raise NotRunning(f"bot {bot_id} has no running worker (state {bot.api_state()})")
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._replies[request.request_id] = future
+        self._router.send(bot.identity, request)
+        try:
+            return await asyncio.wait_for(future, self.settings.request_timeout)
+        except TimeoutError as error:
+            raise NotRunning(f"bot {bot_id}'s worker did not answer in time") from error
+        finally:
+            self._replies.pop(request.request_id, None)
+
+    # -- the loop's verbs ---------------------------------------------------------
+
+    def _bot(self, bot_id: str) -> ManagedBot:
+        bot = self._bots.get(bot_id)
+        if bot is None:
+            config = self.registry.bot_config(bot_id)
+            bot = ManagedBot(
+                bot_id=bot_id,
+                wanted=self._wanted(bot_id),
+                webhook_mode=not config.use_websocket,
+                policy=self.settings.backoff,
+            )
+            self._bots[bot_id] = bot
+        return bot
+
+    def _wanted(self, bot_id: str) -> bool:
+        return bot_id in set(self.registry.desired_bots())
+
+    def _start(self, bot: ManagedBot, reason: str) -> None:
+        """Fork a new incarnation of the bot's worker (the fork itself runs in a thread)."""
+        config = self.registry.bot_config(bot.bot_id)
+        bot.webhook_mode = not config.use_websocket
+        bot.lifecycle.change(Phase.STARTING, reason)
+        bot.incarnation = next(self._incarnations)
+        bot.started_at = time.monotonic()
+        bot.report = None
+        bot.pid = None
+        bot.connected_since_at = None
+        spec = WorkerSpec(
+            bot=config,
+            incarnation=bot.incarnation,
+            data_dir=str(self.paths.root),
+            control_endpoint=self.paths.control_endpoint,
+            log_level=self.settings.worker_log_level,
+        )
+        self._spawn_task(self._fork(bot, spec))
+
+    async def _fork(self, bot: ManagedBot, spec: WorkerSpec) -> None:
+        try:
+            process = await asyncio.to_thread(self._zygote.spawn, spec)
+        except Exception as error:
+            logger.exception("bot %s: fork failed", bot.bot_id)
+            await self._ended(bot, exitcodes.TRANSIENT, f"fork failed: {error}")
+            return
+        bot.process = process
+        bot.pid = process.pid
+        asyncio.get_running_loop().add_reader(process.sentinel, self._reap, bot, process)
+        logger.info("bot %s: worker pid %d", bot.bot_id, process.pid)
+        if bot.phase == Phase.STOPPING or bot.incarnation != spec.incarnation:
+            kill(process)
+
+    def _reap(self, bot: ManagedBot, process: BaseProcess) -> None:
+        """The worker's sentinel fired: collect its exit code and decide what follows."""
+        asyncio.get_running_loop().remove_reader(process.sentinel)
+        try:
+            code = process.exitcode
+        except (EOFError, OSError):
+            code = None
+        if bot.process is not process:
+            return
+        bot.process = None
+        self._spawn_task(self._ended(bot, code, None))
+
+    async def _ended(self, bot: ManagedBot, code: int | None, why: str | None) -> None:
+        now = time.monotonic()
+        logger.info("bot %s: worker exited with %s", bot.bot_id, code)
+        if bot.phase == Phase.STOPPING:
+            if bot.wanted:
+                self._start(bot, "restart after stop")
+            else:
+                bot.lifecycle.change(Phase.STOPPED, "worker stopped")
+        elif code == exitcodes.PERMANENT:
+            if bot.error is None:
+                bot.error = "the platform refused the bot permanently"
+            bot.lifecycle.change(Phase.FATAL, bot.error)
+        else:
+            bot.restarts += 1
+            if why is not None:
+                bot.error, bot.error_code = why, None
+            elif bot.error is None:
+                bot.error = f"worker exited with code {code}"
+            delay = bot.backoff.failed(now)
+            bot.retry_at = now + delay
+            bot.retry_wall = time.time() + delay
+            bot.lifecycle.change(Phase.BACKOFF, f"retry in {delay:.1f} s ({bot.error})")
+        async with self._phase_changed:
+            self._phase_changed.notify_all()
+
+    def _stop(self, bot: ManagedBot, reason: str, *, wanted_after: bool) -> None:
+        bot.wanted = wanted_after
+        if bot.phase in (Phase.STARTING, Phase.RUNNING):
+            bot.lifecycle.change(Phase.STOPPING, reason)
+            bot.stop_deadline_at = time.monotonic() + self.settings.stop_grace
+            if bot.process is not None:
+                self._router.send(bot.identity, Stop(grace=self.settings.stop_grace))
+        elif bot.phase in (Phase.BACKOFF, Phase.FATAL):
+            bot.lifecycle.change(Phase.STOPPED, reason)
+
+    async def _stop_and_wait(self, bot: ManagedBot, reason: str) -> None:
+        """Stop the bot's worker and return once it is gone (SIGKILL after the grace)."""
+        self._stop(bot, reason, wanted_after=False)
+        async with self._phase_changed:
+            await self._phase_changed.wait_for(lambda: bot.phase not in ALIVE)
+
+    def _murder(self, bot: ManagedBot, why: str) -> None:
+        """SIGKILL a worker that missed its deadline; `_reap` handles what follows."""
+        logger.warning("bot %s: %s; SIGKILL pid %s", bot.bot_id, why, bot.pid)
+        if bot.phase != Phase.STOPPING:
+            bot.error, bot.error_code = why, None
+        if bot.process is not None:
+            kill(bot.process)
+
+    def _manage(self, now: float) -> None:
+        """One pass over every bot's deadlines; cheap enough for hundreds of bots."""
+        settings = self.settings
+        ping = now - self._last_ping_at >= settings.ping_interval
+        if ping:
+            self._last_ping_at = now
+        for bot in list(self._bots.values()):
+            phase = bot.phase
+            if phase == Phase.BACKOFF and now >= bot.retry_at and bot.wanted:
+                self._start(bot, f"retry {bot.backoff.attempt}")
+            elif phase == Phase.STARTING and bot.process is not None:
+                if now - bot.started_at > settings.start_timeout:
+                    self._murder(bot, f"no hello within {settings.start_timeout:.0f} s")
+            elif phase == Phase.RUNNING:
+                if now - bot.last_heard_at > settings.heartbeat_timeout:
+                    self._murder(bot, f"no heartbeat for {settings.heartbeat_timeout:.0f} s")
+            elif phase == Phase.STOPPING and now > bot.stop_deadline_at and bot.process is not None:
+                self._murder(bot, "did not stop within the grace period")
+            if ping and bot.process is not None and bot.phase in ALIVE:
+                self._router.send(bot.identity, Ping())
+
+    async def _manage_forever(self) -> None:
+        while True:
+            try:
+                self._manage(time.monotonic())
+            except Exception:
+                logger.exception("manage pass failed")
+            await asyncio.sleep(self.settings.tick)
+
+    def _on_message(self, identity: bytes, message: FromWorker) -> None:
+        bot = self._bots.get(message.bot_id)
+        if bot is None or message.incarnation != bot.incarnation or bot.phase not in ALIVE:
+            logger.debug("dropped %s from stale worker %r", type(message).__name__, identity)
+            return
+        now = time.monotonic()
+        bot.heard(now)
+        match message:
+            case Hello():
+                bot.pid = message.pid
+                if bot.phase == Phase.STARTING:
+                    bot.lifecycle.change(Phase.RUNNING, "hello")
+            case Heartbeat():
+                bot.took(message, now)
+            case StateChanged():
+                self._state_changed(bot, message, now)
+            case DeliverResult() | SendResult() | RetryResult():
+                future = self._replies.get(message.request_id)
+                if future is not None and not future.done():
+                    future.set_result(message)
+
+    def _state_changed(self, bot: ManagedBot, message: StateChanged, now: float) -> None:
+        if message.error is not None:
+            bot.error, bot.error_code = message.error, message.code
+        report = bot.report or Heartbeat(
+            bot_id=bot.bot_id, incarnation=bot.incarnation, state=message.state
+        )
+        report.state = message.state
+        bot.took(report, now)
+        detail = f" ({message.error})" if message.error else ""
+        logger.info("bot %s: worker reports %s%s", bot.bot_id, message.state, detail)
+
+    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
