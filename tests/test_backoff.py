@@ -1,0 +1,55 @@
+"""Restart delays: full jitter under an exponential ceiling, reset, flapping."""
+
+import random
+
+import pytest
+
+from supervisor.backoff import Backoff, BackoffPolicy
+
+
+def seeded(policy: BackoffPolicy | None = None) -> Backoff:
+    return Backoff(policy or BackoffPolicy(), _rng=random.Random(7))
+
+
+def test_delays_stay_under_a_doubling_ceiling_capped_at_60s() -> None:
+    backoff = seeded(BackoffPolicy(flap_count=1000))
+    for attempt in range(1, 12):
+        delay = backoff.failed(now=attempt * 100.0)
+        assert 0 <= delay <= min(60.0, 2 ** (attempt - 1))
+    assert backoff.attempt == 11
+
+
+def test_full_jitter_spreads_delays() -> None:
+    delays = {round(Backoff(_rng=random.Random(seed)).failed(0.0), 3) for seed in range(20)}
+    assert len(delays) > 10
+
+
+def test_uptime_under_a_minute_keeps_the_attempt_count() -> None:
+    backoff = seeded()
+    backoff.failed(0.0)
+    backoff.connected_for(59.0)
+    assert backoff.attempt == 1
+
+
+def test_a_minute_connected_resets_attempts_and_flapping() -> None:
+    backoff = seeded()
+    for t in range(5):
+        backoff.failed(float(t))
+    assert backoff.flapping
+    backoff.connected_for(60.0)
+    assert backoff.attempt == 0
+    assert not backoff.flapping
+
+
+def test_five_crashes_in_a_minute_hold_the_bot_at_the_cap() -> None:
+    backoff = seeded()
+    delays = [backoff.failed(float(t)) for t in range(5)]
+    assert backoff.flapping
+    assert delays[-1] == pytest.approx(60.0)
+
+
+def test_crashes_spread_beyond_the_window_are_not_flapping() -> None:
+    backoff = seeded()
+    for t in range(5):
+        backoff.failed(t * 61.0)
+    assert not backoff.flapping
