@@ -31,6 +31,45 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=lambda a: _call("simulator.server", "main", a))
 
 
+def _add_clients(sub: argparse._SubParsersAction) -> None:
+    """Thin clients of the HTTP API; they share --url, --data-dir (for the token) and --json."""
+    from supervisor import apiclient
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", default=_env("URL", f"http://127.0.0.1:{DEFAULT_PORT}"))
+    common.add_argument("--data-dir", default=_env("DATA_DIR", "./data"))
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def client(name: str, action: Callable[..., None], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_)
+        p.set_defaults(run=apiclient.run, action=action)
+        return p
+
+    client("status", apiclient.status, "show bots' connection state").add_argument(
+        "bot_id", nargs="?"
+    )
+    client("connect", apiclient.connect, "connect a bot").add_argument("bot_id")
+    client("disconnect", apiclient.disconnect, "disconnect a bot").add_argument("bot_id")
+    logs = client("logs", apiclient.logs, "print a bot's log")
+    logs.add_argument("bot_id")
+    logs.add_argument("-n", "--tail", type=int, default=100)
+    logs.add_argument("-f", "--follow", action="store_true")
+
+    bots = sub.add_parser("bots", help="list or add bots").add_subparsers(
+        dest="bots_command", required=True
+    )
+    listing = bots.add_parser("list", parents=[common], help="list bots")
+    listing.set_defaults(run=apiclient.run, action=apiclient.bots_list)
+    add = bots.add_parser("add", parents=[common], help="register a bot")
+    add.set_defaults(run=apiclient.run, action=apiclient.bots_add)
+    add.add_argument("--name", required=True)
+    add.add_argument("--app-id", required=True)
+    add.add_argument("--app-secret", default="", help="or LARKFLEET_APP_SECRET (safer)")
+    add.add_argument("--domain", default="feishu")
+    add.add_argument("--webhook", action="store_true", help="webhook mode instead of WebSocket")
+    add.add_argument("--handler", help='JSON, e.g. \'{"kind": "echo"}\'')
+
+
 def _call(module: str, func: str, args: argparse.Namespace) -> int:
     import importlib
 
@@ -47,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_sim(sub)
+    _add_clients(sub)
     return parser
 
 

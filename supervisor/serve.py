@@ -104,6 +104,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"larkfleet: {error}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(serve(paths, args.host, args.port, SupervisorSettings()))
+        return asyncio.run(serve(paths, args.host, args.port, SupervisorSettings.from_env()))
     finally:
         pid_lock.close()
