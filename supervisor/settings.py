@@ -23,6 +23,8 @@ class SupervisorSettings:
     ping_interval: float = 1.0
     request_timeout: float = 15.0
     """How long an API call waits for a worker's answer (webhook delivery, send)."""
+    endpoint_timeout: float = 10.0
+    """Bound on the SDK's endpoint discovery, which has no timeout of its own."""
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     worker_log_level: str = "INFO"
 

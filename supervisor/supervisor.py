@@ -257,6 +257,7 @@ class Supervisor:
             data_dir=str(self.paths.root),
             control_endpoint=self.paths.control_endpoint,
             log_level=self.settings.worker_log_level,
+            endpoint_timeout=self.settings.endpoint_timeout,
         )
         self._spawn_task(self._fork(bot, spec))
 
