@@ -31,6 +31,13 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=lambda a: _call("simulator.server", "main", a))
 
 
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="simulator + supervisor + one echo bot, no account needed")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--sim-port", type=int, default=DEFAULT_SIM_PORT)
+    p.set_defaults(run=lambda a: _call("supervisor.demo", "main", a))
+
+
 def _add_clients(sub: argparse._SubParsersAction) -> None:
     """Thin clients of the HTTP API; they share --url, --data-dir (for the token) and --json."""
     from supervisor import apiclient
@@ -86,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_sim(sub)
+    _add_demo(sub)
     _add_clients(sub)
     return parser
 
