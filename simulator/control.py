@@ -1,0 +1,211 @@
+"""The /_sim control API that tests drive: apps, event pushes, faults, observations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from simulator import delivery
+from simulator.events import MessageSpec, build_event
+from simulator.state import (
+    DEFAULT_ACK_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_RECONNECT_INTERVAL,
+    DEFAULT_RECONNECT_NONCE,
+    DEFAULT_REDELIVER_SCHEDULE,
+    DEFAULT_TOKEN_EXPIRE,
+    STATE_KEY,
+    App,
+    Delivery,
+    ImErrorFault,
+    SimState,
+)
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+T = TypeVar("T")
+
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+NonNegSeconds = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class CreateApp(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    app_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    app_secret: Annotated[str, msgspec.Meta(min_length=1)]
+    ping_interval: Seconds = DEFAULT_PING_INTERVAL
+    reconnect_interval: Seconds = DEFAULT_RECONNECT_INTERVAL
+    reconnect_nonce: NonNegSeconds = DEFAULT_RECONNECT_NONCE
+    reconnect_count: int = -1
+    ack_timeout: Seconds = DEFAULT_ACK_TIMEOUT
+    redeliver_schedule: list[NonNegSeconds] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_REDELIVER_SCHEDULE)
+    )
+    token_expire: Annotated[int, msgspec.Meta(gt=0)] = DEFAULT_TOKEN_EXPIRE
+    verification_token: str = ""
+    encrypt_key: str = ""
+    max_connections: Annotated[int, msgspec.Meta(ge=0)] | None = DEFAULT_MAX_CONNECTIONS
+
+
+class ImErrors(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    count: Annotated[int, msgspec.Meta(ge=0)] = 1
+    code: int = 99991400
+    status: Annotated[int, msgspec.Meta(ge=400, le=599)] = 429
+    msg: str = "request trigger frequency limit"
+
+
+class Faults(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    drop: bool = False
+    blackhole: bool | None = None
+    endpoint: Literal["ok", "invalid_secret", "error_5xx", "hang"] | None = None
+    max_connections: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    handshake: Literal["ok", "forbidden", "auth_failed"] | None = None
+    im_errors: ImErrors | None = None
+
+
+class PushEvent(MessageSpec, forbid_unknown_fields=True, kw_only=True):
+    fragments: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+
+
+def _bad(error: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": error}, status=status)
+
+
+async def _decode(request: web.Request, kind: type[T]) -> T:
+    """Decode a body or raise a 400 naming the offending field (msgspec puts the JSON
+    path, e.g. `$.pingInterval`, in its message)."""
+    try:
+        return msgspec.json.decode(await request.read() or b"{}", type=kind)
+    except msgspec.ValidationError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": str(exc)}), content_type="application/json"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"invalid JSON body: {exc}"}),
+            content_type="application/json",
+        ) from None
+
+
+def _app(request: web.Request) -> App:
+    app = request.app[STATE_KEY].apps.get(request.match_info["app_id"])
+    if app is None:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": "unknown appId"}), content_type="application/json"
+        )
+    return app
+
+
+@routes.get("/_sim/health")
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "apps": len(request.app[STATE_KEY].apps)})
+
+
+@routes.post("/_sim/apps")
+async def create_app(request: web.Request) -> web.Response:
+    """Re-posting an existing appId answers 409: silently changing a live app's secret
+    under a running test would hide bugs."""
+    body = await _decode(request, CreateApp)
+    state = request.app[STATE_KEY]
+    if body.app_id in state.apps:
+        return _bad(f"appId {body.app_id!r} already exists", 409)
+    app = App(
+        app_id=body.app_id,
+        app_secret=body.app_secret,
+        ping_interval=body.ping_interval,
+        reconnect_interval=body.reconnect_interval,
+        reconnect_nonce=body.reconnect_nonce,
+        reconnect_count=body.reconnect_count,
+        ack_timeout=body.ack_timeout,
+        redeliver_schedule=tuple(body.redeliver_schedule),
+        token_expire=body.token_expire,
+        verification_token=body.verification_token,
+        encrypt_key=body.encrypt_key,
+        max_connections=body.max_connections,
+    )
+    state.apps[app.app_id] = app
+    return web.json_response(app.info(), status=201)
+
+
+@routes.get("/_sim/apps/{app_id}")
+async def get_app(request: web.Request) -> web.Response:
+    return web.json_response(_app(request).info())
+
+
+@routes.get("/_sim/apps/{app_id}/sent")
+async def get_sent(request: web.Request) -> web.Response:
+    return web.json_response(list(_app(request).sent))
+
+
+@routes.post("/_sim/apps/{app_id}/events")
+async def push_event(request: web.Request) -> web.Response:
+    """Pushing an already used eventId sends it again under that id: the way tests fake
+    a platform redelivery with different content or timing."""
+    app = _app(request)
+    body = await _decode(request, PushEvent)
+    if not app.connections:
+        return _bad("app has no live connection", 404)
+    event_id, message_id, envelope = build_event(app, body)
+    await _start(request.app[STATE_KEY], app, event_id, envelope, body.fragments)
+    return web.json_response({"eventId": event_id, "messageId": message_id}, status=201)
+
+
+async def _start(
+    state: SimState, app: App, event_id: str, envelope: dict[str, Any], parts: int
+) -> None:
+    previous = app.events.get(event_id)
+    if previous is not None and previous.timer is not None:
+        previous.timer.cancel()
+    item = Delivery(event_id, json.dumps(envelope).encode(), parts)
+    app.events[event_id] = item
+    await delivery.deliver(state, app, item)
+
+
+@routes.post("/_sim/apps/{app_id}/events/{event_id}/redeliver")
+async def redeliver(request: web.Request) -> web.Response:
+    app = _app(request)
+    known = app.events.get(request.match_info["event_id"])
+    if known is None:
+        return _bad("unknown eventId", 404)
+    if not app.connections:
+        return _bad("app has no live connection", 404)
+    item = Delivery(known.event_id, known.payload, known.parts)
+    if known.timer is not None:
+        known.timer.cancel()
+    app.events[known.event_id] = item
+    await delivery.deliver(request.app[STATE_KEY], app, item)
+    return web.json_response({"eventId": item.event_id, "seqId": item.seq_id}, status=201)
+
+
+@routes.post("/_sim/apps/{app_id}/faults")
+async def faults(request: web.Request) -> web.Response:
+    app = _app(request)
+    body = await _decode(request, Faults)
+    if body.blackhole is not None:
+        app.blackhole = body.blackhole
+    if body.endpoint is not None:
+        app.endpoint_mode = body.endpoint
+        if body.endpoint != "hang":
+            app.endpoint_released.set()
+    if body.max_connections is not msgspec.UNSET:
+        app.max_connections = body.max_connections
+    if body.handshake is not None:
+        app.handshake_mode = body.handshake
+    if body.im_errors is not None:
+        e = body.im_errors
+        app.im_errors = ImErrorFault(e.count, e.code, e.status, e.msg) if e.count else None
+    if body.drop:
+        conns = list(app.connections.values())
+        app.connections.clear()
+        await asyncio.gather(
+            *(c.ws.close(code=1001, message=b"dropped by simulator") for c in conns)
+        )
+    logger.info("faults for %s: %s", app.app_id, msgspec.json.encode(body).decode())
+    return web.json_response(app.info())

@@ -1,0 +1,75 @@
+"""Assemble the simulator's aiohttp app and run it standalone (`larkfleet sim`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from simulator import control, ws
+from simulator.state import STATE_KEY, SimState
+
+logger = logging.getLogger(__name__)
+
+
+def build_app() -> web.Application:
+    """A fresh simulator with its own state, so tests can run several side by side."""
+    app = web.Application(client_max_size=4 * 1024 * 1024)
+    app[STATE_KEY] = SimState()
+    app.add_routes(ws.routes)
+    app.add_routes(control.routes)
+    app.on_shutdown.append(_on_shutdown)
+    return app
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    """Release hung endpoint calls and close sockets, or runner cleanup would wait on them."""
+    state = app[STATE_KEY]
+    state.closing.set()
+    conns = [c for a in state.apps.values() for c in a.connections.values()]
+    for a in state.apps.values():
+        for d in a.events.values():
+            if d.timer is not None:
+                d.timer.cancel()
+    await asyncio.gather(
+        *(c.ws.close(code=1001, message=b"simulator shutting down") for c in conns),
+        return_exceptions=True,
+    )
+
+
+async def start(host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start listening and return the runner plus the bound port (port 0 = ephemeral)."""
+    runner = web.AppRunner(build_app(), shutdown_timeout=2.0, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server
+    bound = server.sockets[0].getsockname()[1] if server and server.sockets else port
+    return runner, bound
+
+
+async def _serve(host: str, port: int) -> None:
+    runner, bound = await start(host, port)
+    print(f"larkfleet simulator listening on http://{host}:{bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point for `larkfleet sim`; runs until SIGINT/SIGTERM and exits 0."""
+    try:
+        asyncio.run(_serve(args.host, args.port))
+    except OSError as exc:
+        print(f"larkfleet sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
