@@ -78,7 +78,7 @@ def _bad(error: str, status: int = 400) -> web.Response:
     return web.json_response({"error": error}, status=status)
 
 
-async def _decode(request: web.Request, kind: type[T]) -> T:
+async def decode(request: web.Request, kind: type[T]) -> T:
     """Decode a body or raise a 400 naming the offending field (msgspec puts the JSON
     path, e.g. `$.pingInterval`, in its message)."""
     try:
@@ -94,7 +94,7 @@ async def _decode(request: web.Request, kind: type[T]) -> T:
         ) from None
 
 
-def _app(request: web.Request) -> App:
+def known_app(request: web.Request) -> App:
     app = request.app[STATE_KEY].apps.get(request.match_info["app_id"])
     if app is None:
         raise web.HTTPNotFound(
@@ -112,7 +112,7 @@ async def health(request: web.Request) -> web.Response:
 async def create_app(request: web.Request) -> web.Response:
     """Re-posting an existing appId answers 409: silently changing a live app's secret
     under a running test would hide bugs."""
-    body = await _decode(request, CreateApp)
+    body = await decode(request, CreateApp)
     state = request.app[STATE_KEY]
     if body.app_id in state.apps:
         return _bad(f"appId {body.app_id!r} already exists", 409)
@@ -136,20 +136,20 @@ async def create_app(request: web.Request) -> web.Response:
 
 @routes.get("/_sim/apps/{app_id}")
 async def get_app(request: web.Request) -> web.Response:
-    return web.json_response(_app(request).info())
+    return web.json_response(known_app(request).info())
 
 
 @routes.get("/_sim/apps/{app_id}/sent")
 async def get_sent(request: web.Request) -> web.Response:
-    return web.json_response(list(_app(request).sent))
+    return web.json_response(list(known_app(request).sent))
 
 
 @routes.post("/_sim/apps/{app_id}/events")
 async def push_event(request: web.Request) -> web.Response:
     """Pushing an already used eventId sends it again under that id: the way tests fake
     a platform redelivery with different content or timing."""
-    app = _app(request)
-    body = await _decode(request, PushEvent)
+    app = known_app(request)
+    body = await decode(request, PushEvent)
     if not app.connections:
         return _bad("app has no live connection", 404)
     event_id, message_id, envelope = build_event(app, body)
@@ -170,7 +170,7 @@ async def _start(
 
 @routes.post("/_sim/apps/{app_id}/events/{event_id}/redeliver")
 async def redeliver(request: web.Request) -> web.Response:
-    app = _app(request)
+    app = known_app(request)
     known = app.events.get(request.match_info["event_id"])
     if known is None:
         return _bad("unknown eventId", 404)
@@ -186,8 +186,8 @@ async def redeliver(request: web.Request) -> web.Response:
 
 @routes.post("/_sim/apps/{app_id}/faults")
 async def faults(request: web.Request) -> web.Response:
-    app = _app(request)
-    body = await _decode(request, Faults)
+    app = known_app(request)
+    body = await decode(request, Faults)
     if body.blackhole is not None:
         app.blackhole = body.blackhole
     if body.endpoint is not None:

@@ -10,7 +10,7 @@ import sys
 
 from aiohttp import web
 
-from simulator import control, ws
+from simulator import control, openapi, webhook, ws
 from simulator.state import STATE_KEY, SimState
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,8 @@ def build_app() -> web.Application:
     app[STATE_KEY] = SimState()
     app.add_routes(ws.routes)
     app.add_routes(control.routes)
+    app.add_routes(openapi.routes)
+    app.add_routes(webhook.routes)
     app.on_shutdown.append(_on_shutdown)
     return app
 

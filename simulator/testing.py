@@ -128,6 +128,18 @@ class WsClientThread:
             self.client.start()
         except BaseException as exc:
             self.error = exc
+        self._reap()
+
+    def _reap(self) -> None:
+        """Let cancelled SDK tasks finish on their loop so none is destroyed while pending."""
+        loop = self._loop
+        if loop is None:
+            return
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
     def start(self) -> WsClientThread:
         self._thread.start()

@@ -1,0 +1,173 @@
+"""The Open APIs a bot needs: tenant/app access tokens and IM reply/create."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+
+from simulator.state import STATE_KEY, App, SimState
+
+logger = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+INVALID_APP = 10014
+NEED_TOKEN = 99991661
+INVALID_TOKEN = 99991663
+BAD_REQUEST = 99992402
+
+
+def _error(code: int, msg: str, status: int = 400) -> web.Response:
+    return web.json_response({"code": code, "msg": msg, "data": {}}, status=status)
+
+
+async def _body(request: web.Request) -> dict[str, Any] | None:
+    """The SDK posts token requests without a Content-Type, so never insist on one."""
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def _token(request: web.Request, kind: str) -> web.Response:
+    state = request.app[STATE_KEY]
+    body = await _body(request)
+    if body is None:
+        return _error(BAD_REQUEST, "invalid request body")
+    app = state.apps.get(str(body.get("app_id", "")))
+    if app is None or body.get("app_secret") != app.app_secret:
+        return web.json_response({"code": INVALID_APP, "msg": "app secret invalid"})
+    value, expire = state.issue_token(app, kind)
+    key = "tenant_access_token" if kind == "tenant" else "app_access_token"
+    answer: dict[str, Any] = {"code": 0, "msg": "ok", key: value, "expire": expire}
+    if kind == "app":
+        answer["tenant_access_token"] = state.issue_token(app, "tenant")[0]
+    return web.json_response(answer)
+
+
+@routes.post("/open-apis/auth/v3/tenant_access_token/internal")
+async def tenant_token(request: web.Request) -> web.Response:
+    return await _token(request, "tenant")
+
+
+@routes.post("/open-apis/auth/v3/app_access_token/internal")
+async def app_token(request: web.Request) -> web.Response:
+    return await _token(request, "app")
+
+
+def _authorize(state: SimState, request: web.Request) -> App | web.Response:
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer ") or not auth[7:].strip():
+        return _error(NEED_TOKEN, "Need a token. Please make a request with token attached.")
+    app = state.app_for_token(auth[7:].strip())
+    if app is None:
+        return _error(
+            INVALID_TOKEN,
+            "Invalid access token for authorization. Please make a request with token attached.",
+        )
+    return app
+
+
+def _injected_fault(app: App) -> web.Response | None:
+    fault = app.im_errors
+    if fault is None:
+        return None
+    fault.count -= 1
+    if fault.count <= 0:
+        app.im_errors = None
+    return _error(fault.code, fault.msg, fault.status)
+
+
+async def _send(request: web.Request, kind: str) -> web.Response:
+    state = request.app[STATE_KEY]
+    app = _authorize(state, request)
+    if isinstance(app, web.Response):
+        return app
+    injected = _injected_fault(app)
+    if injected is not None:
+        return injected
+    body = await _body(request)
+    if body is None:
+        return _error(BAD_REQUEST, "invalid request body")
+    reply_to = request.match_info.get("message_id") if kind == "reply" else None
+    receive_id_type = request.query.get("receive_id_type") if kind == "create" else None
+    if kind == "create" and (not receive_id_type or not body.get("receive_id")):
+        return _error(BAD_REQUEST, "receive_id_type and receive_id are required")
+    msg_type, content = body.get("msg_type"), body.get("content")
+    if not isinstance(msg_type, str) or not isinstance(content, str):
+        return _error(BAD_REQUEST, "msg_type and content are required strings")
+    uid = body.get("uuid") or None
+    earlier = app.sent_by_uuid.get(uid) if uid else None
+    record = {
+        "kind": kind,
+        "replyTo": reply_to,
+        "receiveId": body.get("receive_id"),
+        "receiveIdType": receive_id_type,
+        "msgType": msg_type,
+        "content": content,
+        "text": _text(msg_type, content),
+        "uuid": uid,
+        "replyInThread": bool(body.get("reply_in_thread", False)),
+        "messageId": earlier["messageId"] if earlier else "om_" + secrets.token_hex(16),
+        "at": time.time(),
+    }
+    if earlier:
+        record["duplicate"] = True
+    app.sent.append(record)
+    if uid and not earlier:
+        app.sent_by_uuid[uid] = record
+    shown = earlier or record
+    return web.json_response({"code": 0, "msg": "success", "data": _message(app, shown)})
+
+
+def _text(msg_type: str, content: str) -> str | None:
+    if msg_type != "text":
+        return None
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        return None
+    text = parsed.get("text") if isinstance(parsed, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def _message(app: App, record: dict[str, Any]) -> dict[str, Any]:
+    created = str(int(record["at"] * 1000))
+    parent = record["replyTo"] or ""
+    chat_id = record["receiveId"] if record["receiveIdType"] == "chat_id" else ""
+    return {
+        "message_id": record["messageId"],
+        "root_id": parent,
+        "parent_id": parent,
+        "thread_id": "",
+        "msg_type": record["msgType"],
+        "create_time": created,
+        "update_time": created,
+        "deleted": False,
+        "updated": False,
+        "chat_id": chat_id,
+        "sender": {
+            "id": app.app_id,
+            "id_type": "app_id",
+            "sender_type": "app",
+            "tenant_key": app.tenant_key,
+        },
+        "body": {"content": record["content"]},
+        "mentions": [],
+        "upper_message_id": "",
+    }
+
+
+@routes.post("/open-apis/im/v1/messages/{message_id}/reply")
+async def reply(request: web.Request) -> web.Response:
+    return await _send(request, "reply")
+
+
+@routes.post("/open-apis/im/v1/messages")
+async def create(request: web.Request) -> web.Response:
+    return await _send(request, "create")

@@ -1,0 +1,79 @@
+"""Webhook (HTTP push) mode: the simulator POSTs to a bot's URL the way Feishu does."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from simulator import crypto
+from simulator.control import decode, known_app
+from simulator.events import MessageSpec, build_event
+
+routes = web.RouteTableDef()
+
+
+class WebhookPush(MessageSpec, forbid_unknown_fields=True, kw_only=True):
+    url: str
+    challenge: bool = False
+    encrypt: bool | None = None
+    tamper: bool = False
+    timeout: float = 10.0
+
+
+@routes.post("/_sim/apps/{app_id}/webhook")
+async def push(request: web.Request) -> web.Response:
+    """encrypt defaults to on when the app has an encryptKey; signature headers are sent
+    whenever it has one (tamper corrupts them); the target's answer is handed back."""
+    app = known_app(request)
+    body = await decode(request, WebhookPush)
+    if not body.url.startswith(("http://", "https://")):
+        return web.json_response({"error": "url must be http(s) - at `$.url`"}, status=400)
+    encrypt = bool(app.encrypt_key) if body.encrypt is None else body.encrypt
+    if encrypt and not app.encrypt_key:
+        return web.json_response(
+            {"error": "app has no encryptKey - at `$.encrypt`"}, status=400
+        )
+    result: dict[str, Any] = {}
+    if body.challenge:
+        challenge = secrets.token_urlsafe(12)
+        payload: dict[str, Any] = {
+            "challenge": challenge,
+            "token": app.verification_token,
+            "type": "url_verification",
+        }
+        result["challenge"] = challenge
+    else:
+        event_id, message_id, payload = build_event(app, body)
+        result.update(eventId=event_id, messageId=message_id)
+    raw = json.dumps(payload).encode()
+    if encrypt:
+        raw = json.dumps({"encrypt": crypto.encrypt(raw, app.encrypt_key)}).encode()
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    if app.encrypt_key:
+        timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
+        signature = crypto.sign(timestamp, nonce, app.encrypt_key, raw)
+        if body.tamper:
+            signature = signature[::-1]
+        headers.update(
+            {
+                "X-Lark-Request-Timestamp": timestamp,
+                "X-Lark-Request-Nonce": nonce,
+                "X-Lark-Signature": signature,
+            }
+        )
+    timeout = aiohttp.ClientTimeout(total=body.timeout)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(body.url, data=raw, headers=headers) as resp,
+        ):
+            result.update(status=resp.status, body=await resp.text())
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        result.update(status=0, body="", error=f"{type(exc).__name__}: {exc}")
+    return web.json_response(result)
+
