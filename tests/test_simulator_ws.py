@@ -175,3 +175,33 @@ def test_push_without_connection_is_404(sim_app) -> None:
     with pytest.raises(SimClientError) as err:
         app.push("nobody home")
     assert err.value.status == 404
+
+
+def test_failed_ack_is_redelivered(sim_app, sim) -> None:
+    app = sim_app(redeliverSchedule=[0.1])
+    calls: list[str] = []
+
+    def flaky(data: Any) -> None:
+        calls.append(data.header.event_id)
+        if len(calls) == 1:
+            raise RuntimeError("handler failed once")
+
+    handler = (
+        lark.EventDispatcherHandler.builder("", "").register_p2_im_message_receive_v1(flaky).build()
+    )
+    with WsClientThread(
+        app.app_id, app.app_secret, sim.url, handler, log_level=lark.LogLevel.CRITICAL
+    ):
+        wait_until(lambda: app.info()["connections"] == 1, 5, what="connected")
+        event = app.push("retry me")
+        acked = wait_until(lambda: len(a := app.info()["acked"]) == 2 and a, 5, what="2 ACKs")
+    assert [a["code"] for a in acked] == [500, 200]
+    assert calls == [event["eventId"]] * 2
+
+
+def test_handshake_forbidden_is_fatal(sim_app, connect) -> None:
+    app = sim_app()
+    app.faults(handshake="forbidden")
+    client, _ = connect(app, wait=False)
+    wait_until(lambda: not client.alive, 5, what="start() raised")
+    assert isinstance(client.error, ClientException) and client.error.code == 403
