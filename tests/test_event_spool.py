@@ -1,0 +1,97 @@
+"""The spool: dedup, per-chat order, crash safety, dead letters, pruning."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from worker.spool import DEAD, DONE, PENDING, Spool, read_dead_letters
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_duplicate_event_id_is_dropped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    assert spool.add("e1", "c1", "im.message.receive_v1", b"{}")
+    assert not spool.add("e1", "c1", "im.message.receive_v1", b"{other}")
+    assert spool.get("e1").payload == b"{}"
+    assert spool.counts() == {PENDING: 1}
+    spool.close()
+
+
+def test_chat_heads_keep_arrival_order_per_chat(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    for event_id, chat in [("a1", "A"), ("b1", "B"), ("a2", "A"), ("b2", "B"), ("c1", "C")]:
+        spool.add(event_id, chat, "t", b"{}")
+    assert [h.event_id for h in spool.chat_heads()] == ["a1", "b1", "c1"]
+    spool.complete("a1")
+    spool.fail("b1", "boom", time.time() + 60)
+    heads = {h.chat_key: h for h in spool.chat_heads()}
+    assert heads["A"].event_id == "a2"
+    assert heads["B"].event_id == "b1" and heads["B"].next_attempt_at > time.time()
+    spool.close()
+
+
+def test_dead_letter_and_revive(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    spool.add("e1", "c1", "t", b"{}")
+    spool.save_answer("e1", "cached")
+    spool.fail("e1", "gave up", None)
+    assert spool.status("e1") == DEAD
+    [dead] = read_dead_letters(tmp_path / "spool.db")
+    assert (dead.event_id, dead.attempts, dead.last_error) == ("e1", 1, "gave up")
+    assert spool.revive("e1")
+    assert not spool.revive("e1")
+    row = spool.get("e1")
+    assert (row.attempts, row.handled, row.answer) == (0, False, None)
+    assert read_dead_letters(tmp_path / "missing.db") == []
+    spool.close()
+
+
+def test_prune_keeps_recent_done_rows_pending_and_dead(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    for event_id in ("done", "pending", "dead"):
+        spool.add(event_id, event_id, "t", b"{}")
+    spool.complete("done", "chat", [("user", f"m{i}") for i in range(5)])
+    spool.fail("dead", "x", None)
+    assert spool.prune(retention_s=60, history_keep=3) == 0, "minimum retention is 8 h"
+    assert spool.history("chat", 10) == [("user", "m2"), ("user", "m3"), ("user", "m4")]
+    assert spool.prune(retention_s=60, history_keep=3, now=time.time() + 9 * 3600) == 1
+    assert spool.status("done") is None
+    assert (spool.status("pending"), spool.status("dead")) == (PENDING, DEAD)
+    spool.add("done", "done", "t", b"{}")
+    spool.complete("done")
+    assert spool.status("done") == DONE
+    spool.close()
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from worker.spool import Spool
+spool = Spool(Path(sys.argv[1]))
+for i in range(200):
+    spool.add(f"e{i}", "c", "t", b"payload")
+print("committed", flush=True)
+time.sleep(60)
+"""
+
+
+def test_rows_survive_a_killed_writer(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "committed"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    spool = Spool(path)
+    assert spool.counts() == {PENDING: 200}
+    assert spool.get("e199").payload == b"payload"
+    spool.close()

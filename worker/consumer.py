@@ -1,0 +1,162 @@
+"""Takes spooled events in arrival order per chat, concurrently across chats.
+
+Only the oldest pending event of a chat may run, so a chat's replies keep the
+order of its messages; an event waiting for a retry holds its chat back
+until it succeeds or becomes a dead letter. Failures retry with exponential
+backoff (longer when rate-limited) and become dead letters after
+`max_attempts`. Cancelling `run` leaves in-flight rows pending: they are
+processed again on the next start.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from worker.counters import Counters
+from worker.errors import EventError
+from worker.spool import ChatHead, Spool, SpooledEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    """Retry, concurrency and retention knobs (defaults suit production)."""
+
+    max_attempts: int = 5
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+    rate_limit_delay_s: float = 10.0
+    concurrency: int = 8
+    retention_s: float = 24 * 3600.0
+    prune_interval_s: float = 600.0
+    history_keep: int = 200
+
+    def retry_delay(self, attempts: int, rate_limited: bool) -> float:
+        """Seconds before the next attempt after `attempts` failures, with 10% jitter."""
+        delay = min(self.backoff_base_s * 2 ** (attempts - 1), self.backoff_cap_s)
+        if rate_limited:
+            delay = max(delay * 2, self.rate_limit_delay_s)
+        return delay * random.uniform(0.9, 1.1)
+
+
+Process = Callable[[SpooledEvent], Awaitable[None]]
+
+
+class Consumer:
+    """Schedules `process` over the spool; `process` marks the row done on success."""
+
+    def __init__(
+        self, spool: Spool, process: Process, counters: Counters, settings: ConsumerSettings
+    ) -> None:
+        self._spool = spool
+        self._process = process
+        self._counters = counters
+        self._settings = settings
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+
+    def wake(self) -> None:
+        """Have the consumer look at the spool again; callable from any thread."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        next_prune = time.monotonic()
+        try:
+            while True:
+                if time.monotonic() >= next_prune:
+                    self._prune()
+                    next_prune = time.monotonic() + self._settings.prune_interval_s
+                self._wake.clear()
+                due = self._start_ready()
+                timeout = next_prune - time.monotonic()
+                if due is not None:
+                    timeout = min(timeout, due - time.time())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.0))
+        finally:
+            self._loop = None
+            tasks = list(self._inflight.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start_ready(self) -> float | None:
+        """Start every runnable chat head; return when the next waiting one is due."""
+        now = time.time()
+        due: float | None = None
+        for head in self._spool.chat_heads():
+            if head.chat_key in self._inflight:
+                continue
+            if head.next_attempt_at > now:
+                due = head.next_attempt_at if due is None else min(due, head.next_attempt_at)
+                continue
+            if len(self._inflight) >= self._settings.concurrency:
+                break
+            task = asyncio.create_task(self._run_one(head), name=f"event-{head.event_id}")
+            self._inflight[head.chat_key] = task
+        return due
+
+    async def _run_one(self, head: ChatHead) -> None:
+        try:
+            event = self._spool.get(head.event_id)
+            if event is None:
+                return
+            try:
+                await self._process(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._record_failure(event, exc)
+            else:
+                self._counters.pending -= 1
+        except Exception:
+            log.exception("event %s: spool update failed", head.event_id)
+        finally:
+            self._inflight.pop(head.chat_key, None)
+            self._wake.set()
+
+    def _record_failure(self, event: SpooledEvent, exc: Exception) -> None:
+        attempts = event.attempts + 1
+        permanent = isinstance(exc, EventError) and exc.permanent
+        rate_limited = isinstance(exc, EventError) and exc.rate_limited
+        error = str(exc) if isinstance(exc, EventError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, EventError):
+            log.error("event %s handler raised", event.event_id, exc_info=exc)
+        if permanent or attempts >= self._settings.max_attempts:
+            self._spool.fail(event.event_id, error, None)
+            self._counters.pending -= 1
+            self._counters.dead_letters += 1
+            log.error("event %s dead-lettered after %d attempt(s): %s",
+                      event.event_id, attempts, error)
+            return
+        delay = self._settings.retry_delay(attempts, rate_limited)
+        self._spool.fail(event.event_id, error, time.time() + delay)
+        log.warning("event %s failed (attempt %d/%d), retry in %.1f s: %s",
+                    event.event_id, attempts, self._settings.max_attempts, delay, error)
+
+    def _prune(self) -> None:
+        try:
+            deleted = self._spool.prune(self._settings.retention_s, self._settings.history_keep)
+        except Exception:
+            log.exception("spool prune failed")
+            return
+        if deleted:
+            log.info("pruned %d done events from the spool", deleted)

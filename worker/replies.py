@@ -1,0 +1,119 @@
+"""Outbound IM messages (reply and create) through the SDK's own lark.Client.
+
+The SDK fetches tenant tokens synchronously with `requests`, even from its
+async methods, so every call runs in a thread: the event loop also carries
+the SDK connection and its ACKs and must never block.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+
+import lark_oapi as lark
+from lark_oapi.api.im.v1 import (
+    CreateMessageRequest,
+    CreateMessageRequestBody,
+    ReplyMessageRequest,
+    ReplyMessageRequestBody,
+)
+
+from shared.botconfig import BotConfig
+
+log = logging.getLogger(__name__)
+
+RATE_LIMIT_CODES = frozenset({99991400, 230020, 11232})
+API_TIMEOUT_S = 15.0
+
+
+def reply_uuid(event_id: str) -> str:
+    """The idempotency key of the reply to an event: the same for every resend.
+
+    The platform keeps one message per uuid (at most 50 chars), so a reply
+    resent after a crash never reaches the user twice.
+    """
+    return "lf-" + hashlib.sha256(event_id.encode()).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one API call; `code` is the platform's code (0 = ok)."""
+
+    ok: bool
+    message_id: str | None = None
+    code: int | None = None
+    error: str | None = None
+    http_status: int | None = None
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.code in RATE_LIMIT_CODES or self.http_status == 429
+
+
+def _build_client(bot: BotConfig) -> lark.Client:
+    sdk_logger = logging.getLogger("Lark")
+    level = sdk_logger.level
+    client = (
+        lark.Client.builder()
+        .app_id(bot.app_id)
+        .app_secret(bot.app_secret)
+        .domain(bot.base_url)
+        .timeout(API_TIMEOUT_S)
+        .build()
+    )
+    sdk_logger.setLevel(level)  # build() resets the SDK's global logger level
+    return client
+
+
+class Messenger:
+    """Sends text messages as the bot."""
+
+    def __init__(self, bot: BotConfig) -> None:
+        self._client = _build_client(bot)
+
+    async def reply(self, message_id: str, text: str, uuid: str) -> SendResult:
+        """Reply to a message with text, idempotent by `uuid`."""
+        body = (
+            ReplyMessageRequestBody.builder()
+            .msg_type("text")
+            .content(json.dumps({"text": text}, ensure_ascii=False))
+            .uuid(uuid)
+            .build()
+        )
+        request = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
+        return await asyncio.to_thread(self._call, self._client.im.v1.message.reply, request)
+
+    async def create(
+        self, receive_id: str, receive_id_type: str, text: str, uuid: str | None
+    ) -> SendResult:
+        """Send a new message to a user or chat."""
+        builder = (
+            CreateMessageRequestBody.builder()
+            .receive_id(receive_id)
+            .msg_type("text")
+            .content(json.dumps({"text": text}, ensure_ascii=False))
+        )
+        if uuid:
+            builder = builder.uuid(uuid)
+        request = (
+            CreateMessageRequest.builder()
+            .receive_id_type(receive_id_type)
+            .request_body(builder.build())
+            .build()
+        )
+        return await asyncio.to_thread(self._call, self._client.im.v1.message.create, request)
+
+    @staticmethod
+    def _call(method, request) -> SendResult:
+        try:
+            response = method(request)
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            return SendResult(False, code=code if isinstance(code, int) else None,
+                              error=f"{type(exc).__name__}: {exc}")
+        status = response.raw.status_code if response.raw is not None else None
+        if not response.success():
+            return SendResult(False, code=response.code, error=response.msg, http_status=status)
+        message_id = response.data.message_id if response.data is not None else None
+        return SendResult(True, message_id=message_id, code=0, http_status=status)

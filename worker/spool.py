@@ -1,0 +1,278 @@
+"""The bot's durable event spool and chat history (one SQLite file per bot).
+
+Durability: WAL with `synchronous=NORMAL`. A commit is in the WAL before
+`accept` returns, so a killed or crashed worker (SIGKILL, OOM, segfault) loses
+nothing that was ACKed. A power loss or kernel crash may lose the last
+commits since the previous WAL checkpoint: the platform then redelivers those
+events (they were ACKed, so at worst they are lost, never doubled).
+
+Rows: `pending` (to process, maybe waiting for `next_attempt_at`), `done`
+(kept for the retention period so redeliveries are still recognised as
+duplicates), `dead` (gave up after N attempts; kept until retried).
+All calls are short single-statement transactions; a lock makes the object
+safe to share between the event loop thread and any other thread.
+"""
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PENDING = "pending"
+DONE = "done"
+DEAD = "dead"
+
+MIN_RETENTION_S = 8 * 3600.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    chat_key TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    handled INTEGER NOT NULL DEFAULT 0,
+    answer TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_status_chat ON events (status, chat_key, seq);
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_chat ON history (chat_id, id);
+"""
+
+_INSERT = (
+    "INSERT OR IGNORE INTO events (event_id, chat_key, event_type, payload, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+
+@dataclass(frozen=True)
+class SpooledEvent:
+    """One spooled event as the consumer sees it."""
+
+    seq: int
+    event_id: str
+    chat_key: str
+    event_type: str
+    payload: bytes
+    attempts: int
+    handled: bool
+    answer: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class ChatHead:
+    """The oldest pending event of one chat: only it may run, to keep per-chat order."""
+
+    seq: int
+    event_id: str
+    chat_key: str
+    next_attempt_at: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead letter as the API lists it."""
+
+    event_id: str
+    chat_id: str
+    event_type: str
+    attempts: int
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                               check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class Spool:
+    """Owns the spool database of one bot."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = _connect(path)
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Checkpoint and close; safe to call twice."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+    def add(self, event_id: str, chat_key: str, event_type: str, payload: bytes) -> bool:
+        """Commit a new event; False when the event id is already known (a duplicate)."""
+        now = time.time()
+        with self._lock:
+            cur = self._conn.execute(_INSERT, (event_id, chat_key, event_type, payload, now, now))
+        return cur.rowcount == 1
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status, to seed the counters at start."""
+        with self._lock:
+            rows = self._conn.execute("SELECT status, COUNT(*) FROM events GROUP BY status")
+            return dict(rows.fetchall())
+
+    def chat_heads(self) -> list[ChatHead]:
+        """The oldest pending event of every chat, oldest first."""
+        sql = (
+            "SELECT e.seq, e.event_id, e.chat_key, e.next_attempt_at FROM events e"
+            " JOIN (SELECT MIN(seq) AS seq FROM events WHERE status = 'pending'"
+            " GROUP BY chat_key) h ON e.seq = h.seq ORDER BY e.seq"
+        )
+        with self._lock:
+            return [ChatHead(*row) for row in self._conn.execute(sql)]
+
+    def get(self, event_id: str) -> SpooledEvent | None:
+        """Load one event with its payload."""
+        sql = (
+            "SELECT seq, event_id, chat_key, event_type, payload, attempts, handled, answer,"
+            " created_at FROM events WHERE event_id = ?"
+        )
+        with self._lock:
+            row = self._conn.execute(sql, (event_id,)).fetchone()
+        if row is None:
+            return None
+        return SpooledEvent(*row[:6], bool(row[6]), row[7], row[8])
+
+    def status(self, event_id: str) -> str | None:
+        """The row's status, or None when unknown (never spooled or pruned)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT status FROM events WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return row[0] if row else None
+
+    def save_answer(self, event_id: str, answer: str | None) -> None:
+        """Remember the handler's answer so a failed reply is retried without re-running it."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE events SET handled = 1, answer = ?, updated_at = ? WHERE event_id = ?",
+                (answer, time.time(), event_id),
+            )
+
+    def complete(self, event_id: str, chat_id: str = "",
+                 history: list[tuple[str, str]] | None = None) -> None:
+        """Mark done and append chat history turns in one transaction."""
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.execute(
+                    "UPDATE events SET status = 'done', last_error = NULL, updated_at = ?"
+                    " WHERE event_id = ?",
+                    (now, event_id),
+                )
+                for role, content in history or ():
+                    self._conn.execute(
+                        "INSERT INTO history (chat_id, role, content, created_at)"
+                        " VALUES (?, ?, ?, ?)",
+                        (chat_id, role, content, now),
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def fail(self, event_id: str, error: str, next_attempt_at: float | None) -> None:
+        """Count a failed attempt: retry at `next_attempt_at`, or dead when it is None."""
+        status = DEAD if next_attempt_at is None else PENDING
+        with self._lock:
+            self._conn.execute(
+                "UPDATE events SET status = ?, attempts = attempts + 1, next_attempt_at = ?,"
+                " last_error = ?, updated_at = ? WHERE event_id = ?",
+                (status, next_attempt_at or 0.0, error[:1000], time.time(), event_id),
+            )
+
+    def revive(self, event_id: str) -> bool:
+        """Turn a dead letter back into a fresh pending row; False if it is not dead."""
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE events SET status = 'pending', attempts = 0, next_attempt_at = 0,"
+                " handled = 0, answer = NULL, updated_at = ?"
+                " WHERE event_id = ? AND status = 'dead'",
+                (time.time(), event_id),
+            )
+        return cur.rowcount == 1
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters first."""
+        with self._lock:
+            return _dead_letters(self._conn, limit)
+
+    def history(self, chat_id: str, limit: int) -> list[tuple[str, str]]:
+        """The last `limit` history messages of a chat as (role, content), oldest first."""
+        if limit <= 0:
+            return []
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT role, content FROM history WHERE chat_id = ? ORDER BY id DESC LIMIT ?",
+                (chat_id, limit),
+            ).fetchall()
+        return rows[::-1]
+
+    def prune(self, retention_s: float, history_keep: int, now: float | None = None) -> int:
+        """Delete done rows older than the retention (at least 8 h) and old history.
+
+        Dead rows stay until someone retries them; history keeps the last
+        `history_keep` messages per chat. Returns the number of events deleted.
+        """
+        cutoff = (now if now is not None else time.time()) - max(retention_s, MIN_RETENTION_S)
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM events WHERE status = 'done' AND updated_at < ?", (cutoff,)
+            )
+            self._conn.execute(
+                "DELETE FROM history WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()"
+                " OVER (PARTITION BY chat_id ORDER BY id DESC) AS rn FROM history) WHERE rn > ?)",
+                (history_keep,),
+            )
+        return cur.rowcount
+
+
+def _dead_letters(conn: sqlite3.Connection, limit: int) -> list[DeadLetter]:
+    rows = conn.execute(
+        "SELECT event_id, chat_key, event_type, attempts, last_error, created_at, updated_at"
+        " FROM events WHERE status = 'dead' ORDER BY updated_at DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [DeadLetter(*row) for row in rows]
+
+
+def read_dead_letters(path: Path, limit: int = 100) -> list[DeadLetter]:
+    """Dead letters read straight from a spool file (read-only), e.g. by the supervisor.
+
+    A missing spool means the bot never received anything: no dead letters.
+    """
+    if not path.exists():
+        return []
+    conn = _connect(path, readonly=True)
+    try:
+        return _dead_letters(conn, limit)
+    finally:
+        conn.close()

@@ -1,0 +1,120 @@
+"""Webhook pushes: verified and decrypted by the SDK's own EventDispatcherHandler.
+
+The SDK answers every failure with HTTP 500; the platform would then retry a
+forged or garbage push for hours. Here a body that is not JSON or cannot be
+decrypted is 400, a wrong token or signature is 401, an event type the bot
+does not handle is 200 (nothing to retry), and only a failure to spool is
+500 (so the platform retries). 200 for a message means it is in the spool.
+The body and the secrets are never logged.
+"""
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+
+import lark_oapi as lark
+from lark_oapi.core.const import (
+    LARK_REQUEST_NONCE,
+    LARK_REQUEST_SIGNATURE,
+    LARK_REQUEST_TIMESTAMP,
+    X_REQUEST_ID,
+)
+from lark_oapi.core.exception import NoAuthorizationException
+from lark_oapi.core.model import RawRequest
+
+from shared.botconfig import BotConfig
+from worker.content import MESSAGE_EVENT
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json; charset=utf-8"
+_CANONICAL_HEADERS = (LARK_REQUEST_TIMESTAMP, LARK_REQUEST_NONCE, LARK_REQUEST_SIGNATURE)
+
+WebhookResponse = tuple[int, bytes, str]
+
+
+def _error(status: int, code: str, message: str) -> WebhookResponse:
+    body = {"success": False, "error": {"code": code, "message": message}}
+    return status, json.dumps(body).encode(), JSON_TYPE
+
+
+class _SpoolFailed(Exception):
+    pass
+
+
+class WebhookReceiver:
+    """Turns one raw webhook request into a response, spooling message events via `accept`."""
+
+    def __init__(self, bot: BotConfig, accept: Callable[[bytes], None]) -> None:
+        self._encrypt_key = bot.encrypt_key
+        self._accept = accept
+        self._plaintext = b""
+        self._spool_error: Exception | None = None
+        self._dispatcher = (
+            lark.EventDispatcherHandler.builder(bot.encrypt_key, bot.verification_token)
+            .register_p2_customized_event(MESSAGE_EVENT, self._on_message)
+            .build()
+        )
+
+    def _on_message(self, _event: lark.CustomizedEvent) -> None:
+        try:
+            self._accept(self._plaintext)
+        except Exception as exc:
+            self._spool_error = exc
+            raise _SpoolFailed("spool failed") from None
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
+        """Verify, decrypt and spool one push; see the module docstring for the statuses."""
+        try:
+            envelope = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return _error(400, "bad_body", "body is not JSON")
+        if not isinstance(envelope, dict):
+            return _error(400, "bad_body", "body is not a JSON object")
+        try:
+            plaintext = self._dispatcher._decrypt(body, self._encrypt_key)
+            event = json.loads(plaintext)
+        except NoAuthorizationException:
+            return _error(401, "no_encrypt_key", "encrypted push but no encrypt key configured")
+        except Exception:
+            return _error(400, "bad_body", "encrypted body cannot be decrypted")
+        if not isinstance(event, dict):
+            return _error(400, "bad_body", "event is not a JSON object")
+
+        request = RawRequest()
+        request.uri = "/webhook"
+        request.body = body
+        request.headers = self._canonical_headers(headers)
+        self._plaintext = plaintext.encode()
+        self._spool_error = None
+        try:
+            response = self._dispatcher.do(request)
+        finally:
+            self._plaintext = b""
+        if response.status_code == 200:
+            return 200, response.content or b"{}", JSON_TYPE
+        return self._map_failure(response.content or b"")
+
+    def _canonical_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """The SDK reads exact-case names; a missing signature header must fail as forged."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        canonical = {name: lower.get(name.lower(), "") for name in _CANONICAL_HEADERS}
+        if X_REQUEST_ID.lower() in lower:
+            canonical[X_REQUEST_ID] = lower[X_REQUEST_ID.lower()]
+        return canonical
+
+    def _map_failure(self, content: bytes) -> WebhookResponse:
+        if self._spool_error is not None:
+            log.error("webhook event could not be spooled: %s", self._spool_error)
+            return _error(500, "spool_failed", "event could not be stored, retry later")
+        try:
+            message = str(json.loads(content).get("msg", ""))
+        except (ValueError, AttributeError):
+            message = ""
+        if "verification_token" in message:
+            return _error(401, "invalid_token", "verification token does not match")
+        if "signature" in message:
+            return _error(401, "invalid_signature", "signature does not match")
+        if "processor not found" in message:
+            return 200, b'{"msg":"ignored"}', JSON_TYPE
+        return _error(400, "bad_event", "event could not be parsed")
