@@ -34,9 +34,7 @@ class SimClient:
         self._http = requests.Session()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        resp = self._http.request(
-            method, self.base_url + path, json=body, timeout=self.timeout
-        )
+        resp = self._http.request(method, self.base_url + path, json=body, timeout=self.timeout)
         try:
             data = resp.json()
         except ValueError:

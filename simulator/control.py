@@ -63,9 +63,7 @@ class Faults(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only
     drop: bool = False
     blackhole: bool | None = None
     endpoint: Literal["ok", "invalid_secret", "error_5xx", "hang"] | None = None
-    max_connections: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = (
-        msgspec.UNSET
-    )
+    max_connections: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = msgspec.UNSET
     handshake: Literal["ok", "forbidden", "auth_failed"] | None = None
     im_errors: ImErrors | None = None
 

@@ -41,6 +41,7 @@ def build_event(app: App, spec: MessageSpec) -> tuple[str, str, dict[str, Any]]:
     chat_id = spec.chat_id or "oc_" + secrets.token_hex(16)
     content = spec.content if spec.content is not None else json.dumps({"text": spec.text})
     created = str(now_ms())
+    app.chats[message_id] = chat_id
     envelope = {
         "schema": "2.0",
         "header": {

@@ -139,7 +139,10 @@ def _text(msg_type: str, content: str) -> str | None:
 def _message(app: App, record: dict[str, Any]) -> dict[str, Any]:
     created = str(int(record["at"] * 1000))
     parent = record["replyTo"] or ""
-    chat_id = record["receiveId"] if record["receiveIdType"] == "chat_id" else ""
+    if record["receiveIdType"] == "chat_id":
+        chat_id = record["receiveId"]
+    else:
+        chat_id = app.chats.get(parent, "")
     return {
         "message_id": record["messageId"],
         "root_id": parent,

@@ -96,6 +96,7 @@ class App:
     events: dict[str, Delivery] = field(default_factory=dict)
     pending: dict[int, Delivery] = field(default_factory=dict)
     sent_by_uuid: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chats: dict[str, str] = field(default_factory=dict)
     tenant_token: tuple[str, float] | None = None
     app_token: tuple[str, float] | None = None
 

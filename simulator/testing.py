@@ -50,9 +50,7 @@ class SimulatorThread:
         def run() -> None:
             asyncio.set_event_loop(self._loop)
             try:
-                self._runner, self.port = self._loop.run_until_complete(
-                    start(self.host, self.port)
-                )
+                self._runner, self.port = self._loop.run_until_complete(start(self.host, self.port))
             except BaseException as exc:
                 failure.append(exc)
                 ready.set()

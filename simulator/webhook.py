@@ -35,9 +35,7 @@ async def push(request: web.Request) -> web.Response:
         return web.json_response({"error": "url must be http(s) - at `$.url`"}, status=400)
     encrypt = bool(app.encrypt_key) if body.encrypt is None else body.encrypt
     if encrypt and not app.encrypt_key:
-        return web.json_response(
-            {"error": "app has no encryptKey - at `$.encrypt`"}, status=400
-        )
+        return web.json_response({"error": "app has no encryptKey - at `$.encrypt`"}, status=400)
     result: dict[str, Any] = {}
     if body.challenge:
         challenge = secrets.token_urlsafe(12)
@@ -76,4 +74,3 @@ async def push(request: web.Request) -> web.Response:
     except (aiohttp.ClientError, TimeoutError) as exc:
         result.update(status=0, body="", error=f"{type(exc).__name__}: {exc}")
     return web.json_response(result)
-

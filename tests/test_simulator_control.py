@@ -72,7 +72,9 @@ def test_endpoint_faults_and_hang_release() -> None:
         ok = requests.post(url, json=body, timeout=5).json()
         assert ok["code"] == 0
         assert ok["data"]["ClientConfig"] == {
-            "PingInterval": 120, "ReconnectCount": -1, "ReconnectInterval": 120,
+            "PingInterval": 120,
+            "ReconnectCount": -1,
+            "ReconnectInterval": 120,
             "ReconnectNonce": 30,
         }
         assert "device_id=" in ok["data"]["URL"] and "service_id=" in ok["data"]["URL"]

@@ -86,9 +86,7 @@ def test_missing_and_invalid_token_refused(sim_app) -> None:
     body = {"msg_type": "text", "content": json.dumps({"text": "x"})}
     missing = requests.post(url, json=body, timeout=5)
     assert missing.status_code == 400 and missing.json()["code"] == 99991661
-    invalid = requests.post(
-        url, json=body, headers={"Authorization": "Bearer t-nope"}, timeout=5
-    )
+    invalid = requests.post(url, json=body, headers={"Authorization": "Bearer t-nope"}, timeout=5)
     assert invalid.status_code == 400 and invalid.json()["code"] == 99991663
     assert app.sent() == []
 

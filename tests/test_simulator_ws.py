@@ -37,9 +37,7 @@ class Inbox:
 
 def _handler(inbox: Inbox) -> Any:
     return (
-        lark.EventDispatcherHandler.builder("", "")
-        .register_p2_im_message_receive_v1(inbox)
-        .build()
+        lark.EventDispatcherHandler.builder("", "").register_p2_im_message_receive_v1(inbox).build()
     )
 
 
@@ -50,7 +48,10 @@ def connect(sim) -> Iterator[Callable[..., tuple[WsClientThread, Inbox]]]:
     def make(app, wait: bool = True, secret: str | None = None) -> tuple[WsClientThread, Inbox]:
         inbox = Inbox()
         client = WsClientThread(
-            app.app_id, secret or app.app_secret, sim.url, _handler(inbox),
+            app.app_id,
+            secret or app.app_secret,
+            sim.url,
+            _handler(inbox),
             log_level=lark.LogLevel.WARNING,
         ).start()
         started.append(client)
