@@ -20,7 +20,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the supervisor, its workers and the API")
     p.add_argument("--data-dir", default=_env("DATA_DIR", "./data"))
     p.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(_env("PORT", str(DEFAULT_PORT))))
+    p.add_argument("--port", type=int, default=_env("PORT", str(DEFAULT_PORT)))
     p.set_defaults(run=lambda a: _call("supervisor.serve", "main", a))
 
 
