@@ -27,7 +27,10 @@ def test_post_is_flattened_to_text() -> None:
         "content": [
             [{"tag": "text", "text": "line "}, {"tag": "a", "text": "link", "href": "http://x"}],
             [{"tag": "img", "image_key": "k"}],
-            [{"tag": "at", "user_id": "@_user_1", "user_name": "Bot"}, {"tag": "text", "text": " q"}],
+            [
+                {"tag": "at", "user_id": "@_user_1", "user_name": "Bot"},
+                {"tag": "text", "text": " q"},
+            ],
         ],
     }
     payload = event(message_type="post", content=json.dumps(post), chat_type="group",

@@ -138,7 +138,7 @@ class Consumer:
         permanent = isinstance(exc, EventError) and exc.permanent
         rate_limited = isinstance(exc, EventError) and exc.rate_limited
         error = str(exc) if isinstance(exc, EventError) else f"{type(exc).__name__}: {exc}"
-        if not isinstance(exc, EventError):
+        if not isinstance(exc, EventError) and attempts == 1:
             log.error("event %s handler raised", event.event_id, exc_info=exc)
         if permanent or attempts >= self._settings.max_attempts:
             self._spool.fail(event.event_id, error, None)

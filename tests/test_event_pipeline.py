@@ -1,0 +1,197 @@
+"""The pipeline in-process against the simulator: replies, dedup, retries, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from shared.botconfig import PythonHandler
+from tests.eventkit import bot_config, event, pipeline_for, running, sent_until, until
+from worker.replies import reply_uuid
+
+FLAKY_CALLS: dict[str, int] = {}
+
+
+def fail_twice(message) -> str:
+    """A python handler that fails on its first two calls per event."""
+    FLAKY_CALLS[message.event_id] = FLAKY_CALLS.get(message.event_id, 0) + 1
+    if FLAKY_CALLS[message.event_id] <= 2:
+        raise RuntimeError("handler exploded")
+    return f"third time: {message.text}"
+
+
+def test_echo_reply_targets_the_message_with_a_stable_uuid(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot_config(app), tmp_path)) as pipeline:
+            pipeline.accept(event("ping", event_id="ev-1", message_id="om_target"))
+            [reply] = await sent_until(app, 1)
+            assert (reply["kind"], reply["replyTo"]) == ("reply", "om_target")
+            assert reply["text"] == "ping"
+            assert reply["uuid"] == reply_uuid("ev-1") and len(reply["uuid"]) <= 50
+            counters = pipeline.counters
+            await until(lambda: counters.replies_sent == 1 and not counters.pending)
+            assert pipeline.counters.events_received == 1
+            assert pipeline.counters.last_event_at is not None
+
+    asyncio.run(scenario())
+    assert reply_uuid("ev-1") == reply_uuid("ev-1") != reply_uuid("ev-2")
+
+
+def test_same_event_three_times_gives_one_reply(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot_config(app), tmp_path)) as pipeline:
+            payload = event("once", event_id="dup")
+            for _ in range(3):
+                pipeline.accept(payload)
+            await sent_until(app, 1)
+            await until(lambda: not pipeline.counters.pending)
+            assert (pipeline.counters.events_received, pipeline.counters.duplicates) == (1, 2)
+        # A redelivery after restart is still recognised.
+        restarted = pipeline_for(bot_config(app, id=pipeline.bot.id), tmp_path)
+        restarted.accept(payload)
+        assert restarted.counters.duplicates == 1
+        await restarted.close()
+
+    asyncio.run(scenario())
+    assert len(app.sent()) == 1
+
+
+def test_replies_keep_order_within_a_chat(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot_config(app), tmp_path)) as pipeline:
+            for i in range(10):
+                pipeline.accept(event(f"a{i}", chat_id="oc_a"))
+                pipeline.accept(event(f"b{i}", chat_id="oc_b"))
+            sent = await sent_until(app, 20)
+        for chat in "ab":
+            texts = [s["text"] for s in sent if s["text"].startswith(chat)]
+            assert texts == [f"{chat}{i}" for i in range(10)]
+
+    asyncio.run(scenario())
+
+
+def test_unfinished_rows_are_processed_after_restart(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+    bot = bot_config(app)
+
+    async def scenario() -> None:
+        first = pipeline_for(bot, tmp_path)
+        first.accept(event("left behind", event_id="ev-restart"))
+        await first.close()
+        async with running(pipeline_for(bot, tmp_path)) as second:
+            assert second.counters.pending == 1
+            [reply] = await sent_until(app, 1)
+            assert reply["uuid"] == reply_uuid("ev-restart")
+
+    asyncio.run(scenario())
+
+
+def test_platform_errors_retry_then_dead_letter_then_manual_retry(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+    app.faults(im_errors={"count": 3, "code": 230020, "status": 400, "msg": "chat rate limit"})
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot_config(app), tmp_path)) as pipeline:
+            pipeline.accept(event("later", event_id="ev-dead"))
+            await until(lambda: pipeline.counters.dead_letters == 1, what="dead letter")
+            assert pipeline.counters.pending == 0
+            [dead] = pipeline.dead_letters()
+            assert dead.event_id == "ev-dead" and dead.attempts == 3
+            assert "230020" in dead.last_error
+            assert await pipeline.retry_dead_letter("ev-dead") == (True, None)
+            assert (await pipeline.retry_dead_letter("nope"))[0] is False
+            [reply] = await sent_until(app, 1)
+            assert reply["text"] == "later"
+            counters = pipeline.counters
+            await until(lambda: counters.dead_letters == 0 and not counters.pending)
+
+    asyncio.run(scenario())
+
+
+def test_raising_handler_is_retried_and_never_kills_the_worker(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+    handler = PythonHandler(target="tests.test_event_pipeline:fail_twice")
+    settings_bot = bot_config(app, handler=handler)
+
+    async def scenario() -> None:
+        async with running(pipeline_for(settings_bot, tmp_path)) as pipeline:
+            pipeline.accept(event("x", event_id="ev-flaky"))
+            pipeline.accept(event("y", event_id="ev-other", chat_id="oc_other"))
+            sent = await sent_until(app, 2)
+            assert sorted(s["text"] for s in sent) == ["third time: x", "third time: y"]
+            assert pipeline.counters.dead_letters == 0
+
+    asyncio.run(scenario())
+
+
+def test_undecodable_content_is_dead_lettered_at_once(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot_config(app), tmp_path)) as pipeline:
+            pipeline.accept(event(content="{not json", event_id="ev-bad"))
+            pipeline.accept(event("fine", event_id="ev-fine"))
+            await sent_until(app, 1)
+            await until(lambda: pipeline.counters.dead_letters == 1)
+            assert pipeline.dead_letters()[0].attempts == 1
+
+    asyncio.run(scenario())
+
+
+def test_group_without_mention_ignored_with_mention_answered(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+    mention = [{"key": "@_user_1", "name": "Bot", "id": {"open_id": "ou_bot"}}]
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot_config(app), tmp_path)) as pipeline:
+            pipeline.accept(event("chatter", chat_type="group", chat_id="oc_g"))
+            pipeline.accept(event("@_user_1 hello", chat_type="group", chat_id="oc_g",
+                                  mentions=mention))
+            pipeline.accept(event(message_type="image", content='{"image_key":"k"}'))
+            [reply] = await sent_until(app, 1)
+            assert reply["text"] == "hello"
+            await until(lambda: not pipeline.counters.pending)
+
+    asyncio.run(scenario())
+    assert len(app.sent()) == 1
+
+
+def test_send_creates_a_message(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+
+    async def scenario() -> None:
+        pipeline = pipeline_for(bot_config(app), tmp_path)
+        ok, message_id, code, error = await pipeline.send("ou_1", "open_id", "hi", "u-1")
+        assert (ok, code, error) == (True, 0, None) and message_id
+        again = await pipeline.send("ou_1", "open_id", "hi", "u-1")
+        assert again[1] == message_id
+        bad = await pipeline.send("", "open_id", "hi", None)
+        assert bad[0] is False and bad[2] and bad[3]
+        await pipeline.close()
+
+    asyncio.run(scenario())
+    [first, _] = app.sent()
+    assert (first["kind"], first["receiveId"], json.loads(first["content"])) == (
+        "create", "ou_1", {"text": "hi"},
+    )
+
+
+def test_accept_of_a_thousand_events_is_fast(sim_app, tmp_path: Path) -> None:
+    app = sim_app()
+    payloads = [event(f"m{i}", chat_id=f"oc_{i % 50}") for i in range(1000)]
+    pipeline = pipeline_for(bot_config(app), tmp_path)
+    started = time.perf_counter()
+    for payload in payloads:
+        pipeline.accept(payload)
+    elapsed = time.perf_counter() - started
+    assert pipeline.counters.pending == 1000
+    assert elapsed < 2.0, f"1000 accepts took {elapsed:.3f} s"
+    asyncio.run(pipeline.close())

@@ -1,0 +1,115 @@
+"""Webhook mode: the simulator pushes (encrypted, signed) to a local target that calls
+`EventPipeline.handle_webhook`, as the API will."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from tests.eventkit import bot_config, pipeline_for, running, sent_until
+from worker.pipeline import EventPipeline
+
+TOKEN = "verification-token-1"
+KEY = "encrypt-key-1"
+
+
+@contextlib.asynccontextmanager
+async def webhook_target(pipeline: EventPipeline) -> AsyncIterator[str]:
+    """A real HTTP endpoint that hands the raw request to the pipeline."""
+
+    async def receive(request: web.Request) -> web.Response:
+        status, body, content_type = await pipeline.handle_webhook(
+            dict(request.headers), await request.read()
+        )
+        return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_post("/webhook", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/webhook"
+    finally:
+        await runner.cleanup()
+
+
+async def push(app, url: str, **fields) -> dict:
+    return await asyncio.to_thread(app.client.webhook, app.app_id, url, **fields)
+
+
+def test_challenge_encrypted_event_and_forged_signature(sim_app, tmp_path: Path) -> None:
+    app = sim_app(verification_token=TOKEN, encrypt_key=KEY)
+    bot = bot_config(app, verification_token=TOKEN, encrypt_key=KEY, use_websocket=False)
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot, tmp_path)) as pipeline, \
+                webhook_target(pipeline) as url:
+            started = time.monotonic()
+            challenge = await push(app, url, challenge=True)
+            assert time.monotonic() - started < 1.0
+            assert challenge["status"] == 200
+            assert json.loads(challenge["body"]) == {"challenge": challenge["challenge"]}
+
+            pushed = await push(app, url, text="secret hello")
+            assert pushed["status"] == 200, pushed
+            assert pipeline.counters.events_received == 1, "spooled before the 200"
+            [reply] = await sent_until(app, 1)
+            assert (reply["replyTo"], reply["text"]) == (pushed["messageId"], "secret hello")
+
+            again = await push(app, url, text="secret hello", event_id=pushed["eventId"])
+            assert again["status"] == 200 and pipeline.counters.duplicates == 1
+
+            forged = await push(app, url, text="forged", tamper=True)
+            assert forged["status"] == 401
+            assert json.loads(forged["body"])["error"]["code"] == "invalid_signature"
+
+            other = await push(app, url, text="x", event_type="im.chat.updated_v1")
+            assert other["status"] == 200 and pipeline.counters.events_received == 1
+
+    asyncio.run(scenario())
+
+
+def test_wrong_token_and_garbage_bodies_are_refused(sim_app, tmp_path: Path) -> None:
+    app = sim_app(verification_token="someone-else")
+    bot = bot_config(app, verification_token=TOKEN, use_websocket=False)
+
+    async def scenario() -> None:
+        pipeline = pipeline_for(bot, tmp_path)
+        async with webhook_target(pipeline) as url:
+            wrong = await push(app, url, text="hi")
+            assert wrong["status"] == 401
+            assert json.loads(wrong["body"])["error"]["code"] == "invalid_token"
+            async with aiohttp.ClientSession() as http:
+                for body in (b"garbage", b"[1]", b'{"encrypt": "bm90IGFlcw=="}', b'{"schema": 5}'):
+                    async with http.post(url, data=body) as resp:
+                        assert resp.status in (400, 401), body
+                        assert (await resp.json())["success"] is False
+        assert pipeline.counters.events_received == 0
+        await pipeline.close()
+
+    asyncio.run(scenario())
+
+
+def test_plain_webhook_with_token_only(sim_app, tmp_path: Path) -> None:
+    app = sim_app(verification_token=TOKEN)
+    bot = bot_config(app, verification_token=TOKEN, use_websocket=False)
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot, tmp_path)) as pipeline, \
+                webhook_target(pipeline) as url:
+            pushed = await push(app, url, text="plain")
+            assert pushed["status"] == 200, pushed
+            [reply] = await sent_until(app, 1)
+            assert reply["text"] == "plain"
+
+    asyncio.run(scenario())
