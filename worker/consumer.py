@@ -34,6 +34,7 @@ class ConsumerSettings:
     concurrency: int = 8
     retention_s: float = 24 * 3600.0
     prune_interval_s: float = 600.0
+    checkpoint_interval_s: float = 1.0
     history_keep: int = 200
 
     def retry_delay(self, attempts: int, rate_limited: bool) -> float:
@@ -79,6 +80,7 @@ class Consumer:
         """Consume until cancelled."""
         self._loop = asyncio.get_running_loop()
         next_prune = time.monotonic()
+        checkpoints = asyncio.create_task(self._checkpoint_forever(), name="spool-checkpoint")
         try:
             while True:
                 if time.monotonic() >= next_prune:
@@ -93,7 +95,7 @@ class Consumer:
                     await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.0))
         finally:
             self._loop = None
-            tasks = list(self._inflight.values())
+            tasks = [checkpoints, *self._inflight.values()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -151,6 +153,14 @@ class Consumer:
         self._spool.fail(event.event_id, error, time.time() + delay)
         log.warning("event %s failed (attempt %d/%d), retry in %.1f s: %s",
                     event.event_id, attempts, self._settings.max_attempts, delay, error)
+
+    async def _checkpoint_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.checkpoint_interval_s)
+            try:
+                await asyncio.to_thread(self._spool.checkpoint)
+            except Exception:
+                log.exception("spool checkpoint failed")
 
     def _prune(self) -> None:
         try:

@@ -11,6 +11,12 @@ Rows: `pending` (to process, maybe waiting for `next_attempt_at`), `done`
 duplicates), `dead` (gave up after N attempts; kept until retried).
 All calls are short single-statement transactions; a lock makes the object
 safe to share between the event loop thread and any other thread.
+
+WAL checkpoints fsync; SQLite's auto-checkpoint would run them inside an
+occasional `add`, on the ACK path (measured: p99.9 of `add` went from tens
+of microseconds to 3 ms). `checkpoint` runs them on a second connection from
+a background thread instead; the auto-checkpoint stays as a safety net for a
+WAL that grows past SAFETY_CHECKPOINT_PAGES under a flood.
 """
 
 import sqlite3
@@ -24,6 +30,9 @@ DONE = "done"
 DEAD = "dead"
 
 MIN_RETENTION_S = 8 * 3600.0
+SAFETY_CHECKPOINT_PAGES = 20_000
+"""Only when the background checkpoints cannot keep up does `add` checkpoint itself."""
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -104,6 +113,8 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     conn.execute("PRAGMA busy_timeout=5000")
     return conn
 
@@ -117,13 +128,27 @@ class Spool:
         self._lock = threading.Lock()
         self._conn = _connect(path)
         self._conn.executescript(_SCHEMA)
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_conn: sqlite3.Connection | None = None
 
     def close(self) -> None:
         """Checkpoint and close; safe to call twice."""
+        with self._checkpoint_lock:
+            if self._checkpoint_conn is not None:
+                self._checkpoint_conn.close()
+                self._checkpoint_conn = None
         with self._lock:
             if self._conn is not None:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._conn.close()
                 self._conn = None  # type: ignore[assignment]
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database without blocking `add` (call from a thread)."""
+        with self._checkpoint_lock:
+            if self._checkpoint_conn is None:
+                self._checkpoint_conn = _connect(self.path)
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def add(self, event_id: str, chat_key: str, event_type: str, payload: bytes) -> bool:
         """Commit a new event; False when the event id is already known (a duplicate)."""
