@@ -59,9 +59,11 @@ async def serve(
 async def _handle(spec, payload: bytes, tmp_path: Path) -> str | None:
     spool = Spool(tmp_path / "spool.db")
     http = HttpSession()
+    handler = build_handler(spec, http, spool)
     try:
-        return await build_handler(spec, http, spool).handle(parse_event(payload))
+        return await handler.handle(parse_event(payload))
     finally:
+        handler.close()
         await http.close()
         spool.close()
 

@@ -79,11 +79,12 @@ class EventPipeline:
         self.counters.dead_letters = counts.get(DEAD, 0)
         self._http = HttpSession()
         self._messenger = Messenger(bot)
-        handler = build_handler(bot.handler, self._http, self._spool)
-        processor = EventProcessor(bot, self._spool, handler, self._messenger, self.counters)
-        self._consumer = Consumer(
-            self._spool, processor.process, self.counters, settings or ConsumerSettings()
+        settings = settings or ConsumerSettings()
+        self._handler = build_handler(bot.handler, self._http, self._spool, settings.concurrency)
+        processor = EventProcessor(
+            bot, self._spool, self._handler, self._messenger, self.counters
         )
+        self._consumer = Consumer(self._spool, processor.process, self.counters, settings)
         self._webhook = WebhookReceiver(bot, self.accept)
 
     def sdk_event_handler(self) -> SpoolingEventHandler:
@@ -157,6 +158,8 @@ class EventPipeline:
         return self._spool.dead_letters(limit)
 
     async def close(self) -> None:
-        """Close the HTTP session and the spool; call after `run` was cancelled."""
+        """Close the HTTP session, the threads and the spool; call after `run` was cancelled."""
         await self._http.close()
+        self._handler.close()
+        self._messenger.close()
         self._spool.close()

@@ -2,13 +2,15 @@
 
 The SDK fetches tenant tokens synchronously with `requests`, even from its
 async methods, so every call runs in a thread: the event loop also carries
-the SDK connection and its ACKs and must never block.
+the SDK connection and its ACKs and must never block. The threads are our
+own, so the loop's default executor stays free for the connection side.
 """
 
 import asyncio
 import hashlib
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import lark_oapi as lark
@@ -69,8 +71,17 @@ def _build_client(bot: BotConfig) -> lark.Client:
 class Messenger:
     """Sends text messages as the bot."""
 
-    def __init__(self, bot: BotConfig) -> None:
+    def __init__(self, bot: BotConfig, threads: int = 4) -> None:
         self._client = _build_client(bot)
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="im-send")
+
+    def close(self) -> None:
+        """Stop the sender threads (calls in flight finish on their own)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, method, request) -> SendResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, method, request)
 
     async def reply(self, message_id: str, text: str, uuid: str) -> SendResult:
         """Reply to a message with text, idempotent by `uuid`."""
@@ -82,7 +93,7 @@ class Messenger:
             .build()
         )
         request = ReplyMessageRequest.builder().message_id(message_id).request_body(body).build()
-        return await asyncio.to_thread(self._call, self._client.im.v1.message.reply, request)
+        return await self._run(self._client.im.v1.message.reply, request)
 
     async def create(
         self, receive_id: str, receive_id_type: str, text: str, uuid: str | None
@@ -102,7 +113,7 @@ class Messenger:
             .request_body(builder.build())
             .build()
         )
-        return await asyncio.to_thread(self._call, self._client.im.v1.message.create, request)
+        return await self._run(self._client.im.v1.message.create, request)
 
     @staticmethod
     def _call(method, request) -> SendResult:

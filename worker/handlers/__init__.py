@@ -12,12 +12,14 @@ from worker.spool import Spool
 __all__ = ["Handler", "HttpSession", "build_handler"]
 
 
-def build_handler(spec: botconfig.HandlerSpec, http: HttpSession, spool: Spool) -> Handler:
+def build_handler(
+    spec: botconfig.HandlerSpec, http: HttpSession, spool: Spool, threads: int = 8
+) -> Handler:
     """The handler object for a bot's handler spec."""
     if isinstance(spec, botconfig.ForwardHandler):
         return ForwardHandler(spec, http)
     if isinstance(spec, botconfig.PythonHandler):
-        return PythonHandler(spec)
+        return PythonHandler(spec, threads)
     if isinstance(spec, botconfig.OpenAIHandler):
         return OpenAIHandler(spec, http, spool)
     return EchoHandler()

@@ -15,3 +15,7 @@ class Handler(ABC):
     def history(self, message: Message, answer: str | None) -> list[tuple[str, str]]:
         """Chat history turns to store once the reply is sent (role, content); none by default."""
         return []
+
+    def close(self) -> None:
+        """Release what the handler holds (threads); nothing by default."""
+        return None
