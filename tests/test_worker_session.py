@@ -1,0 +1,267 @@
+"""The worker's connection side: real worker processes, real ZeroMQ, the real SDK.
+
+The test plays supervisor (tests/worker_harness.py) and asserts what the
+worker says over the control channel, how it exits, and what the simulated
+platform saw. Workers are forked from the supervisor's real zygote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from shared import exitcodes
+from shared.botconfig import BotConfig
+from shared.messages import Deliver, DeliverResult, Heartbeat, Hello, StateChanged, Stop
+from shared.states import ConnState
+from simulator.testing import wait_until
+from supervisor.zygote import Zygote
+from tests.fixtures.sim import SimApp
+from tests.worker_harness import (
+    ModuleWorker,
+    SupervisorStandIn,
+    Worker,
+    ZygoteWorker,
+    stand_in,
+    wait_exit,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+BOOT = 20.0
+"""Fork to Hello/connected, generous for a loaded CI machine."""
+
+
+@pytest.fixture(scope="module")
+def zygote() -> Zygote:
+    zygote = Zygote()
+    zygote.warm_up()
+    return zygote
+
+
+@pytest.fixture
+def supervisor() -> Iterator[SupervisorStandIn]:
+    with stand_in() as supervisor:
+        yield supervisor
+
+
+@pytest.fixture
+def launch(zygote: Zygote, supervisor: SupervisorStandIn) -> Iterator[Callable[..., Worker]]:
+    started: list[Worker] = []
+
+    def start(spec: Any, module: bool = False) -> Worker:
+        if module:
+            worker: Worker = ModuleWorker(supervisor.write_spec(spec))
+        else:
+            worker = ZygoteWorker(zygote.spawn(spec))
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill()
+
+
+def bot_for(app: SimApp, **fields: Any) -> BotConfig:
+    values: dict[str, Any] = {
+        "id": app.app_id.replace("cli_", "bot_"),
+        "name": "test bot",
+        "app_id": app.app_id,
+        "app_secret": app.app_secret,
+        "domain": app.url,
+    }
+    return BotConfig(**{**values, **fields})
+
+
+def state_is(state: ConnState) -> Callable[[Any], bool]:
+    return lambda m: isinstance(m, StateChanged) and m.state == state
+
+
+def connect(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], app: SimApp, **spec: Any
+) -> tuple[Any, Worker]:
+    spec_ = supervisor.spec(bot_for(app), **spec)
+    worker = launch(spec_)
+    supervisor.wait_for(state_is(ConnState.CONNECTED), BOOT, "StateChanged connected")
+    return spec_, worker
+
+
+def test_reports_connected_only_after_handshake_and_first_pong(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    spec, worker = connect(supervisor, launch, app)
+    info = app.info()
+    assert (info["handshakes"], info["connections"], info["endpointCalls"]) == (1, 1, 1)
+    assert info["pongs"] >= 1
+
+    received = supervisor.messages()
+    assert isinstance(received[0], Hello) and received[0].pid == worker.pid
+    connected = next(i for i, m in enumerate(received) if state_is(ConnState.CONNECTED)(m))
+    early = [m for m in received[:connected] if isinstance(m, Heartbeat)]
+    assert early and {m.state for m in early} == {ConnState.CONNECTING}
+
+    beat = supervisor.wait_for(
+        lambda m: isinstance(m, Heartbeat) and m.state == ConnState.CONNECTED,
+        5,
+        "a connected heartbeat",
+    )
+    assert isinstance(beat, Heartbeat) and beat.connected_at is not None
+    assert abs(time.time() - beat.connected_at) < 60
+    assert beat.rss_bytes > 0
+    assert (beat.bot_id, beat.incarnation) == (spec.bot.id, spec.incarnation)
+
+    log = supervisor.paths.bot_log(spec.bot.id).read_text()
+    assert "connected" in log
+    assert app.app_secret not in log
+
+
+def test_dropped_connection_reports_reconnecting_and_exits_transient(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    _, worker = connect(supervisor, launch, app)
+    app.faults(drop=True)
+    change = supervisor.wait_for(state_is(ConnState.RECONNECTING), 10, "reconnecting")
+    assert isinstance(change, StateChanged) and not change.permanent and change.error
+    assert worker.wait(10) == exitcodes.TRANSIENT
+    assert app.info()["endpointCalls"] == 1, "the worker must not reconnect by itself"
+
+
+def test_blackholed_platform_is_noticed_within_three_ping_intervals(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app(pingInterval=1)
+    _, worker = connect(supervisor, launch, app, silence_pings=3)
+    app.faults(blackhole=True)
+    code, took = wait_exit(worker, 15)
+    assert code == exitcodes.TRANSIENT
+    assert took < 3 * 1 + 2.5
+    change = supervisor.wait_for(state_is(ConnState.RECONNECTING), 1, "reconnecting")
+    assert isinstance(change, StateChanged) and "no frame" in (change.error or "")
+
+
+def test_invalid_secret_is_permanent_with_the_platform_code(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    wrong = "wrong-secret-0123456789"
+    spec = supervisor.spec(bot_for(app, app_secret=wrong))
+    worker = launch(spec)
+    assert worker.wait(BOOT) == exitcodes.PERMANENT
+    change = supervisor.wait_for(state_is(ConnState.ERROR), 1, "error")
+    assert isinstance(change, StateChanged) and change.permanent
+    assert change.code == 10003 and "invalid" in (change.error or "")
+    assert not any(state_is(ConnState.CONNECTED)(m) for m in supervisor.messages())
+    assert app.info()["endpointCalls"] == 1
+    assert wrong not in supervisor.paths.bot_log(spec.bot.id).read_text()
+
+
+def test_connection_limit_refusal_is_permanent(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app(maxConnections=0)
+    worker = launch(supervisor.spec(bot_for(app)))
+    assert worker.wait(BOOT) == exitcodes.PERMANENT
+    change = supervisor.wait_for(state_is(ConnState.ERROR), 1, "error")
+    assert isinstance(change, StateChanged) and change.permanent and change.code == 514
+    assert app.info()["refusedHandshakes"] == 1
+
+
+def test_hanging_endpoint_is_bounded_by_endpoint_timeout(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    app.faults(endpoint="hang")
+    try:
+        worker = launch(supervisor.spec(bot_for(app), endpoint_timeout=2))
+        supervisor.wait_for(lambda m: isinstance(m, Hello), BOOT, "hello")
+        code, took = wait_exit(worker, 15)
+        assert code == exitcodes.TRANSIENT
+        assert took < 2 + 2.5
+        change = supervisor.wait_for(state_is(ConnState.RECONNECTING), 1, "reconnecting")
+        assert isinstance(change, StateChanged) and "timed out" in (change.error or "")
+    finally:
+        app.faults(endpoint="ok")
+
+
+def test_stop_closes_the_connection_and_exits_zero(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    spec, worker = connect(supervisor, launch, app)
+    supervisor.send(spec, Stop(grace=5))
+    code, took = wait_exit(worker, 10)
+    assert code == exitcodes.STOPPED and took < 5
+    wait_until(lambda: app.info()["connections"] == 0, 5, what="connection closed")
+
+
+def test_silent_supervisor_makes_the_worker_leave(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    _, worker = connect(supervisor, launch, app, supervisor_timeout=3)
+    supervisor.pinging.clear()
+    code, took = wait_exit(worker, 15)
+    assert code == exitcodes.SUPERVISOR_GONE
+    assert took < 3 + 1 + 2
+    wait_until(lambda: app.info()["connections"] == 0, 5, what="connection closed")
+
+
+def test_malformed_control_messages_are_dropped(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    spec, worker = connect(supervisor, launch, app)
+    supervisor.send_raw(spec, b"\xff\x00 not msgpack", b"\x81\xa1t\xa4nope", b"")
+    seen = len(supervisor.messages())
+    supervisor.wait_for(
+        lambda m: isinstance(m, Heartbeat) and supervisor.messages().index(m) > seen + 1,
+        5,
+        "heartbeats after the garbage",
+    )
+    assert worker.wait(0) is None
+    supervisor.send(spec, Stop(grace=5))
+    assert worker.wait(10) == exitcodes.STOPPED
+
+
+def test_webhook_bot_reports_webhook_and_serves_deliveries(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker]
+) -> None:
+    bot = BotConfig(
+        id=f"bot_webhook_{os.getpid()}",
+        name="webhook bot",
+        app_id="cli_webhook",
+        app_secret="webhook-secret-0123",
+        verification_token="vtoken-0123",
+        use_websocket=False,
+    )
+    spec = supervisor.spec(bot)
+    worker = launch(spec, module=True)
+    supervisor.wait_for(state_is(ConnState.WEBHOOK), BOOT, "StateChanged webhook")
+    supervisor.wait_for(
+        lambda m: isinstance(m, Heartbeat) and m.state == ConnState.WEBHOOK, 5, "webhook heartbeat"
+    )
+    challenge = {"challenge": "abc123", "token": "vtoken-0123", "type": "url_verification"}
+    supervisor.send(
+        spec,
+        Deliver(
+            request_id="r1",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps(challenge).encode(),
+        ),
+    )
+    result = supervisor.wait_for(lambda m: isinstance(m, DeliverResult), 10, "a DeliverResult")
+    assert isinstance(result, DeliverResult) and result.request_id == "r1"
+    assert result.status == 200 and b"abc123" in result.body
+
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGTERM)
+    assert worker.wait(10) == exitcodes.STOPPED
+    assert bot.app_secret not in supervisor.paths.bot_log(bot.id).read_text()

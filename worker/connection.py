@@ -1,0 +1,176 @@
+"""One platform long connection, driven by hand instead of `ws.Client.start()`.
+
+`start()` never returns, has no stop, retries forever on its own and can die
+silently (feishu-protocol.md 1.8). The supervisor owns retry policy, so this
+wrapper opens exactly one connection and ends as soon as it is lost: the
+receive loop ends, or the platform falls silent for `silence_pings` ping
+intervals. Endpoint discovery, a blocking POST without a timeout in the SDK,
+runs in a thread under a deadline.
+
+The SDK schedules its tasks on its module-level `loop`; the caller must have
+pointed `lark_oapi.ws.client.loop` at the running loop first (worker/main.py).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import lark_oapi.ws.client as sdk
+from lark_oapi.core.enum import LogLevel
+from lark_oapi.ws.enum import MessageType
+from lark_oapi.ws.exception import ClientException, ServerException
+from lark_oapi.ws.pb.pbbp2_pb2 import Frame
+
+from shared.botconfig import BotConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PING_INTERVAL = 120.0
+"""The SDK's own default, used if the platform sent an unusable PingInterval."""
+
+CLOSE_TIMEOUT = 2.0
+"""A close handshake with a silent platform must not eat the stop grace."""
+
+
+class ConnectionSilent(Exception):
+    """No frame at all (not even a pong) for too long: a blackholed platform."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a connection could not be opened or was lost, as the supervisor needs it."""
+
+    permanent: bool
+    message: str
+    code: int | None = None
+
+
+def classify(error: BaseException) -> Failure:
+    """Only the platform's explicit refusals are permanent; everything else is worth a retry.
+
+    The SDK raises ClientException for refusals it will not retry itself: an
+    endpoint code outside {0, 1, 1000040343} (bad credentials), handshake 514
+    with 1000040350 (connection limit; `code` is then 514) and 403 (forbidden).
+    """
+    if isinstance(error, ClientException):
+        return Failure(permanent=True, message=str(error.args[0]), code=error.code)
+    if isinstance(error, ServerException):
+        return Failure(permanent=False, message=str(error.args[0]), code=error.code)
+    return Failure(permanent=False, message=f"{type(error).__name__}: {error}")
+
+
+class LarkConnection(sdk.Client):
+    """ws.Client with auto_reconnect off, a bounded discovery and a liveness watch."""
+
+    def __init__(
+        self,
+        bot: BotConfig,
+        event_handler: object,
+        *,
+        endpoint_timeout: float,
+        silence_pings: int,
+        log_level: str,
+    ) -> None:
+        super().__init__(
+            bot.app_id,
+            bot.app_secret,
+            log_level=LogLevel[log_level.upper()],
+            event_handler=event_handler,
+            domain=bot.base_url,
+            auto_reconnect=False,
+        )
+        self._endpoint_timeout = endpoint_timeout
+        self._silence_pings = silence_pings
+        self._discovered_url: str | None = None
+        self._last_frame_at = time.monotonic()
+        self._first_pong = asyncio.Event()
+        self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def serve(self, on_connected: Callable[[], None]) -> None:
+        """Open the connection and hold it; raises the reason when it is lost.
+
+        `on_connected` is called once the handshake succeeded and the first
+        pong arrived, never before.
+        """
+        await self._connect()
+        self._last_frame_at = time.monotonic()
+        tasks = [
+            asyncio.ensure_future(self._ping_loop()),
+            asyncio.ensure_future(self._watch_silence()),
+        ]
+        pong = asyncio.ensure_future(self._first_pong.wait())
+        try:
+            await asyncio.wait({pong, self._ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not self._ended.done():
+                on_connected()
+            await self._ended
+        finally:
+            for task in (pong, *tasks):
+                task.cancel()
+
+    async def close(self) -> None:
+        """Close the socket, bounded: the receive loop then ends and `serve` raises."""
+        try:
+            await asyncio.wait_for(self._disconnect(), CLOSE_TIMEOUT)
+        except (TimeoutError, OSError) as error:
+            logger.warning("closing the connection: %s", error)
+
+    def ping_interval(self) -> float:
+        """The current interval (the platform's ClientConfig can change it mid-session)."""
+        value = self._ping_interval
+        if isinstance(value, int | float) and value > 0:
+            return float(value)
+        return DEFAULT_PING_INTERVAL
+
+    async def _connect(self) -> None:
+        """Discovery in a thread under a deadline, then the SDK's own handshake."""
+        discover = super()._get_conn_url
+        try:
+            url = await asyncio.wait_for(asyncio.to_thread(discover), self._endpoint_timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"endpoint discovery timed out after {self._endpoint_timeout:g} s"
+            ) from None
+        self._discovered_url = url
+        try:
+            await super()._connect()
+        finally:
+            self._discovered_url = None
+
+    def _get_conn_url(self) -> str:
+        """The URL `_connect` discovered; the SDK's blocking POST never runs on the loop."""
+        if self._discovered_url is None:
+            raise RuntimeError("endpoint discovery runs only through _connect")
+        return self._discovered_url
+
+    async def _receive_message_loop(self) -> None:
+        """With auto_reconnect off the SDK re-raises the loss here; hand it to `serve`."""
+        try:
+            await super()._receive_message_loop()
+        except Exception as error:
+            self._end(error)
+
+    async def _handle_message(self, msg: bytes) -> None:
+        self._last_frame_at = time.monotonic()
+        await super()._handle_message(msg)
+
+    async def _handle_control_frame(self, frame: Frame) -> None:
+        await super()._handle_control_frame(frame)
+        if any(h.key == "type" and h.value == MessageType.PONG.value for h in frame.headers):
+            self._first_pong.set()
+
+    async def _watch_silence(self) -> None:
+        """Sleep until the silence deadline; each frame that arrived in between moves it."""
+        while True:
+            limit = self._silence_pings * self.ping_interval()
+            quiet = time.monotonic() - self._last_frame_at
+            if quiet >= limit:
+                self._end(ConnectionSilent(f"no frame from the platform for {quiet:.1f} s"))
+                return
+            await asyncio.sleep(limit - quiet)
+
+    def _end(self, reason: BaseException) -> None:
+        if not self._ended.done():
+            self._ended.set_exception(reason)

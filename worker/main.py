@@ -1,0 +1,68 @@
+"""The worker process entry: called in the child forked from the zygote.
+
+Everything process-wide happens here, once, before the session starts: the
+parent death signal, the per-bot log file with the bot's secrets redacted,
+and a fresh asyncio loop handed to the SDK (its module-level loop was created
+in the zygote and is shared over fork, so it must never run here).
+"""
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import lark_oapi.ws.client as sdk_client
+
+from shared import exitcodes
+from shared.logs import configure_logging, redactor
+from shared.messages import WorkerSpec, decode_spec
+from shared.paths import DataPaths
+from worker.control import ControlChannel
+from worker.liveness import die_with_parent
+from worker.session import WorkerSession
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(spec_bytes: bytes) -> None:
+    """Run one bot's worker and end the process; the exit code is the contract.
+
+    STOPPED 0 (asked to stop), PERMANENT 3 (the platform refused for good),
+    TRANSIENT 4 (lost or could not connect; also any crash), SUPERVISOR_GONE 5.
+    Ends with os._exit so no interpreter shutdown waits for a thread stuck in
+    the SDK's endpoint POST.
+    """
+    code = exitcodes.TRANSIENT
+    try:
+        die_with_parent()
+        code = _run(decode_spec(spec_bytes))
+    except BaseException:
+        logger.exception("worker crashed")
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def _run(spec: WorkerSpec) -> int:
+    paths = DataPaths(Path(spec.data_dir))
+    redactor.add(*spec.bot.secrets())
+    configure_logging(paths.bot_log(spec.bot.id), spec.log_level, stderr=False)
+    logger.info(
+        "worker for bot %s (incarnation %d, pid %d, %s mode)",
+        spec.bot.id,
+        spec.incarnation,
+        os.getpid(),
+        "websocket" if spec.bot.use_websocket else "webhook",
+    )
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    sdk_client.loop = loop
+    return loop.run_until_complete(_serve(spec))
+
+
+async def _serve(spec: WorkerSpec) -> int:
+    control = ControlChannel(spec.control_endpoint, spec.bot.id, spec.incarnation)
+    try:
+        return await WorkerSession(spec, control).run()
+    finally:
+        control.close()

@@ -1,0 +1,341 @@
+"""One worker process = one connection session, from Hello to exit code.
+
+The worker never retries anything itself: the supervisor owns backoff. So the
+session's whole lifecycle is "run until the first reason to end, then wind
+down": the first `Exit` decided (Stop, a signal, the connection lost or
+refused, the supervisor gone, a crashed task) wins, later ones are ignored,
+and the exit code tells the supervisor what to do next. The reported
+connection state is a ConnState; the session needs nothing beyond it and
+that one decision.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared import exitcodes
+from shared.messages import (
+    Deliver,
+    DeliverResult,
+    Heartbeat,
+    Hello,
+    Ping,
+    RetryDeadLetter,
+    RetryResult,
+    Send,
+    SendResult,
+    StateChanged,
+    Stop,
+    WorkerSpec,
+)
+from shared.paths import DataPaths
+from shared.states import ConnState
+from worker.connection import Failure, LarkConnection, classify
+from worker.control import ControlChannel
+from worker.liveness import SupervisorWatch, rss_bytes
+from worker.pipeline import EventPipeline
+
+logger = logging.getLogger(__name__)
+
+SIGNAL_GRACE = Stop().grace
+"""SIGTERM/SIGINT get the same grace as a Stop without an explicit one."""
+
+FAILURE_GRACE = 1.5
+"""Winding down after a failure: close and flush quickly, the supervisor is waiting to retry."""
+
+GRACE_MARGIN = 1.0
+"""Finish this long before the grace ends, so the supervisor's SIGKILL never races the exit."""
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Why the session ends, its exit code and the last StateChanged it owes the supervisor."""
+
+    code: int
+    reason: str
+    grace: float = FAILURE_GRACE
+    state: ConnState | None = None
+    error: str | None = None
+    error_code: int | None = None
+    permanent: bool = False
+
+    @classmethod
+    def stopped(cls, reason: str, grace: float) -> "Exit":
+        return cls(exitcodes.STOPPED, reason, grace=grace)
+
+    @classmethod
+    def failed(cls, failure: Failure) -> "Exit":
+        """Permanent refusals end in `error` (no retries); the rest in `reconnecting`."""
+        if failure.permanent:
+            return cls(
+                exitcodes.PERMANENT,
+                failure.message,
+                state=ConnState.ERROR,
+                error=failure.message,
+                error_code=failure.code,
+                permanent=True,
+            )
+        return cls(
+            exitcodes.TRANSIENT,
+            failure.message,
+            state=ConnState.RECONNECTING,
+            error=failure.message,
+            error_code=failure.code,
+        )
+
+    @classmethod
+    def supervisor_gone(cls, reason: str) -> "Exit":
+        return cls(exitcodes.SUPERVISOR_GONE, reason)
+
+
+class WorkerSession:
+    def __init__(self, spec: WorkerSpec, control: ControlChannel) -> None:
+        self._spec = spec
+        self._bot = spec.bot
+        self._paths = DataPaths(Path(spec.data_dir))
+        self._control = control
+        self._watch = SupervisorWatch(spec.supervisor_timeout)
+        self._state = ConnState.CONNECTING if self._bot.use_websocket else ConnState.WEBHOOK
+        self._connected_at: float | None = None
+        self._pipeline: EventPipeline | None = None
+        self._connection: LarkConnection | None = None
+        self._pipeline_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._requests: set[asyncio.Task[None]] = set()
+        self._exit: asyncio.Future[Exit] = asyncio.get_running_loop().create_future()
+
+    async def run(self) -> int:
+        """Serve until the first reason to end, wind down within its grace, return the code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        self._send(Hello(bot_id=self._bot.id, incarnation=self._spec.incarnation, pid=os.getpid()))
+        self._spawn(self._listen())
+        self._spawn(self._heartbeat())
+        self._spawn(self._watch_supervisor())
+        self._start_pipeline()
+        if self._pipeline is not None:
+            if self._bot.use_websocket:
+                self._spawn(self._hold_connection())
+            else:
+                self._report(ConnState.WEBHOOK)
+        outcome = await self._exit
+        await self._wind_down(outcome)
+        return outcome.code
+
+    def _finish(self, outcome: Exit) -> None:
+        """Decide how the session ends; only the first decision counts."""
+        if self._exit.done():
+            logger.debug("already ending; ignored: %s", outcome.reason)
+            return
+        level = logging.INFO if outcome.code == exitcodes.STOPPED else logging.WARNING
+        logger.log(level, "ending with exit code %d: %s", outcome.code, outcome.reason)
+        self._exit.set_result(outcome)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._finish(Exit.stopped(f"{sig.name} received", SIGNAL_GRACE))
+
+    def _start_pipeline(self) -> None:
+        try:
+            self._pipeline = EventPipeline(self._bot, self._paths)
+        except Exception as error:
+            logger.exception("could not open the event pipeline")
+            self._finish(Exit.failed(Failure(permanent=False, message=f"event pipeline: {error}")))
+            return
+        self._pipeline_task = asyncio.ensure_future(self._pipeline.run())
+        self._pipeline_task.add_done_callback(self._pipeline_ended)
+
+    def _pipeline_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            logger.error("event pipeline crashed", exc_info=error)
+            self._finish(Exit.failed(Failure(permanent=False, message=f"event pipeline: {error}")))
+
+    async def _hold_connection(self) -> None:
+        assert self._pipeline is not None
+        spec = self._spec
+        try:
+            self._connection = LarkConnection(
+                self._bot,
+                self._pipeline.sdk_event_handler(),
+                endpoint_timeout=spec.endpoint_timeout,
+                silence_pings=spec.silence_pings,
+                log_level=spec.log_level,
+            )
+            await self._connection.serve(self._on_connected)
+        except Exception as error:
+            self._finish(Exit.failed(classify(error)))
+
+    def _on_connected(self) -> None:
+        self._connected_at = time.time()
+        logger.info("connected: handshake done and the platform answers pings")
+        self._report(ConnState.CONNECTED)
+
+    def _report(
+        self,
+        state: ConnState,
+        error: str | None = None,
+        code: int | None = None,
+        permanent: bool = False,
+    ) -> None:
+        """Change the reported state and tell the supervisor now, not at the next heartbeat."""
+        self._state = state
+        self._send(
+            StateChanged(
+                bot_id=self._bot.id,
+                incarnation=self._spec.incarnation,
+                state=state,
+                error=error,
+                code=code,
+                permanent=permanent,
+            )
+        )
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self._send(self._heartbeat_message())
+            await asyncio.sleep(self._spec.heartbeat_interval)
+
+    def _heartbeat_message(self) -> Heartbeat:
+        message = Heartbeat(
+            bot_id=self._bot.id,
+            incarnation=self._spec.incarnation,
+            state=self._state,
+            connected_at=self._connected_at,
+            rss_bytes=rss_bytes(),
+        )
+        if self._pipeline is not None:
+            counters = self._pipeline.counters
+            message.last_event_at = counters.last_event_at
+            message.events_received = counters.events_received
+            message.replies_sent = counters.replies_sent
+            message.pending = counters.pending
+            message.dead_letters = counters.dead_letters
+        return message
+
+    async def _watch_supervisor(self) -> None:
+        self._finish(Exit.supervisor_gone(await self._watch.gone()))
+
+    async def _listen(self) -> None:
+        while True:
+            message = await self._control.receive()
+            self._watch.heard()
+            match message:
+                case Ping():
+                    pass
+                case Stop():
+                    self._finish(Exit.stopped("stop requested", message.grace))
+                case Deliver() | Send() | RetryDeadLetter():
+                    self._serve_request(message)
+
+    def _serve_request(self, message: Deliver | Send | RetryDeadLetter) -> None:
+        """Each request runs in its own task: a slow handler never delays heartbeats."""
+        task = asyncio.ensure_future(self._answer(message))
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)
+
+    async def _answer(self, message: Deliver | Send | RetryDeadLetter) -> None:
+        ident = {"bot_id": self._bot.id, "incarnation": self._spec.incarnation}
+        pipeline = self._pipeline
+        if pipeline is None:
+            return
+        reply: DeliverResult | SendResult | RetryResult
+        try:
+            match message:
+                case Deliver():
+                    status, body, content_type = await pipeline.handle_webhook(
+                        message.headers, message.body
+                    )
+                    reply = DeliverResult(
+                        **ident,
+                        request_id=message.request_id,
+                        status=status,
+                        body=body,
+                        content_type=content_type,
+                    )
+                case Send():
+                    ok, message_id, code, error = await pipeline.send(
+                        message.receive_id, message.receive_id_type, message.text, message.uuid
+                    )
+                    reply = SendResult(
+                        **ident,
+                        request_id=message.request_id,
+                        ok=ok,
+                        message_id=message_id,
+                        code=code,
+                        error=error,
+                    )
+                case RetryDeadLetter():
+                    ok, error = await pipeline.retry_dead_letter(message.event_id)
+                    reply = RetryResult(**ident, request_id=message.request_id, ok=ok, error=error)
+        except Exception as error:
+            logger.exception("%s %s failed", type(message).__name__, message.request_id)
+            reply = _failed_reply(message, ident, f"{type(error).__name__}: {error}")
+        self._send(reply)
+
+    async def _wind_down(self, outcome: Exit) -> None:
+        """Report, close the connection, let the pipeline finish its write, all within the grace."""
+        deadline = time.monotonic() + max(outcome.grace - GRACE_MARGIN, outcome.grace / 2)
+        if outcome.state is not None:
+            self._report(outcome.state, outcome.error, outcome.error_code, outcome.permanent)
+        if self._connection is not None:
+            await _bounded(self._connection.close(), deadline, "closing the connection")
+        if self._pipeline_task is not None:
+            self._pipeline_task.cancel()
+            await _bounded(asyncio.wait({self._pipeline_task}), deadline, "stopping the consumer")
+        if self._pipeline is not None:
+            await _bounded(self._pipeline.close(), deadline, "closing the event pipeline")
+        pending = [*self._tasks, *self._requests]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """A task that lives as long as the session; if it crashes, the session ends."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_ended)
+
+    def _task_ended(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        logger.error("worker task crashed", exc_info=error)
+        self._finish(Exit.failed(Failure(permanent=False, message=f"worker task: {error}")))
+
+    def _send(self, message: Any) -> None:
+        self._control.send(message)
+
+
+def _failed_reply(
+    message: Deliver | Send | RetryDeadLetter, ident: dict[str, Any], error: str
+) -> DeliverResult | SendResult | RetryResult:
+    """The answer for a request whose handler raised: the API caller still gets a reply."""
+    match message:
+        case Deliver():
+            return DeliverResult(
+                **ident, request_id=message.request_id, status=500, body=b'{"msg":"internal error"}'
+            )
+        case Send():
+            return SendResult(**ident, request_id=message.request_id, ok=False, error=error)
+        case RetryDeadLetter():
+            return RetryResult(**ident, request_id=message.request_id, ok=False, error=error)
+
+
+async def _bounded(awaitable: Awaitable[Any], deadline: float, what: str) -> None:
+    """Await a wind-down step until `deadline` (monotonic); a stuck step is abandoned."""
+    try:
+        await asyncio.wait_for(awaitable, max(deadline - time.monotonic(), 0.01))
+    except TimeoutError:
+        logger.warning("%s did not finish before the grace ran out", what)
+    except Exception:
+        logger.exception("%s failed", what)
