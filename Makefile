@@ -23,6 +23,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check .
+	sh tests/browser/ensure-chromium.sh
 	$(BIN)/pytest -q
 
 bench: install
