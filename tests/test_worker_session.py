@@ -10,20 +10,33 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared import exitcodes
 from shared.botconfig import BotConfig
-from shared.messages import Deliver, DeliverResult, Heartbeat, Hello, StateChanged, Stop
+from shared.messages import (
+    Deliver,
+    DeliverResult,
+    Heartbeat,
+    Hello,
+    Send,
+    SendResult,
+    StateChanged,
+    Stop,
+)
 from shared.states import ConnState
 from simulator.testing import wait_until
 from supervisor.zygote import Zygote
 from tests.fixtures.sim import SimApp
 from tests.worker_harness import (
+    REPO,
     ModuleWorker,
     SupervisorStandIn,
     Worker,
@@ -219,16 +232,73 @@ def test_malformed_control_messages_are_dropped(
 ) -> None:
     app = sim_app()
     spec, worker = connect(supervisor, launch, app)
-    supervisor.send_raw(spec, b"\xff\x00 not msgpack", b"\x81\xa1t\xa4nope", b"")
     seen = len(supervisor.messages())
-    supervisor.wait_for(
-        lambda m: isinstance(m, Heartbeat) and supervisor.messages().index(m) > seen + 1,
+    supervisor.send_raw(spec, b"\xff\x00 not msgpack", b"\x81\xa1t\xa4nope", b"")
+    log = supervisor.paths.bot_log(spec.bot.id)
+    wait_until(lambda: log.read_text().count("malformed") == 3, 5, what="three drops logged")
+    wait_until(
+        lambda: sum(isinstance(m, Heartbeat) for m in supervisor.messages()[seen:]) >= 2,
         5,
-        "heartbeats after the garbage",
+        what="heartbeats after the garbage",
     )
     assert worker.wait(0) is None
     supervisor.send(spec, Stop(grace=5))
     assert worker.wait(10) == exitcodes.STOPPED
+
+
+def test_send_goes_out_through_the_bot(
+    supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    spec, _ = connect(supervisor, launch, app)
+    supervisor.send(
+        spec, Send(request_id="s1", receive_id="ou_alice", receive_id_type="open_id", text="hi")
+    )
+    result = supervisor.wait_for(lambda m: isinstance(m, SendResult), 10, "a SendResult")
+    assert isinstance(result, SendResult) and result.request_id == "s1"
+    assert result.ok and result.message_id
+    assert [m["receiveId"] for m in app.sent()] == ["ou_alice"]
+
+
+def test_worker_dies_with_its_parent(
+    supervisor: SupervisorStandIn, sim_app: Callable[..., SimApp]
+) -> None:
+    """The parent death signal, not the supervisor's silence: pings keep coming here."""
+    app = sim_app()
+    spec = supervisor.spec(bot_for(app), supervisor_timeout=30)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(supervisor.write_spec(spec))],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        supervisor.wait_for(state_is(ConnState.CONNECTED), BOOT, "StateChanged connected")
+        parent.kill()
+        parent.wait(5)
+        wait_until(lambda: not alive(pid), 2, what="the orphaned worker to die")
+        wait_until(lambda: app.info()["connections"] == 0, 5, what="connection closed")
+    finally:
+        parent.kill()
+        parent.wait(5)
+
+
+PARENT = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-m", "worker", sys.argv[1]])
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (PID 1 may not reap it here)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 def test_webhook_bot_reports_webhook_and_serves_deliveries(

@@ -61,6 +61,12 @@ def classify(error: BaseException) -> Failure:
     return Failure(permanent=False, message=f"{type(error).__name__}: {error}")
 
 
+def _sdk_level(level: str) -> LogLevel:
+    """The SDK's own enum for a logging level name; the logging config filters anyway."""
+    value = logging.getLevelName(level.upper())
+    return LogLevel(value) if value in {m.value for m in LogLevel} else LogLevel.INFO
+
+
 class LarkConnection(sdk.Client):
     """ws.Client with auto_reconnect off, a bounded discovery and a liveness watch."""
 
@@ -76,7 +82,7 @@ class LarkConnection(sdk.Client):
         super().__init__(
             bot.app_id,
             bot.app_secret,
-            log_level=LogLevel[log_level.upper()],
+            log_level=_sdk_level(log_level),
             event_handler=event_handler,
             domain=bot.base_url,
             auto_reconnect=False,
