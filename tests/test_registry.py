@@ -1,0 +1,197 @@
+"""The registry on a real SQLite file: schema, secrets at rest, users, tokens, bots."""
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from shared.botconfig import BotConfig, ForwardHandler, OpenAIHandler
+from shared.paths import DataPaths
+from supervisor.registry import MIGRATIONS, Conflict, NotFound, Registry
+from supervisor.secrets_box import SecretKeyError
+
+SECRETS = ("s3cret-app-value", "verif-token-value", "encrypt-key-value", "hmac-secret-value")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LARKFLEET_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("LARKFLEET_SECRET_KEY", raising=False)
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> DataPaths:
+    return DataPaths(tmp_path / "data")
+
+
+def config(app_id: str = "cli_1", **fields) -> BotConfig:
+    values = {
+        "id": "",
+        "name": "bot",
+        "app_id": app_id,
+        "app_secret": SECRETS[0],
+        "verification_token": SECRETS[1],
+        "encrypt_key": SECRETS[2],
+        "handler": ForwardHandler(url="http://127.0.0.1:9/", secret=SECRETS[3]),
+        **fields,
+    }
+    return BotConfig(**values)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_migrations_are_idempotent_and_keep_data(paths: DataPaths) -> None:
+    registry = Registry(paths)
+    assert registry.schema_version() == len(MIGRATIONS)
+    admin = registry.list_users()[0]
+    bot = registry.create_bot(admin.id, config())
+    assert registry.migrate() == len(MIGRATIONS)
+    registry.close()
+
+    again = Registry(paths)
+    assert again.schema_version() == len(MIGRATIONS)
+    assert [u.id for u in again.list_users()] == [admin.id]
+    assert again.bot_config(bot.config.id).app_secret == SECRETS[0]
+    again.close()
+
+
+def test_secrets_are_encrypted_at_rest_and_decrypted_for_the_worker(paths: DataPaths) -> None:
+    registry = Registry(paths)
+    owner = registry.list_users()[0].id
+    handler = OpenAIHandler(base_url="http://llm", model="m", api_key="sk-openai-key-value")
+    first = registry.create_bot(owner, config()).config.id
+    second = registry.create_bot(owner, config("cli_2", handler=handler)).config.id
+    registry.close()
+
+    stored = b"".join(p.read_bytes() for p in paths.root.glob("larkfleet.db*"))
+    for secret in (*SECRETS, "sk-openai-key-value"):
+        assert secret.encode() not in stored
+    assert mode(paths.secret_key) == 0o600
+
+    registry = Registry(paths)
+    restored = registry.bot_config(first)
+    assert (restored.app_secret, restored.verification_token, restored.encrypt_key) == SECRETS[:3]
+    assert restored.handler == ForwardHandler(url="http://127.0.0.1:9/", secret=SECRETS[3])
+    assert registry.bot_config(second).handler == handler
+    registry.close()
+
+
+def test_a_different_key_is_refused_at_start(paths: DataPaths, monkeypatch) -> None:
+    Registry(paths).close()
+    monkeypatch.setenv("LARKFLEET_SECRET_KEY", Fernet.generate_key().decode())
+    with pytest.raises(SecretKeyError):
+        Registry(paths)
+    monkeypatch.setenv("LARKFLEET_SECRET_KEY", "not-a-key")
+    with pytest.raises(SecretKeyError):
+        Registry(paths)
+
+
+def test_admin_token_file_is_private_and_stable(paths: DataPaths) -> None:
+    registry = Registry(paths)
+    token = paths.admin_token.read_text().strip()
+    assert mode(paths.admin_token) == 0o600
+    user = registry.user_for_token(token)
+    assert user is not None and user.is_admin
+    registry.close()
+
+    registry = Registry(paths)
+    assert paths.admin_token.read_text().strip() == token
+    assert len(registry.list_users()) == 1
+    registry.revoke_token(token)
+    registry.close()
+
+    registry = Registry(paths)
+    renewed = paths.admin_token.read_text().strip()
+    assert renewed != token
+    assert registry.user_for_token(token) is None
+    assert registry.user_for_token(renewed).is_admin
+    registry.close()
+
+
+def test_admin_token_from_environment(paths: DataPaths, monkeypatch) -> None:
+    monkeypatch.setenv("LARKFLEET_ADMIN_TOKEN", "env-admin-token-1")
+    registry = Registry(paths)
+    assert not paths.admin_token.exists()
+    assert registry.user_for_token("env-admin-token-1").is_admin
+    registry.close()
+    assert b"env-admin-token-1" not in paths.registry.read_bytes()
+
+    monkeypatch.setenv("LARKFLEET_ADMIN_TOKEN", "env-admin-token-2")
+    registry = Registry(paths)
+    assert registry.user_for_token("env-admin-token-1") is None
+    assert registry.user_for_token("env-admin-token-2").is_admin
+    registry.close()
+
+
+def test_users_tokens_revoke_and_delete(paths: DataPaths) -> None:
+    registry = Registry(paths)
+    user, token = registry.create_user("alice")
+    assert registry.user_for_token(token) == user
+    assert registry.user_for_token(token + "x") is None
+    second = registry.issue_token(user.id)
+    assert registry.revoke_tokens(user.id) == 2
+    assert registry.user_for_token(token) is None
+    assert registry.user_for_token(second) is None
+
+    bot = registry.create_bot(user.id, config())
+    with pytest.raises(Conflict):
+        registry.delete_user(user.id)
+    registry.delete_bot(bot.config.id, user.id)
+    registry.delete_user(user.id)
+    with pytest.raises(NotFound):
+        registry.get_user(user.id)
+    admin = registry.list_users()[0]
+    with pytest.raises(Conflict):
+        registry.delete_user(admin.id)
+    registry.close()
+
+
+def test_bots_are_owner_scoped_and_app_ids_unique_per_owner(paths: DataPaths) -> None:
+    registry = Registry(paths)
+    alice = registry.create_user("alice")[0].id
+    bob = registry.create_user("bob")[0].id
+    mine = registry.create_bot(alice, config()).config.id
+    with pytest.raises(Conflict):
+        registry.create_bot(alice, config())
+    registry.create_bot(bob, config())
+    assert [b.config.id for b in registry.list_bots(alice)] == [mine]
+    assert len(registry.list_bots(None)) == 2
+    with pytest.raises(NotFound):
+        registry.get_bot(mine, bob)
+    with pytest.raises(NotFound):
+        registry.update_bot(mine, bob, name="stolen")
+    with pytest.raises(NotFound):
+        registry.delete_bot(mine, bob)
+    updated = registry.update_bot(mine, alice, name="renamed", use_websocket=False)
+    assert updated.config.name == "renamed"
+    assert updated.config.app_secret == SECRETS[0]
+    other = registry.create_bot(alice, config("cli_other")).config.id
+    with pytest.raises(Conflict):
+        registry.update_bot(other, alice, app_id="cli_1")
+    registry.close()
+
+
+def test_desired_bots_are_connected_wishes_and_webhook_bots(paths: DataPaths) -> None:
+    registry = Registry(paths)
+    owner = registry.list_users()[0].id
+    ws_idle = registry.create_bot(owner, config("a")).config.id
+    ws_wanted = registry.create_bot(owner, config("b")).config.id
+    webhook = registry.create_bot(owner, config("c", use_websocket=False)).config.id
+    registry.set_desired_connected(ws_wanted, True)
+    assert set(registry.desired_bots()) == {ws_wanted, webhook}
+    registry.set_desired_connected(ws_wanted, False)
+    assert registry.desired_bots() == [webhook]
+    assert ws_idle not in registry.desired_bots()
+    with pytest.raises(NotFound):
+        registry.set_desired_connected("bot_missing", True)
+    registry.close()
+
+
+def test_registry_file_is_not_world_readable(paths: DataPaths) -> None:
+    Registry(paths).close()
+    assert mode(paths.registry) & 0o077 == 0
+    assert os.access(paths.registry, os.R_OK)
