@@ -93,7 +93,7 @@ function age(iso) {
 }
 
 function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "—";
+  return iso ? new Date(iso).toLocaleString([], { dateStyle: "short", timeStyle: "medium" }) : "—";
 }
 
 function button(label, action, onClick) {
@@ -140,7 +140,9 @@ function fillRow(row, bot, status) {
   cells.queue.textContent = `${status.pending ?? 0} / ${status.deadLetters ?? 0}`;
   cells.queue.classList.toggle("warn", (status.deadLetters ?? 0) > 0);
   const retry = status.nextRetryAt ? ` (retry ${when(status.nextRetryAt)})` : "";
-  cells.error.textContent = (status.error || "") + (state === "reconnecting" ? retry : "");
+  const code = status.errorCode ? ` (code ${status.errorCode})` : "";
+  cells.error.textContent = status.error ? status.error + code : "";
+  if (state === "reconnecting") cells.error.textContent += retry;
   row.tr.querySelector('[data-action="connect"]').disabled = state === "connected";
   row.tr.querySelector('[data-action="disconnect"]').disabled = state === "disconnected";
 }
