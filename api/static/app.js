@@ -15,7 +15,9 @@ const API_FIELDS = {
 const $ = (selector) => document.querySelector(selector);
 const rows = new Map();  // bot id -> {tr, cells}
 let pollTimer = null;
+let pollGeneration = 0;  // bumped on stop, so a poll in flight never re-arms a stale loop
 let logBotId = null;
+let serverOffsetMs = 0;  // server clock minus ours, for heartbeat ages across machines
 
 class ApiError extends Error {
   constructor(status, code, message, field) {
@@ -36,6 +38,7 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
+  noteServerClock(response.headers.get("Date"));
   const type = response.headers.get("Content-Type") || "";
   const payload = type.includes("json") ? await response.json() : await response.text();
   if (response.ok) return payload;
@@ -43,6 +46,12 @@ async function api(method, path, body) {
   const message = error.message || `${response.status} ${response.statusText}`;
   const Kind = response.status === 401 ? Unauthorized : ApiError;
   throw new Kind(response.status, error.code, message, error.field);
+}
+
+// The Date header has a 1 s resolution: correct only a real skew, not its rounding.
+function noteServerClock(header) {
+  const offset = header ? Date.parse(header) - Date.now() : NaN;
+  if (Number.isFinite(offset)) serverOffsetMs = Math.abs(offset) > 5000 ? offset : 0;
 }
 
 // ---- sign in / out ----
@@ -86,7 +95,7 @@ async function guarded(action) {
 
 function age(iso) {
   if (!iso) return "—";
-  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  const seconds = Math.max(0, Math.round((Date.now() + serverOffsetMs - Date.parse(iso)) / 1000));
   if (seconds < 120) return `${seconds} s ago`;
   if (seconds < 7200) return `${Math.round(seconds / 60)} min ago`;
   return `${Math.round(seconds / 3600)} h ago`;
@@ -198,15 +207,20 @@ async function tick() {
   if (logBotId) await followLog();
 }
 
+// Chained timeouts, not setInterval: a slow API never gets overlapping polls.
+async function poll(generation) {
+  await tick();
+  if (generation === pollGeneration) pollTimer = setTimeout(() => poll(generation), POLL_MS);
+}
+
 function startPolling() {
   stopPolling();
-  tick();
-  pollTimer = setInterval(tick, POLL_MS);
+  poll(pollGeneration);
 }
 
 function stopPolling() {
-  clearInterval(pollTimer);
-  pollTimer = null;
+  pollGeneration += 1;
+  clearTimeout(pollTimer);
 }
 
 async function act(id, verb) {
