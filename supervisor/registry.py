@@ -6,7 +6,9 @@ Calls are tiny single statements, so plain synchronous sqlite3 on one
 connection (WAL, behind a lock) is enough and keeps the code obvious.
 
 Secrets (app secret, verification token, encrypt key, handler secret fields)
-are stored Fernet-encrypted; tokens are stored as SHA-256 hashes only.
+are stored Fernet-encrypted; tokens are stored as SHA-256 hashes only. Every
+secret and token that passes through here is registered with the log
+redactor, so this process never writes one to its log.
 """
 
 import hashlib
@@ -24,6 +26,7 @@ from typing import Any
 import msgspec
 
 from shared.botconfig import SECRET_HANDLER_FIELDS, BotConfig, EchoHandler, HandlerSpec
+from shared.logs import redactor
 from shared.paths import DataPaths
 from supervisor.secrets_box import SecretBox, SecretKeyError, load_key
 
@@ -188,6 +191,7 @@ class Registry:
         admin = self.get_user(admins[0][0]) if admins else self.create_user(ADMIN_NAME, True)[0]
         env_token = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
         if env_token:
+            redactor.add(env_token)
             digest = token_hash(env_token)
             with self._transaction() as conn:
                 conn.execute(
@@ -251,6 +255,7 @@ class Registry:
         """A fresh token for the user; only its hash is kept."""
         self.get_user(user_id)
         token = new_token()
+        redactor.add(token)
         with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO tokens (hash, user_id, kind, created) VALUES (?, ?, ?, ?)",
@@ -385,6 +390,7 @@ class Registry:
             raise Conflict(f"appId {app_id!r} is already used by your bot {clash[0]}")
 
     def _columns(self, config: BotConfig) -> tuple[Any, ...]:
+        redactor.add(*config.secrets())
         seal = self._box.seal
         return (
             config.name,
@@ -411,6 +417,7 @@ class Registry:
             domain=domain,
             handler=self._open_handler(handler),
         )
+        redactor.add(*config.secrets())
         return BotRecord(config, owner, bool(desired), created, updated)
 
     def _seal_handler(self, handler: HandlerSpec) -> str:

@@ -8,6 +8,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from shared.botconfig import BotConfig, ForwardHandler, OpenAIHandler
+from shared.logs import MASK, redactor
 from shared.paths import DataPaths
 from supervisor.registry import MIGRATIONS, Conflict, NotFound, Registry
 from supervisor.secrets_box import SecretKeyError
@@ -195,3 +196,12 @@ def test_registry_file_is_not_world_readable(paths: DataPaths) -> None:
     Registry(paths).close()
     assert mode(paths.registry) & 0o077 == 0
     assert os.access(paths.registry, os.R_OK)
+
+
+def test_secrets_and_tokens_are_registered_with_the_log_redactor(paths: DataPaths) -> None:
+    registry = Registry(paths)
+    user, token = registry.create_user("alice")
+    registry.create_bot(user.id, config())
+    line = f"oops {token} {' '.join(SECRETS)}"
+    assert redactor.redact(line) == "oops " + " ".join([MASK] * 5)
+    registry.close()

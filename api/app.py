@@ -1,0 +1,39 @@
+"""The aiohttp application factory: routes from every group, auth, one error shape."""
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from api import bots, logs, messages, users, webhook, ws
+from api.auth import auth_middleware
+from api.body import MAX_BODY
+from api.errors import error_middleware
+from api.fleet import Fleet
+from api.keys import FLEET, PATHS, REGISTRY, ROUTES
+from api.metrics import FleetCollector
+from api.ops import METRICS, ROUTES_OPS
+from api.routing import Route
+from shared.paths import DataPaths
+from supervisor.registry import Registry
+
+
+def all_routes() -> list[Route]:
+    return [*users.ROUTES, *bots.ROUTES, *ws.ROUTES, *logs.ROUTES, *messages.ROUTES,
+            *webhook.ROUTES, *ROUTES_OPS]
+
+
+def create_app(fleet: Fleet, registry: Registry, paths: DataPaths) -> web.Application:
+    """The management API; it reaches processes only through `fleet`."""
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY
+    )
+    routes = all_routes()
+    app[FLEET] = fleet
+    app[REGISTRY] = registry
+    app[PATHS] = paths
+    app[ROUTES] = routes
+    metrics = CollectorRegistry(auto_describe=False)
+    metrics.register(FleetCollector(fleet, registry))
+    app[METRICS] = metrics
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)
+    return app

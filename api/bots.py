@@ -1,0 +1,99 @@
+"""Bots CRUD: POST/GET /api/feishu/bots and GET/PATCH/DELETE /api/feishu/bots/{id}."""
+
+import logging
+
+import msgspec
+from aiohttp import web
+
+from api.auth import caller, owned_bot, owner_scope
+from api.body import decode_body, json_response
+from api.errors import ApiError
+from api.keys import FLEET, REGISTRY
+from api.routing import Route
+from api.schemas import BotDeleted, BotList, BotView, CreateBot, PatchBot, bot_view
+from shared.botconfig import BotConfig, resolve_domain
+from supervisor.registry import Conflict
+
+logger = logging.getLogger(__name__)
+
+
+def _check_domain(domain: str) -> None:
+    try:
+        resolve_domain(domain)
+    except ValueError as error:
+        raise ApiError(400, f"invalid request: {error} - at `$.domain`", "invalid_field") from error
+
+
+async def create_bot(request: web.Request) -> web.Response:
+    body = await decode_body(request, CreateBot)
+    _check_domain(body.domain)
+    config = BotConfig(
+        id="",
+        name=body.name,
+        app_id=body.app_id,
+        app_secret=body.app_secret,
+        verification_token=body.verification_token,
+        encrypt_key=body.encrypt_key,
+        use_websocket=body.use_websocket,
+        domain=body.domain,
+        handler=body.handler,
+    )
+    try:
+        record = request.app[REGISTRY].create_bot(caller(request).id, config)
+    except Conflict as error:
+        raise ApiError(409, str(error)) from error
+    await request.app[FLEET].bot_added(record.config.id)
+    return json_response(bot_view(record), 201)
+
+
+async def list_bots(request: web.Request) -> web.Response:
+    records = request.app[REGISTRY].list_bots(owner_scope(request))
+    return json_response(BotList([bot_view(r) for r in records]))
+
+
+async def get_bot(request: web.Request) -> web.Response:
+    return json_response(bot_view(owned_bot(request)))
+
+
+async def patch_bot(request: web.Request) -> web.Response:
+    record = owned_bot(request)
+    body = await decode_body(request, PatchBot)
+    changes = {
+        name: value
+        for name in PatchBot.__struct_fields__
+        if (value := getattr(body, name)) is not msgspec.UNSET
+    }
+    if "domain" in changes:
+        _check_domain(changes["domain"])
+    if not changes:
+        return json_response(bot_view(record))
+    try:
+        updated = request.app[REGISTRY].update_bot(record.config.id, record.owner, **changes)
+    except Conflict as error:
+        raise ApiError(409, str(error)) from error
+    await request.app[FLEET].bot_changed(updated.config.id)
+    return json_response(bot_view(updated))
+
+
+async def delete_bot(request: web.Request) -> web.Response:
+    """Stops the worker (closing the platform connection) before forgetting the bot."""
+    record = owned_bot(request)
+    bot_id = record.config.id
+    await request.app[FLEET].bot_removed(bot_id)
+    request.app[REGISTRY].delete_bot(bot_id)
+    return json_response(BotDeleted(bot_id=bot_id))
+
+
+ROUTES = [
+    Route("POST", "/api/feishu/bots", create_bot, "Create a bot owned by the caller",
+          CreateBot, BotView, (201, 400, 401, 409, 413)),
+    Route("GET", "/api/feishu/bots", list_bots, "The caller's bots (admin: all)",
+          None, BotList, (200, 401)),
+    Route("GET", "/api/feishu/bots/{id}", get_bot, "One bot (never its secrets)",
+          None, BotView, (200, 401, 404)),
+    Route("PATCH", "/api/feishu/bots/{id}", patch_bot,
+          "Change a bot; a running worker restarts with the new config",
+          PatchBot, BotView, (200, 400, 401, 404, 409, 413)),
+    Route("DELETE", "/api/feishu/bots/{id}", delete_bot, "Disconnect and delete a bot",
+          None, BotDeleted, (200, 401, 404)),
+]

@@ -1,0 +1,15 @@
+"""Typed keys for what the app and each request carry."""
+
+from aiohttp import web
+
+from api.fleet import Fleet
+from api.routing import Route
+from shared.paths import DataPaths
+from supervisor.registry import Registry, User
+
+FLEET = web.AppKey("fleet", Fleet)
+REGISTRY = web.AppKey("registry", Registry)
+PATHS = web.AppKey("paths", DataPaths)
+ROUTES = web.AppKey("routes", list[Route])
+USER = web.RequestKey("user", User)
+"""request[USER]: the authenticated caller (absent on public routes)."""

@@ -1,0 +1,56 @@
+"""Connection control and status: /api/feishu/bots/{id}/ws/* and /api/feishu/ws/status."""
+
+import msgspec
+from aiohttp import web
+
+from api.auth import caller, owned_bot, owner_scope
+from api.body import json_response
+from api.keys import FLEET, REGISTRY
+from api.routing import Route
+from api.schemas import StatusList, WsResult
+from shared.status import BotStatus
+
+
+async def connect(request: web.Request) -> web.Response:
+    """Persists the wish (the fleet does) and answers at once; poll ws/status to follow."""
+    bot_id = owned_bot(request).config.id
+    await request.app[FLEET].connect(bot_id)
+    return json_response(WsResult(bot_id=bot_id, status="connecting"), 202)
+
+
+async def disconnect(request: web.Request) -> web.Response:
+    """Answers only once the worker is gone and its platform connection closed."""
+    bot_id = owned_bot(request).config.id
+    await request.app[FLEET].disconnect(bot_id)
+    return json_response(WsResult(bot_id=bot_id, status="disconnected"))
+
+
+def _status(request: web.Request, bot_id: str, owner: str) -> BotStatus:
+    status = request.app[FLEET].status(bot_id)
+    if caller(request).is_admin:
+        return msgspec.structs.replace(status, owner=owner)
+    return msgspec.structs.replace(status, owner=None)
+
+
+async def bot_status(request: web.Request) -> web.Response:
+    record = owned_bot(request)
+    return json_response(_status(request, record.config.id, record.owner))
+
+
+async def all_status(request: web.Request) -> web.Response:
+    """Only the caller's bots; an admin sees every bot with its owner."""
+    pairs = request.app[REGISTRY].bot_ids(owner_scope(request))
+    return json_response(StatusList([_status(request, bot_id, owner) for bot_id, owner in pairs]))
+
+
+ROUTES = [
+    Route("POST", "/api/feishu/bots/{id}/ws/connect", connect,
+          "Ask for the bot to be connected (persisted across restarts)",
+          None, WsResult, (202, 401, 404)),
+    Route("POST", "/api/feishu/bots/{id}/ws/disconnect", disconnect,
+          "Disconnect; answers once the worker is gone", None, WsResult, (200, 401, 404)),
+    Route("GET", "/api/feishu/bots/{id}/ws/status", bot_status, "Live status of one bot",
+          None, BotStatus, (200, 401, 404)),
+    Route("GET", "/api/feishu/ws/status", all_status, "Live status of the caller's bots",
+          None, StatusList, (200, 401)),
+]

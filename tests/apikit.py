@@ -1,0 +1,182 @@
+"""Helpers for the API tests: the real app and registry on a thread, a stand-in fleet.
+
+FakeFleet stands in for the Supervisor (the only thing behind api.fleet.Fleet);
+everything else is real: aiohttp over TCP, SQLite, Fernet, the middlewares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from aiohttp import web
+
+from api.app import create_app
+from shared.messages import RetryResult, SendResult
+from shared.paths import DataPaths
+from shared.states import ConnState
+from shared.status import BotStatus
+from supervisor.registry import Registry
+
+APP_SECRET = "app-secret-0f1e2d3c4b5a"
+VERIFICATION_TOKEN = "verif-token-99887766"
+ENCRYPT_KEY = "encrypt-key-55443322"
+HANDLER_SECRET = "handler-secret-a1b2c3d4"
+SECRETS = (APP_SECRET, VERIFICATION_TOKEN, ENCRYPT_KEY, HANDLER_SECRET)
+
+
+def bot_body(app_id: str = "cli_a1", **fields: Any) -> dict[str, Any]:
+    """A create-bot body carrying every kind of secret."""
+    return {
+        "name": f"bot {app_id}",
+        "appId": app_id,
+        "appSecret": APP_SECRET,
+        "verificationToken": VERIFICATION_TOKEN,
+        "encryptKey": ENCRYPT_KEY,
+        "handler": {"kind": "forward", "url": "http://127.0.0.1:9/hook", "secret": HANDLER_SECRET},
+        **fields,
+    }
+
+
+class FakeFleet:
+    """Records every call; answers as configured by the test."""
+
+    def __init__(self) -> None:
+        self.is_ready = True
+        self.calls: list[tuple[str, str]] = []
+        self.states: dict[str, ConnState] = {}
+        self.send_result: SendResult | None = None
+        self.retry_result: RetryResult | None = None
+        self.webhook_answer = (200, b'{"challenge":"c"}', "application/json")
+        self.webhook_bodies: list[bytes] = []
+        self.fail_status = False
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    async def bot_added(self, bot_id: str) -> None:
+        self.calls.append(("bot_added", bot_id))
+
+    async def connect(self, bot_id: str) -> None:
+        self.calls.append(("connect", bot_id))
+        self.states[bot_id] = ConnState.CONNECTING
+
+    async def disconnect(self, bot_id: str) -> None:
+        self.calls.append(("disconnect", bot_id))
+        self.states[bot_id] = ConnState.DISCONNECTED
+
+    async def bot_changed(self, bot_id: str) -> None:
+        self.calls.append(("bot_changed", bot_id))
+
+    async def bot_removed(self, bot_id: str) -> None:
+        self.calls.append(("bot_removed", bot_id))
+
+    def status(self, bot_id: str) -> BotStatus:
+        if self.fail_status:
+            raise RuntimeError(f"status exploded with {APP_SECRET}")
+        state = self.states.get(bot_id, ConnState.DISCONNECTED)
+        return BotStatus(bot_id=bot_id, state=state, restarts=2, events_received=5)
+
+    async def deliver_webhook(
+        self, bot_id: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes, str]:
+        self.calls.append(("deliver_webhook", bot_id))
+        self.webhook_bodies.append(body)
+        return self.webhook_answer
+
+    async def send_message(
+        self, bot_id: str, receive_id: str, receive_id_type: str, text: str, uuid: str | None
+    ) -> SendResult:
+        self.calls.append(("send_message", bot_id))
+        if self.send_result is not None:
+            return self.send_result
+        return SendResult(bot_id=bot_id, incarnation=7, request_id="r", ok=True, message_id="om_1")
+
+    async def retry_dead_letter(self, bot_id: str, event_id: str) -> RetryResult:
+        self.calls.append(("retry_dead_letter", bot_id))
+        if self.retry_result is not None:
+            return self.retry_result
+        return RetryResult(bot_id=bot_id, incarnation=7, request_id="r", ok=True)
+
+
+class Api:
+    """The app served on 127.0.0.1 from a background event loop; requests from the test."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.paths = DataPaths(data_dir)
+        self.paths.ensure()
+        self.registry = Registry(self.paths)
+        self.fleet = FakeFleet()
+        self.app = create_app(self.fleet, self.registry, self.paths)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        port = self._run(self._start())
+        self.url = f"http://127.0.0.1:{port}"
+        self.admin_token = self.paths.admin_token.read_text().strip()
+        self.admin = self.session(self.admin_token)
+        self.anonymous = requests.Session()
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    async def _start(self) -> int:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        return self._runner.addresses[0][1]
+
+    def close(self) -> None:
+        self._run(self._runner.cleanup())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+        self.registry.close()
+
+    def session(self, token: str) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
+        return session
+
+    def call(
+        self, session: requests.Session, method: str, path: str, **kw: Any
+    ) -> requests.Response:
+        return session.request(method, f"{self.url}{path}", timeout=10, **kw)
+
+    def new_user(self, name: str = "alice") -> tuple[str, requests.Session]:
+        response = self.call(self.admin, "POST", "/api/users", json={"name": name})
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return body["id"], self.session(body["token"])
+
+    def create_bot(self, session: requests.Session, app_id: str = "cli_a1", **fields: Any) -> str:
+        response = self.call(session, "POST", "/api/feishu/bots", json=bot_body(app_id, **fields))
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+
+@pytest.fixture(name="api")
+def api_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    monkeypatch.delenv("LARKFLEET_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("LARKFLEET_SECRET_KEY", raising=False)
+    harness = Api(tmp_path / "data")
+    yield harness
+    harness.close()
+
+
+def assert_error(response: requests.Response, status: int, code: str | None = None) -> dict:
+    """The one error shape: JSON {success: false, error: {code, message}}, the right status."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["success"] is False
+    assert set(body["error"]) == {"code", "message"}
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]

@@ -1,0 +1,80 @@
+"""Authentication and users: 401 without a valid token, admin-only user routes, revocation."""
+
+import pytest
+
+from tests.apikit import Api, api_fixture, assert_error  # noqa: F401
+
+PROTECTED = [
+    ("GET", "/api/feishu/bots"),
+    ("POST", "/api/feishu/bots"),
+    ("GET", "/api/feishu/ws/status"),
+    ("GET", "/api/feishu/bots/bot_000000000000"),
+    ("POST", "/api/users"),
+    ("GET", "/api/nothing-here"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+def test_401_without_or_with_a_bad_token(api: Api, method: str, path: str) -> None:
+    assert_error(api.call(api.anonymous, method, path), 401, "unauthorized")
+    assert_error(api.call(api.session("wrong-token"), method, path), 401, "unauthorized")
+    basic = {"Authorization": f"Basic {api.admin_token}"}
+    assert_error(api.call(api.anonymous, method, path, headers=basic), 401)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/api/openapi.json"])
+def test_ops_routes_are_public(api: Api, path: str) -> None:
+    assert api.call(api.anonymous, "GET", path).status_code == 200
+
+
+def test_admin_creates_a_user_whose_token_works_once_shown(api: Api) -> None:
+    response = api.call(api.admin, "POST", "/api/users", json={"name": "alice"})
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"id", "name", "token"} and body["name"] == "alice"
+    alice = api.session(body["token"])
+    assert api.call(alice, "GET", "/api/feishu/bots").json() == {"bots": []}
+    listed = api.call(api.admin, "GET", "/api/users").json()["users"]
+    assert {u["name"] for u in listed} == {"admin", "alice"}
+    assert all("token" not in u for u in listed)
+    assert body["token"].encode() not in api.paths.registry.read_bytes()
+
+
+def test_user_routes_are_admin_only(api: Api) -> None:
+    user_id, alice = api.new_user()
+    assert_error(api.call(alice, "POST", "/api/users", json={"name": "eve"}), 403, "forbidden")
+    assert_error(api.call(alice, "GET", "/api/users"), 403)
+    assert_error(api.call(alice, "DELETE", f"/api/users/{user_id}"), 403)
+    assert_error(api.call(alice, "POST", f"/api/users/{user_id}/tokens"), 403)
+
+
+def test_revoked_and_deleted_users_get_401(api: Api) -> None:
+    user_id, alice = api.new_user()
+    fresh = api.call(api.admin, "POST", f"/api/users/{user_id}/tokens")
+    assert fresh.status_code == 201
+    revoked = api.call(api.admin, "DELETE", f"/api/users/{user_id}/tokens")
+    assert revoked.json() == {"success": True, "userId": user_id, "revoked": 2}
+    assert_error(api.call(alice, "GET", "/api/feishu/bots"), 401)
+    assert_error(api.call(api.session(fresh.json()["token"]), "GET", "/api/feishu/bots"), 401)
+
+    again = api.session(api.call(api.admin, "POST", f"/api/users/{user_id}/tokens").json()["token"])
+    bot_id = api.create_bot(again)
+    assert_error(api.call(api.admin, "DELETE", f"/api/users/{user_id}"), 409, "conflict")
+    assert api.call(again, "DELETE", f"/api/feishu/bots/{bot_id}").status_code == 200
+    deleted = api.call(api.admin, "DELETE", f"/api/users/{user_id}")
+    assert deleted.json() == {"success": True, "userId": user_id}
+    assert_error(api.call(again, "GET", "/api/feishu/bots"), 401)
+    assert_error(api.call(api.admin, "DELETE", f"/api/users/{user_id}"), 404, "not_found")
+
+
+def test_admin_cannot_lock_itself_out(api: Api) -> None:
+    admin_id = api.call(api.admin, "GET", "/api/users").json()["users"][0]["id"]
+    assert_error(api.call(api.admin, "DELETE", f"/api/users/{admin_id}/tokens"), 409)
+    assert_error(api.call(api.admin, "DELETE", f"/api/users/{admin_id}"), 409)
+
+
+def test_create_user_validation(api: Api) -> None:
+    error = assert_error(api.call(api.admin, "POST", "/api/users", json={}), 400)
+    assert "name" in error["message"]
+    error = assert_error(api.call(api.admin, "POST", "/api/users", json={"name": ""}), 400)
+    assert "$.name" in error["message"]

@@ -1,0 +1,57 @@
+"""Health, readiness, Prometheus metrics and the generated OpenAPI document."""
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.apikit import Api, api_fixture, assert_error  # noqa: F401
+
+
+def test_healthz_always_readyz_follows_the_fleet(api: Api) -> None:
+    assert api.call(api.anonymous, "GET", "/healthz").json() == {"status": "ok"}
+    api.fleet.is_ready = False
+    assert_error(api.call(api.anonymous, "GET", "/readyz"), 503, "not_ready")
+    assert api.call(api.anonymous, "GET", "/healthz").status_code == 200
+    api.fleet.is_ready = True
+    assert api.call(api.anonymous, "GET", "/readyz").json() == {"status": "ready"}
+
+
+def test_metrics_names_and_values(api: Api) -> None:
+    bot_id = api.create_bot(api.admin)
+    api.call(api.admin, "POST", f"/api/feishu/bots/{bot_id}/ws/connect")
+    response = api.call(api.anonymous, "GET", "/metrics")
+    assert response.headers["Content-Type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    assert samples[("larkfleet_bots", (("state", "connecting"),))] == 1
+    assert samples[("larkfleet_bots", (("state", "connected"),))] == 0
+    label = (("bot_id", bot_id),)
+    assert samples[("larkfleet_bot_restarts_total", label)] == 2
+    assert samples[("larkfleet_bot_events_received_total", label)] == 5
+    for name in ("larkfleet_bot_replies_sent_total", "larkfleet_bot_pending",
+                 "larkfleet_bot_dead_letters", "larkfleet_bot_rss_bytes",
+                 "larkfleet_bot_connected"):
+        assert (name, label) in samples, name
+
+
+def test_openapi_lists_every_served_route(api: Api) -> None:
+    spec = api.call(api.anonymous, "GET", "/api/openapi.json").json()
+    served = {
+        (route.method.lower(), route.resource.canonical)
+        for route in api.app.router.routes()
+        if route.method != "HEAD"
+    }
+    documented = {(method, path) for path, ops in spec["paths"].items() for method in ops}
+    assert documented == served
+    schemas = spec["components"]["schemas"]
+    create = schemas["CreateBot"]
+    assert set(create["required"]) == {"name", "appId", "appSecret"}
+    assert "useWebSocket" in create["properties"]
+    assert "appSecret" not in schemas["BotView"]["properties"]
+    assert "hasAppSecret" in schemas["BotView"]["properties"]
+    operation = spec["paths"]["/api/feishu/bots"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CreateBot"}
+    assert {"201", "400", "401", "409", "413"} <= set(operation["responses"])
+    assert "security" not in spec["paths"]["/webhook/feishu/{id}"]["post"]
