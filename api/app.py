@@ -1,4 +1,8 @@
-"""The aiohttp application factory: routes from every group, auth, one error shape."""
+"""The aiohttp application factory: routes from every group, auth, one error shape.
+
+The dashboard (GET / and /static/*) is served beside the API; it is a page,
+not an API route, so it is not in the route table or the OpenAPI document.
+"""
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -6,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from api import bots, logs, messages, users, webhook, ws
 from api.auth import auth_middleware
 from api.body import MAX_BODY
+from api.dashboard import add_dashboard_routes
 from api.errors import error_middleware
 from api.fleet import Fleet
 from api.keys import FLEET, PATHS, REGISTRY, ROUTES
@@ -36,4 +41,5 @@ def create_app(fleet: Fleet, registry: Registry, paths: DataPaths) -> web.Applic
     app[METRICS] = metrics
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
+    add_dashboard_routes(app)
     return app

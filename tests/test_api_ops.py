@@ -2,6 +2,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from api.dashboard import is_public
 from tests.apikit import Api, api_fixture, assert_error  # noqa: F401
 
 
@@ -40,7 +41,7 @@ def test_openapi_lists_every_served_route(api: Api) -> None:
     served = {
         (route.method.lower(), route.resource.canonical)
         for route in api.app.router.routes()
-        if route.method != "HEAD"
+        if route.method != "HEAD" and not is_public(route.resource.canonical)
     }
     documented = {(method, path) for path, ops in spec["paths"].items() for method in ops}
     assert documented == served
@@ -55,3 +56,9 @@ def test_openapi_lists_every_served_route(api: Api) -> None:
         "$ref": "#/components/schemas/CreateBot"}
     assert {"201", "400", "401", "409", "413"} <= set(operation["responses"])
     assert "security" not in spec["paths"]["/webhook/feishu/{id}"]["post"]
+
+
+def test_dashboard_is_served_without_a_token(api: Api) -> None:
+    page = api.call(api.anonymous, "GET", "/")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert_error(api.call(api.anonymous, "GET", "/static/nope.js"), 404)
