@@ -116,15 +116,13 @@ def test_reports_connected_only_after_handshake_and_first_pong(
 
     received = supervisor.messages()
     assert isinstance(received[0], Hello) and received[0].pid == worker.pid
-    connected = next(i for i, m in enumerate(received) if state_is(ConnState.CONNECTED)(m))
-    early = [m for m in received[:connected] if isinstance(m, Heartbeat)]
+    first = next(
+        i for i, m in enumerate(received) if getattr(m, "state", None) == ConnState.CONNECTED
+    )
+    early = [m for m in received[:first] if isinstance(m, Heartbeat)]
     assert early and {m.state for m in early} == {ConnState.CONNECTING}
 
-    beat = supervisor.wait_for(
-        lambda m: isinstance(m, Heartbeat) and m.state == ConnState.CONNECTED,
-        5,
-        "a connected heartbeat",
-    )
+    beat = received[first]
     assert isinstance(beat, Heartbeat) and beat.connected_at is not None
     assert abs(time.time() - beat.connected_at) < 60
     assert beat.rss_bytes > 0

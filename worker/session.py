@@ -186,8 +186,13 @@ class WorkerSession:
         code: int | None = None,
         permanent: bool = False,
     ) -> None:
-        """Change the reported state and tell the supervisor now, not at the next heartbeat."""
+        """Change the reported state and tell the supervisor now, not at the next heartbeat.
+
+        A full heartbeat goes first, so the supervisor never holds the new
+        state without the fields that come with it (connected_at).
+        """
         self._state = state
+        self._send(self._heartbeat_message())
         self._send(
             StateChanged(
                 bot_id=self._bot.id,
