@@ -6,9 +6,10 @@ from enum import StrEnum
 class ConnState(StrEnum):
     """The `state` field of a bot's status.
 
-    Workers report only CONNECTING, CONNECTED and WEBHOOK (what they observe);
-    the supervisor derives DISCONNECTED, RECONNECTING and ERROR from its own
-    lifecycle of the worker.
+    Workers report what they observe (CONNECTING, CONNECTED, WEBHOOK, and
+    RECONNECTING or ERROR just before they exit); the API's value comes from
+    the supervisor, which derives DISCONNECTED, RECONNECTING and ERROR from
+    its own lifecycle of the worker.
     """
 
     DISCONNECTED = "disconnected"
