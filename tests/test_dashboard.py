@@ -51,9 +51,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """One supervisor for every dashboard test."""
-    data = tmp_path_factory.mktemp("dashboard") / "data"
-    data.mkdir()
-    service = Service(data).start()
+    service = Service(tmp_path_factory.mktemp("dashboard") / "data").start()
     yield service
     service.stop()
 
