@@ -40,7 +40,11 @@ class Fleet(Protocol):
     async def send_message(
         self, bot_id: str, receive_id: str, receive_id_type: str, text: str, uuid: str | None
     ) -> SendResult:
-        """Send an outbound message through the bot's worker."""
+        """Send an outbound message through the bot's worker.
+
+        When no worker takes it, the result has ok=False and incarnation 0: the
+        API answers 409 then, and 502 for a failure a worker reported.
+        """
 
     async def retry_dead_letter(self, bot_id: str, event_id: str) -> RetryResult:
-        """Ask the bot's worker to queue a dead-lettered event again."""
+        """Ask the bot's worker to queue a dead-lettered event again (incarnation 0: no worker)."""
