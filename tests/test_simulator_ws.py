@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -124,15 +125,35 @@ def test_max_connections_refuses(sim_app, connect) -> None:
     assert info["refusedHandshakes"] == 1
 
 
-def test_cluster_mode_one_connection_per_event(sim_app, connect) -> None:
+def _client_process(app_id: str, secret: str, domain: str, seen: Any) -> None:
+    """A second SDK client in its own process: two ws.Clients in one process share the
+    SDK's module-level loop (upstream issue #119) and break each other."""
+    handler = (
+        lark.EventDispatcherHandler.builder("", "")
+        .register_p2_im_message_receive_v1(lambda data: seen.put(data.header.event_id))
+        .build()
+    )
+    lark.ws.Client(app_id, secret, event_handler=handler, domain=domain,
+                   log_level=lark.LogLevel.WARNING).start()
+
+
+def test_cluster_mode_one_connection_per_event(sim, sim_app, connect) -> None:
     app = sim_app()
     _, a = connect(app)
-    _, b = connect(app, wait=False)
-    wait_until(lambda: app.info()["connections"] == 2, 5, what="two connections")
-    pushed = [app.push(f"m{i}")["eventId"] for i in range(12)]
-    wait_until(lambda: len(app.info()["acked"]) == 12, 5, what="all ACKed")
-    got = a.event_ids() + b.event_ids()
-    assert sorted(got) == sorted(pushed)
+    context = multiprocessing.get_context("spawn")
+    seen = context.Queue()
+    args = (app.app_id, app.app_secret, sim.url, seen)
+    other = context.Process(target=_client_process, args=args)
+    other.start()
+    try:
+        wait_until(lambda: app.info()["connections"] == 2, 15, what="two connections")
+        pushed = [app.push(f"m{i}")["eventId"] for i in range(12)]
+        wait_until(lambda: len(app.info()["acked"]) == 12, 5, what="all ACKed")
+        in_other = [seen.get(timeout=5) for _ in range(12 - len(a.event_ids()))]
+    finally:
+        other.kill()
+        other.join(5)
+    assert sorted(a.event_ids() + in_other) == sorted(pushed)
 
 
 def test_blackhole_stops_pongs(sim_app, connect) -> None:
