@@ -17,10 +17,18 @@ def _env(name: str, default: str) -> str:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="run the supervisor, its workers and the API")
-    p.add_argument("--data-dir", default=_env("DATA_DIR", "./data"))
-    p.add_argument("--host", default=_env("HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=_env("PORT", str(DEFAULT_PORT)))
+    p = sub.add_parser(
+        "serve",
+        help="run the supervisor, its workers and the API",
+        description="Flags win over LARKFLEET_* variables, which win over the config file.",
+    )
+    p.add_argument("--data-dir", help="default ./data (LARKFLEET_DATA_DIR)")
+    p.add_argument("--host", help="default 127.0.0.1 (LARKFLEET_HOST)")
+    p.add_argument("--port", type=int, help=f"default {DEFAULT_PORT} (LARKFLEET_PORT)")
+    p.add_argument("--log-level", help="default INFO (LARKFLEET_LOG_LEVEL)")
+    p.add_argument("--config", help="a TOML file (LARKFLEET_CONFIG)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the effective configuration, secrets masked, and exit")
     p.set_defaults(run=lambda a: _call("supervisor.serve", "main", a))
 
 

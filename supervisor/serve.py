@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import IO
 
 from aiohttp import web
-from api.app import create_app
 
+from api.app import create_app
 from shared.logs import configure_logging
 from shared.paths import DataPaths
+from supervisor.config import ConfigError
+from supervisor.config import load as load_config
+from supervisor.config import render as render_config
 from supervisor.registry import Registry
 from supervisor.settings import SupervisorSettings
 from supervisor.supervisor import Supervisor
@@ -95,15 +98,23 @@ async def serve(paths: DataPaths, host: str, port: int, settings: SupervisorSett
 
 
 def main(args: argparse.Namespace) -> int:
-    paths = DataPaths(Path(args.data_dir).resolve())
+    try:
+        config = load_config(args)
+    except ConfigError as error:
+        print(f"larkfleet serve: {error}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(render_config(config), end="")
+        return 0
+    paths = DataPaths(config.data_dir)
     paths.ensure()
-    configure_logging(paths.supervisor_log, os.environ.get("LARKFLEET_LOG_LEVEL", "INFO"))
+    configure_logging(paths.supervisor_log, config.log_level)
     try:
         pid_lock = lock_pid_file(paths.pid_file)
     except AlreadyRunning as error:
         print(f"larkfleet: {error}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(serve(paths, args.host, args.port, SupervisorSettings.from_env()))
+        return asyncio.run(serve(paths, config.host, config.port, config.settings))
     finally:
         pid_lock.close()

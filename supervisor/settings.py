@@ -1,11 +1,10 @@
 """The supervisor's tunables, with the defaults architecture.md names.
 
-Each can be set by an environment variable `LARKFLEET_<NAME>` (seconds), which
-is how tests shrink timeouts without a different code path.
+supervisor/config.py fills them from the config file and the environment;
+tests shrink timeouts that way, without a different code path.
 """
 
-import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from supervisor.backoff import BackoffPolicy
 
@@ -27,22 +26,3 @@ class SupervisorSettings:
     """Bound on the SDK's endpoint discovery, which has no timeout of its own."""
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     worker_log_level: str = "INFO"
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "SupervisorSettings":
-        """Defaults overridden by LARKFLEET_HEARTBEAT_TIMEOUT, LARKFLEET_STOP_GRACE, ..."""
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = env.get(f"LARKFLEET_{f.name.upper()}")
-            if raw is None or f.name == "backoff":
-                continue
-            values[f.name] = raw if f.name == "worker_log_level" else float(raw)
-        policy = {
-            f.name: float(env[f"LARKFLEET_BACKOFF_{f.name.upper()}"])
-            for f in fields(BackoffPolicy)
-            if f"LARKFLEET_BACKOFF_{f.name.upper()}" in env
-        }
-        if "flap_count" in policy:
-            policy["flap_count"] = int(policy["flap_count"])
-        return cls(backoff=BackoffPolicy(**policy), **values)  # type: ignore[arg-type]

@@ -1,0 +1,140 @@
+"""The effective configuration of `larkfleet serve`: defaults < TOML file < env < flags.
+
+Every setting has an environment variable `LARKFLEET_<NAME>` (supervisor
+tunables by their field name, backoff ones as `LARKFLEET_BACKOFF_<NAME>`) and
+a key in the optional TOML file (`--config` or LARKFLEET_CONFIG):
+
+    data_dir = "/var/lib/larkfleet"
+    port = 13000
+    [supervisor]
+    heartbeat_timeout = 5
+    [backoff]
+    cap = 60
+
+An unknown key or a value of the wrong type stops the start with an error
+naming it, rather than being silently ignored.
+"""
+
+import argparse
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from supervisor.backoff import BackoffPolicy
+from supervisor.settings import SupervisorSettings
+
+SECRET_ENV = ("LARKFLEET_ADMIN_TOKEN", "LARKFLEET_SECRET_KEY")
+TOP_LEVEL: dict[str, type] = {"data_dir": str, "host": str, "port": int, "log_level": str}
+DEFAULTS: dict[str, Any] = {
+    "data_dir": "./data", "host": "127.0.0.1", "port": 13000, "log_level": "INFO",
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    data_dir: Path
+    host: str
+    port: int
+    log_level: str
+    settings: SupervisorSettings
+
+
+def _convert(value: Any, kind: type, name: str) -> Any:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from error
+
+
+def _table(data: Mapping[str, Any], name: str, allowed: set[str]) -> Mapping[str, Any]:
+    unknown = set(data) - allowed
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {name}: {', '.join(sorted(unknown))}")
+    return data
+
+
+def _read_file(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"config file {path}: {error}") from error
+
+
+def _layer(
+    name: str, kind: type, default: Any, file: Mapping[str, Any], env_name: str,
+    environ: Mapping[str, str], flag: Any = None,
+) -> Any:
+    if flag is not None:
+        return _convert(flag, kind, f"--{name.replace('_', '-')}")
+    if env_name in environ:
+        return _convert(environ[env_name], kind, env_name)
+    if name in file:
+        return _convert(file[name], kind, name)
+    return default
+
+
+def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ServeConfig:
+    """Resolve every setting once, at start; raises ConfigError naming a bad key or value."""
+    env = os.environ if environ is None else environ
+    file = _read_file(getattr(args, "config", None) or env.get("LARKFLEET_CONFIG"))
+    _table(file, "the config file", set(TOP_LEVEL) | {"supervisor", "backoff"})
+    top = {
+        key: _layer(key, kind, DEFAULTS[key], file, f"LARKFLEET_{key.upper()}", env,
+                    getattr(args, key, None))
+        for key, kind in TOP_LEVEL.items()
+    }
+    section = _table(file.get("supervisor", {}), "[supervisor]",
+                     {f.name for f in fields(SupervisorSettings)} - {"backoff"})
+    defaults = SupervisorSettings()
+    tunables = {
+        f.name: _layer(f.name, type(getattr(defaults, f.name)), getattr(defaults, f.name),
+                       section, f"LARKFLEET_{f.name.upper()}", env)
+        for f in fields(SupervisorSettings) if f.name != "backoff"
+    }
+    policy_keys = {f.name for f in fields(BackoffPolicy)}
+    backoff_file = _table(file.get("backoff", {}), "[backoff]", policy_keys)
+    policy_defaults = BackoffPolicy()
+    policy = BackoffPolicy(**{
+        f.name: _layer(f.name, type(getattr(policy_defaults, f.name)),
+                       getattr(policy_defaults, f.name), backoff_file,
+                       f"LARKFLEET_BACKOFF_{f.name.upper()}", env)
+        for f in fields(BackoffPolicy)
+    })
+    return ServeConfig(
+        data_dir=Path(top["data_dir"]).resolve(),
+        host=top["host"],
+        port=top["port"],
+        log_level=top["log_level"].upper(),
+        settings=SupervisorSettings(backoff=policy, **tunables),
+    )
+
+
+def render(config: ServeConfig, environ: Mapping[str, str] | None = None) -> str:
+    """The effective configuration as TOML, secrets masked (for --print-config)."""
+    env = os.environ if environ is None else environ
+
+    def line(key: str, value: Any) -> str:
+        return f"{key} = {value}" if isinstance(value, int | float) else f'{key} = "{value}"'
+
+    settings = config.settings
+    lines = [line("data_dir", config.data_dir), line("host", config.host),
+             line("port", config.port), line("log_level", config.log_level), "", "[supervisor]"]
+    lines += [line(f.name, getattr(settings, f.name))
+              for f in fields(SupervisorSettings) if f.name != "backoff"]
+    lines += ["", "[backoff]"]
+    lines += [line(f.name, getattr(settings.backoff, f.name)) for f in fields(BackoffPolicy)]
+    lines += ["", "# secrets (masked)"]
+    lines += [f"# {name} = {'***' if env.get(name) else '(not set)'}" for name in SECRET_ENV]
+    return "\n".join(lines) + "\n"

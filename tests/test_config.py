@@ -1,0 +1,72 @@
+"""`larkfleet serve` configuration: defaults < TOML file < environment < flags."""
+
+from pathlib import Path
+
+import pytest
+
+from supervisor.cli import build_parser
+from supervisor.config import ConfigError, load, render
+from supervisor.settings import SupervisorSettings
+
+
+def serve_args(*argv: str):
+    return build_parser().parse_args(["serve", *argv])
+
+
+def test_defaults_match_the_architecture() -> None:
+    config = load(serve_args(), environ={})
+    assert (config.host, config.port, config.data_dir.name) == ("127.0.0.1", 13000, "data")
+    assert config.settings == SupervisorSettings()
+    assert config.settings.heartbeat_timeout == 5.0
+    assert config.settings.backoff.cap == 60.0
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    file = tmp_path / "larkfleet.toml"
+    file.write_text(
+        'port = 14000\nhost = "0.0.0.0"\n[supervisor]\nheartbeat_timeout = 7\n'
+        "stop_grace = 20\n[backoff]\ncap = 30\n"
+    )
+    env = {"LARKFLEET_PORT": "15000", "LARKFLEET_STOP_GRACE": "12"}
+    config = load(serve_args("--config", str(file)), environ=env)
+    assert config.port == 15000
+    assert config.host == "0.0.0.0"
+    assert config.settings.heartbeat_timeout == 7.0
+    assert config.settings.stop_grace == 12.0
+    assert config.settings.backoff.cap == 30.0
+    assert load(serve_args("--config", str(file), "--port", "16000"), environ=env).port == 16000
+
+
+def test_config_file_from_the_environment(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text("port = 14001\n")
+    assert load(serve_args(), environ={"LARKFLEET_CONFIG": str(file)}).port == 14001
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "named"),
+    [
+        ("bogus = 1\n", {}, "bogus"),
+        ("[supervisor]\nheartbeat = 1\n", {}, "heartbeat"),
+        ("[backoff]\nbase = 'x'\n", {}, "base"),
+        ("port = true\n", {}, "port"),
+        ("", {"LARKFLEET_PORT": "tcp://10.0.0.1:13000"}, "LARKFLEET_PORT"),
+        ("", {"LARKFLEET_BACKOFF_FLAP_COUNT": "many"}, "LARKFLEET_BACKOFF_FLAP_COUNT"),
+        ("port = [", {}, "config file"),
+    ],
+)
+def test_bad_settings_are_refused_naming_them(
+    tmp_path: Path, text: str, env: dict[str, str], named: str
+) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text(text)
+    with pytest.raises(ConfigError, match=named):
+        load(serve_args("--config", str(file)), environ=env)
+
+
+def test_print_config_masks_secrets() -> None:
+    env = {"LARKFLEET_ADMIN_TOKEN": "very-secret-admin", "LARKFLEET_SECRET_KEY": "k" * 44}
+    text = render(load(serve_args(), environ=env), environ=env)
+    assert "very-secret-admin" not in text and "k" * 44 not in text
+    assert "LARKFLEET_ADMIN_TOKEN = ***" in text
+    assert "heartbeat_timeout = 5.0" in text
