@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+    predicate: Callable[[], T], timeout: float = 10.0, what: str = "", interval: float = 0.05
 ) -> T:
     """Poll until `predicate()` is truthy and return its value; tests synchronise on
     observable state, never on sleeps."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from simulator.client import SimClient
-from simulator.testing import SimulatorThread
+from simulator.testing import SimulatorThread, wait_until
 from supervisor.apiclient import STATUS_COLUMNS, ApiClient, ApiError, table
 
 DEMO_APP_ID = "cli_demo_echo"
@@ -28,16 +28,18 @@ DEMO_MESSAGES = ("hello larkfleet", "are you there?", "bye")
 
 
 def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Poll until `predicate` holds; an API that is not up yet counts as "not yet"."""
+
+    def attempt() -> Any:
         try:
-            value = predicate()
+            return predicate()
         except ApiError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.1)
-    raise SystemExit(f"larkfleet demo: timed out waiting for {what}")
+            return None
+
+    try:
+        return wait_until(attempt, timeout, what, interval=0.1)
+    except TimeoutError as error:
+        raise SystemExit(f"larkfleet demo: timed out waiting for {what}") from error
 
 
 def _start_service(data_dir: Path, port: int, token: str) -> subprocess.Popen[bytes]:

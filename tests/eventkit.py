@@ -7,9 +7,11 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from shared.botconfig import BotConfig, EchoHandler, HandlerSpec
 from shared.paths import DataPaths
@@ -111,3 +113,21 @@ async def sent_until(app: Any, count: int, timeout: float = 5.0) -> list[dict[st
         if time.monotonic() >= deadline:
             raise AssertionError(f"expected {count} sent messages, got {sent}")
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    route: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """A real aiohttp server on 127.0.0.1 answering every POST with `route`."""
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", route)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

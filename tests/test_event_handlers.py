@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from shared.botconfig import ForwardHandler, OpenAIHandler, PythonHandler
-from tests.eventkit import bot_config, event, pipeline_for, running, sent_until
+from tests.eventkit import bot_config, event, pipeline_for, running, sent_until, serve
 from worker.content import Message, parse_event
 from worker.errors import EventError
 from worker.handlers import HttpSession, build_handler
@@ -36,24 +34,6 @@ async def describe(message: Message) -> str:
 
 def returns_number(message: Message) -> int:
     return 42
-
-
-@contextlib.asynccontextmanager
-async def serve(
-    route: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> AsyncIterator[str]:
-    """A real aiohttp server on 127.0.0.1 answering every POST with `route`."""
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", route)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def _handle(spec, payload: bytes, tmp_path: Path) -> str | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from tests.eventkit import bot_config, pipeline_for, running, sent_until
+from tests.eventkit import bot_config, pipeline_for, running, sent_until, serve
 from worker.pipeline import EventPipeline
 
 TOKEN = "verification-token-1"
@@ -30,17 +30,8 @@ async def webhook_target(pipeline: EventPipeline) -> AsyncIterator[str]:
         )
         return web.Response(status=status, body=body, headers={"Content-Type": content_type})
 
-    app = web.Application()
-    app.router.add_post("/webhook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/webhook"
-    finally:
-        await runner.cleanup()
+    async with serve(receive) as url:
+        yield f"{url}/webhook"
 
 
 async def push(app, url: str, **fields) -> dict:

@@ -111,7 +111,7 @@ def test_invalid_secret_is_a_permanent_error_without_retries(
     assert calls == 1
     log = fleet.request("GET", f"/api/feishu/bots/{bot_id}/logs?tail=200").text
     assert "wrong-secret" not in log
-    with pytest.raises(AssertionError):
+    with pytest.raises(TimeoutError):
         fleet.wait_status(bot_id, lambda s: s["state"] != "error", 3, "a retry")
     assert app.info()["endpointCalls"] <= calls + 1
 
