@@ -7,7 +7,7 @@ socket or a worker, so it can be tested against any object with these methods.
 from typing import Protocol
 
 from shared.messages import RetryResult, SendResult
-from shared.status import BotStatus
+from shared.status import BotMetrics, BotStatus
 
 
 class Fleet(Protocol):
@@ -31,6 +31,9 @@ class Fleet(Protocol):
 
     def status(self, bot_id: str) -> BotStatus:
         """The live status of one bot (state, pid, restarts, counters...)."""
+
+    def metrics(self, bot_id: str) -> BotMetrics:
+        """Event counters and latency histograms summed over every worker incarnation."""
 
     async def deliver_webhook(
         self, bot_id: str, headers: dict[str, str], body: bytes

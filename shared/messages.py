@@ -26,8 +26,43 @@ class Hello(_FromWorker, tag="hello"):
     pid: int
 
 
+ACK_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+"""Upper bounds (s) of the ACK latency histogram: the spool write inside the SDK callback."""
+
+REPLY_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds (s) of the reply latency histogram: event spooled to reply accepted."""
+
+
+class Histogram(msgspec.Struct, kw_only=True):
+    """Cumulative observations since the worker started, in fixed buckets.
+
+    `buckets[i]` counts values in (bounds[i-1], bounds[i]]; one extra last
+    entry counts values above the highest bound. Not cumulative per bucket,
+    so two histograms over the same bounds add element-wise.
+    """
+
+    buckets: list[int] = msgspec.field(default_factory=list)
+    sum: float = 0.0
+    count: int = 0
+
+    def plus(self, other: "Histogram") -> "Histogram":
+        """The element-wise sum; an empty side (no buckets yet) counts as zeros."""
+        size = max(len(self.buckets), len(other.buckets))
+        mine = self.buckets + [0] * (size - len(self.buckets))
+        theirs = other.buckets + [0] * (size - len(other.buckets))
+        return Histogram(
+            buckets=[a + b for a, b in zip(mine, theirs, strict=True)],
+            sum=self.sum + other.sum,
+            count=self.count + other.count,
+        )
+
+
 class Heartbeat(_FromWorker, tag="hb"):
-    """Sent every second with the worker's real view of its connection."""
+    """Sent every second with the worker's real view of its connection.
+
+    The counters and histograms are cumulative for this incarnation; the
+    supervisor adds up incarnations so exported counters never go back.
+    """
 
     state: ConnState
     connected_at: float | None = None
@@ -37,6 +72,10 @@ class Heartbeat(_FromWorker, tag="hb"):
     pending: int = 0
     dead_letters: int = 0
     rss_bytes: int = 0
+    events_handled: int = 0
+    events_failed: int = 0
+    ack_latency: Histogram = msgspec.field(default_factory=Histogram)
+    reply_latency: Histogram = msgspec.field(default_factory=Histogram)
 
 
 class StateChanged(_FromWorker, tag="state"):
@@ -120,6 +159,10 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     endpoint_timeout: float = 10.0
     silence_pings: int = 3
     log_level: str = "INFO"
+    event_max_attempts: int = 5
+    """Handler attempts before an event becomes a dead letter."""
+    event_retry_base: float = 1.0
+    """First retry delay (s) of an event; doubles per attempt."""
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -2,6 +2,7 @@
 
 import msgspec
 
+from shared.messages import Heartbeat, Histogram
 from shared.states import ConnState
 
 
@@ -25,3 +26,31 @@ class BotStatus(msgspec.Struct, rename="camel", kw_only=True):
     flapping: bool = False
     rss_bytes: int = 0
     owner: str | None = None
+
+
+class BotMetrics(msgspec.Struct, kw_only=True):
+    """One bot's event counters and latencies since the supervisor started, for /metrics.
+
+    Unlike the status counters (one worker incarnation's), these add up every
+    incarnation, so the exported Prometheus counters never go back on a restart.
+    """
+
+    bot_id: str
+    events_received: int = 0
+    replies_sent: int = 0
+    events_handled: int = 0
+    events_failed: int = 0
+    ack_latency: Histogram = msgspec.field(default_factory=Histogram)
+    reply_latency: Histogram = msgspec.field(default_factory=Histogram)
+
+    def plus(self, report: Heartbeat) -> "BotMetrics":
+        """These totals with one incarnation's heartbeat added."""
+        return BotMetrics(
+            bot_id=self.bot_id,
+            events_received=self.events_received + report.events_received,
+            replies_sent=self.replies_sent + report.replies_sent,
+            events_handled=self.events_handled + report.events_handled,
+            events_failed=self.events_failed + report.events_failed,
+            ack_latency=self.ack_latency.plus(report.ack_latency),
+            reply_latency=self.reply_latency.plus(report.reply_latency),
+        )

@@ -8,7 +8,7 @@ from multiprocess.process import BaseProcess
 
 from shared.messages import Heartbeat, worker_identity
 from shared.states import ConnState
-from shared.status import BotStatus
+from shared.status import BotMetrics, BotStatus
 from supervisor.backoff import Backoff, BackoffPolicy
 from supervisor.lifecycle import Lifecycle, Phase
 
@@ -44,10 +44,13 @@ class ManagedBot:
     error: str | None = None
     error_code: int | None = None
     restarts: int = 0
+    carried: BotMetrics = field(init=False)
+    """The final counts of every earlier incarnation of the worker."""
 
     def __post_init__(self) -> None:
         self.lifecycle = Lifecycle(self.bot_id)
         self.backoff = Backoff(self.policy)
+        self.carried = BotMetrics(bot_id=self.bot_id)
 
     @property
     def phase(self) -> Phase:
@@ -93,6 +96,22 @@ class ManagedBot:
             flapping=self.backoff.flapping,
             rss_bytes=report.rss_bytes if report else 0,
         )
+
+    def to_metrics(self) -> BotMetrics:
+        """Totals across incarnations: what earlier workers counted plus the current one."""
+        if self.report is None:
+            return self.carried
+        return self.carried.plus(self.report)
+
+    def retire_report(self) -> None:
+        """A new incarnation starts from zero: keep the old one's last counts in `carried`.
+
+        Whatever the old worker counted after its last heartbeat (at most one
+        interval) is lost; the counters stay monotonic.
+        """
+        if self.report is not None:
+            self.carried = self.carried.plus(self.report)
+            self.report = None
 
     def heard(self, now: float) -> None:
         self.last_heard_at = now

@@ -26,3 +26,7 @@ class SupervisorSettings:
     """Bound on the SDK's endpoint discovery, which has no timeout of its own."""
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     worker_log_level: str = "INFO"
+    event_max_attempts: int = 5
+    """Handler attempts before an event becomes a dead letter (handed to workers)."""
+    event_retry_base: float = 1.0
+    """First retry delay of a failed event, doubling per attempt (handed to workers)."""

@@ -33,7 +33,7 @@ from shared.messages import (
     WorkerSpec,
 )
 from shared.paths import DataPaths
-from shared.status import BotStatus
+from shared.status import BotMetrics, BotStatus
 from supervisor.bot import ManagedBot
 from supervisor.lifecycle import ALIVE, Phase
 from supervisor.registry import Registry
@@ -161,6 +161,9 @@ class Supervisor:
     def status(self, bot_id: str) -> BotStatus:
         return self._bot(bot_id).to_status()
 
+    def metrics(self, bot_id: str) -> BotMetrics:
+        return self._bot(bot_id).to_metrics()
+
     def statuses(self, bot_ids: Iterable[str]) -> list[BotStatus]:
         return [self.status(bot_id) for bot_id in bot_ids]
 
@@ -248,7 +251,7 @@ class Supervisor:
         bot.lifecycle.change(Phase.STARTING, reason)
         bot.incarnation = next(self._incarnations)
         bot.started_at = time.monotonic()
-        bot.report = None
+        bot.retire_report()
         bot.pid = None
         bot.connected_since_at = None
         spec = WorkerSpec(
@@ -258,6 +261,8 @@ class Supervisor:
             control_endpoint=self.paths.control_endpoint,
             log_level=self.settings.worker_log_level,
             endpoint_timeout=self.settings.endpoint_timeout,
+            event_max_attempts=self.settings.event_max_attempts,
+            event_retry_base=self.settings.event_retry_base,
         )
         self._spawn_task(self._fork(bot, spec))
 

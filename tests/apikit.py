@@ -17,10 +17,10 @@ import requests
 from aiohttp import web
 
 from api.app import create_app
-from shared.messages import RetryResult, SendResult
+from shared.messages import Histogram, RetryResult, SendResult
 from shared.paths import DataPaths
 from shared.states import ConnState
-from shared.status import BotStatus
+from shared.status import BotMetrics, BotStatus
 from supervisor.registry import Registry
 
 APP_SECRET = "app-secret-0f1e2d3c4b5a"
@@ -81,6 +81,13 @@ class FakeFleet:
             raise RuntimeError(f"status exploded with {APP_SECRET}")
         state = self.states.get(bot_id, ConnState.DISCONNECTED)
         return BotStatus(bot_id=bot_id, state=state, restarts=2, events_received=5)
+
+    def metrics(self, bot_id: str) -> BotMetrics:
+        """Fixed totals: 3 ACKs (two in the first bucket, one above every bound), 1 reply."""
+        ack = Histogram(buckets=[2] + [0] * 9 + [1], sum=2.5, count=3)
+        reply = Histogram(buckets=[0, 0, 0, 0, 1, 0, 0, 0, 0, 0], sum=0.75, count=1)
+        return BotMetrics(bot_id=bot_id, events_received=5, replies_sent=1, events_handled=4,
+                          events_failed=2, ack_latency=ack, reply_latency=reply)
 
     async def deliver_webhook(
         self, bot_id: str, headers: dict[str, str], body: bytes

@@ -30,10 +30,30 @@ def test_metrics_names_and_values(api: Api) -> None:
     label = (("bot_id", bot_id),)
     assert samples[("larkfleet_bot_restarts_total", label)] == 2
     assert samples[("larkfleet_bot_events_received_total", label)] == 5
-    for name in ("larkfleet_bot_replies_sent_total", "larkfleet_bot_pending",
-                 "larkfleet_bot_dead_letters", "larkfleet_bot_rss_bytes",
-                 "larkfleet_bot_connected"):
+    assert samples[("larkfleet_bot_events_handled_total", label)] == 4
+    assert samples[("larkfleet_bot_events_failed_total", label)] == 2
+    assert samples[("larkfleet_bot_replies_sent_total", label)] == 1
+    for name in ("larkfleet_bot_pending", "larkfleet_bot_dead_letters",
+                 "larkfleet_bot_rss_bytes", "larkfleet_bot_connected"):
         assert (name, label) in samples, name
+
+
+def test_latency_histograms_are_cumulative_per_bot(api: Api) -> None:
+    bot_id = api.create_bot(api.admin)
+    text = api.call(api.anonymous, "GET", "/metrics").text
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    ack = families["larkfleet_bot_ack_latency_seconds"]
+    assert ack.type == "histogram"
+    buckets = {s.labels["le"]: s.value for s in ack.samples
+               if s.name.endswith("_bucket") and s.labels["bot_id"] == bot_id}
+    assert buckets["0.0005"] == 2 and buckets["0.25"] == 2 and buckets["1.0"] == 2
+    assert buckets["+Inf"] == 3
+    totals = {s.name: s.value for s in ack.samples if not s.name.endswith("_bucket")}
+    assert totals == {"larkfleet_bot_ack_latency_seconds_count": 3,
+                      "larkfleet_bot_ack_latency_seconds_sum": 2.5}
+    reply = families["larkfleet_bot_reply_latency_seconds"]
+    reply_buckets = {s.labels["le"]: s.value for s in reply.samples if s.name.endswith("_bucket")}
+    assert (reply_buckets["0.5"], reply_buckets["1.0"], reply_buckets["+Inf"]) == (0, 1, 1)
 
 
 def test_openapi_lists_every_served_route(api: Api) -> None:

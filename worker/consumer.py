@@ -129,6 +129,7 @@ class Consumer:
                 self._record_failure(event, exc)
             else:
                 self._counters.pending -= 1
+                self._counters.events_handled += 1
         except Exception:
             log.exception("event %s: spool update failed", head.event_id)
         finally:
@@ -137,6 +138,7 @@ class Consumer:
 
     def _record_failure(self, event: SpooledEvent, exc: Exception) -> None:
         attempts = event.attempts + 1
+        self._counters.events_failed += 1
         permanent = isinstance(exc, EventError) and exc.permanent
         rate_limited = isinstance(exc, EventError) and exc.rate_limited
         error = str(exc) if isinstance(exc, EventError) else f"{type(exc).__name__}: {exc}"

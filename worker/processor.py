@@ -61,8 +61,10 @@ class EventProcessor:
             if not result.ok:
                 raise EventError(f"reply failed: code {result.code}: {result.error}",
                                  rate_limited=result.rate_limited)
+            latency = time.time() - event.created_at
             self._counters.replies_sent += 1
+            self._counters.reply_latency.observe(latency)
             log.info("event %s replied as %s (latency %d ms)", event.event_id,
-                     result.message_id, (time.time() - event.created_at) * 1000)
+                     result.message_id, latency * 1000)
         self._spool.complete(event.event_id, message.chat_id,
                              self._handler.history(message, answer))

@@ -39,7 +39,7 @@ from shared.states import ConnState
 from worker.connection import Failure, LarkConnection, classify
 from worker.control import ControlChannel
 from worker.liveness import SupervisorWatch, rss_bytes
-from worker.pipeline import EventPipeline
+from worker.pipeline import ConsumerSettings, EventPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,11 @@ class WorkerSession:
 
     def _start_pipeline(self) -> None:
         try:
-            self._pipeline = EventPipeline(self._bot, self._paths)
+            settings = ConsumerSettings(
+                max_attempts=self._spec.event_max_attempts,
+                backoff_base_s=self._spec.event_retry_base,
+            )
+            self._pipeline = EventPipeline(self._bot, self._paths, settings)
         except Exception as error:
             logger.exception("could not open the event pipeline")
             self._finish(Exit.failed(Failure(permanent=False, message=f"event pipeline: {error}")))
@@ -224,6 +228,10 @@ class WorkerSession:
             message.replies_sent = counters.replies_sent
             message.pending = counters.pending
             message.dead_letters = counters.dead_letters
+            message.events_handled = counters.events_handled
+            message.events_failed = counters.events_failed
+            message.ack_latency = counters.ack_latency.snapshot()
+            message.reply_latency = counters.reply_latency.snapshot()
         return message
 
     async def _watch_supervisor(self) -> None:
