@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,13 @@ Data directory: {data_dir}
 """
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends the demo like Ctrl-C, so the `finally` stops the service it started."""
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     data_dir = Path(tempfile.mkdtemp(prefix="larkfleet-demo-")) / "data"
     data_dir.mkdir(parents=True)
     token = secrets.token_urlsafe(24)
