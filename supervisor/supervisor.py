@@ -80,11 +80,14 @@ class Supervisor:
         logger.info("supervisor started; %d bots brought back", len(wanted))
 
     async def shutdown(self) -> None:
-        """Tell every worker to stop, wait the grace period, SIGKILL the rest."""
+        """Tell every worker to stop, wait the grace period, SIGKILL the rest.
+
+        Only the in-memory wish is cleared, so nothing restarts while stopping;
+        the registry keeps what the user asked for, for the next boot.
+        """
         grace = self.settings.stop_grace
         for bot in self._bots.values():
-            if bot.phase in (Phase.STARTING, Phase.RUNNING):
-                self._stop(bot, "shutdown", wanted_after=bot.wanted)
+            self._stop(bot, "shutdown", wanted_after=False)
         deadline = time.monotonic() + grace
         await self._wait_all_stopped(deadline)
         stragglers = [b for b in self._bots.values() if b.process is not None]

@@ -172,6 +172,7 @@ def test_sigterm_stops_every_worker_and_restart_brings_desired_bots_back(
     assert service.stop() == 0
     assert not any(alive(pid) for pid in workers)
     wait_until(lambda: all(a.info()["connections"] == 0 for a in apps), 5, "connections closed")
+    assert [a.info()["handshakes"] for a in apps] == [1, 1, 0], "nothing restarts while stopping"
 
     restarted = Service(data).start()
     try:
