@@ -261,3 +261,14 @@ def test_unexpected_errors_are_500_json_without_traceback(api: Api, caplog) -> N
     response = api.call(api.admin, "GET", "/api/feishu/ws/status")
     error = assert_error(response, 500, "internal_error")
     assert "Traceback" not in response.text and "exploded" not in error["message"]
+
+
+def test_a_webhook_bot_has_no_connection_to_steer(api: Api) -> None:
+    bot_id = api.create_bot(api.admin, useWebSocket=False)
+    for action in ("connect", "disconnect"):
+        body = assert_error(
+            api.call(api.admin, "POST", f"/api/feishu/bots/{bot_id}/ws/{action}"),
+            409,
+            "webhook_mode",
+        )
+        assert "useWebSocket" in body["error"]["message"]
