@@ -271,4 +271,4 @@ def test_a_webhook_bot_has_no_connection_to_steer(api: Api) -> None:
             409,
             "webhook_mode",
         )
-        assert "useWebSocket" in body["error"]["message"]
+        assert "useWebSocket" in body["message"]
