@@ -64,8 +64,15 @@ class SimClient:
     def info(self, app_id: str) -> dict[str, Any]:
         return self._call("GET", f"/_sim/apps/{app_id}")
 
-    def sent(self, app_id: str) -> list[dict[str, Any]]:
-        return self._call("GET", f"/_sim/apps/{app_id}/sent")
+    def sent(self, app_id: str, after: int = 0) -> list[dict[str, Any]]:
+        """The IM messages the bot sent, without the first `after` of them."""
+        suffix = f"?after={after}" if after else ""
+        return self._call("GET", f"/_sim/apps/{app_id}/sent{suffix}")
+
+    def flood(self, app_id: str, count: int, window: int = 1) -> dict[str, Any]:
+        """Push `count` events, at most `window` un-ACKed: {count, window, seconds, ...}."""
+        return self._call("POST", f"/_sim/apps/{app_id}/flood",
+                          {"count": count, "window": window})
 
     def webhook(self, app_id: str, url: str, **fields: Any) -> dict[str, Any]:
         """Have the simulator push to `url` as Feishu would; returns {status, body, ...}."""

@@ -70,6 +70,15 @@ class Faults(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only
 
 class PushEvent(MessageSpec, forbid_unknown_fields=True, kw_only=True):
     fragments: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    wait_ack: Annotated[float, msgspec.Meta(ge=0, le=30)] = 0
+    """Seconds to hold the answer for the first ACK: a pusher paces on it without polling."""
+
+
+class Flood(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    count: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+    window: Annotated[int, msgspec.Meta(ge=1, le=1_000)] = 1
+    text: str = "flood"
+    timeout: Seconds = 300
 
 
 def _bad(error: str, status: int = 400) -> web.Response:
@@ -139,7 +148,12 @@ async def get_app(request: web.Request) -> web.Response:
 
 @routes.get("/_sim/apps/{app_id}/sent")
 async def get_sent(request: web.Request) -> web.Response:
-    return web.json_response(list(known_app(request).sent))
+    """`?after=N` skips the first N entries, so a poller reads only what is new."""
+    try:
+        after = max(0, int(request.query.get("after", "0")))
+    except ValueError:
+        return _bad("after must be an integer ($.after)")
+    return web.json_response(known_app(request).sent[after:])
 
 
 @routes.post("/_sim/apps/{app_id}/events")
@@ -151,19 +165,66 @@ async def push_event(request: web.Request) -> web.Response:
     if not app.connections:
         return _bad("app has no live connection", 404)
     event_id, message_id, envelope = build_event(app, body)
-    await _start(request.app[STATE_KEY], app, event_id, envelope, body.fragments)
-    return web.json_response({"eventId": event_id, "messageId": message_id}, status=201)
+    item = await _start(request.app[STATE_KEY], app, event_id, envelope, body.fragments,
+                        body.wait_ack > 0)
+    answer: dict[str, Any] = {"eventId": event_id, "messageId": message_id}
+    if item.ack_waiter is not None:
+        try:
+            answer["ack"] = await asyncio.wait_for(item.ack_waiter, body.wait_ack)
+        except TimeoutError:
+            answer["ack"] = None
+    return web.json_response(answer, status=201)
+
+
+@routes.post("/_sim/apps/{app_id}/flood")
+async def flood(request: web.Request) -> web.Response:
+    """Push `count` events keeping at most `window` un-ACKed: a load probe whose pusher
+    costs one frame per event and no HTTP round trip, so the bot is what is measured.
+    Each event waits for its first ACK only (redeliveries still run as usual)."""
+    app = known_app(request)
+    body = await decode(request, Flood)
+    if not app.connections:
+        return _bad("app has no live connection", 404)
+    state = request.app[STATE_KEY]
+    numbers = iter(range(body.count))
+    acked = 0
+
+    async def lane() -> None:
+        nonlocal acked
+        for _ in numbers:
+            event_id, _, envelope = build_event(app, MessageSpec(text=body.text))
+            item = await _start(state, app, event_id, envelope, 1, wait_ack=True)
+            if item.ack_waiter is not None:
+                await item.ack_waiter
+            acked += 1
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    lanes = [lane() for _ in range(min(body.window, body.count))]
+    try:
+        await asyncio.wait_for(asyncio.gather(*lanes), body.timeout)
+    except TimeoutError:
+        return _bad(f"flood timed out after {acked} of {body.count} ACKs", 504)
+    seconds = loop.time() - started
+    return web.json_response(
+        {"count": body.count, "window": body.window, "seconds": seconds,
+         "eventsPerSecond": body.count / seconds if seconds > 0 else None}
+    )
 
 
 async def _start(
-    state: SimState, app: App, event_id: str, envelope: dict[str, Any], parts: int
-) -> None:
+    state: SimState, app: App, event_id: str, envelope: dict[str, Any], parts: int,
+    wait_ack: bool = False,
+) -> Delivery:
     previous = app.events.get(event_id)
     if previous is not None and previous.timer is not None:
         previous.timer.cancel()
     item = Delivery(event_id, json.dumps(envelope).encode(), parts)
+    if wait_ack:
+        item.ack_waiter = asyncio.get_running_loop().create_future()
     app.events[event_id] = item
     await delivery.deliver(state, app, item)
+    return item
 
 
 @routes.post("/_sim/apps/{app_id}/events/{event_id}/redeliver")

@@ -38,6 +38,7 @@ async def deliver(state: SimState, app: App, delivery: Delivery) -> bool:
         timestamp_ms=now_ms(),
         parts=delivery.parts,
     )
+    delivery.sent_at = time.time()
     try:
         for chunk in data:
             await conn.ws.send_bytes(chunk)
@@ -81,16 +82,18 @@ async def _redeliver(state: SimState, app: App, delivery: Delivery, prior_seq: i
 def record_ack(state: SimState, app: App, seq_id: int, code: int | None) -> None:
     """Every ACK is recorded for tests; only a 200 on the outstanding attempt ends delivery."""
     delivery = app.pending.pop(seq_id, None)
-    app.acked.append(
-        {
-            "eventId": delivery.event_id if delivery else None,
-            "seqId": seq_id,
-            "code": code,
-            "at": time.time(),
-        }
-    )
+    entry = {
+        "eventId": delivery.event_id if delivery else None,
+        "seqId": seq_id,
+        "code": code,
+        "at": time.time(),
+        "sentAt": delivery.sent_at if delivery else None,
+    }
+    app.acked.append(entry)
     if delivery is None:
         return
+    if delivery.ack_waiter is not None and not delivery.ack_waiter.done():
+        delivery.ack_waiter.set_result(entry)
     if code == 200:
         delivery.done = True
         if delivery.timer is not None:

@@ -61,6 +61,10 @@ class Delivery:
     seq_id: int | None = None
     timer: asyncio.TimerHandle | None = None
     done: bool = False
+    sent_at: float | None = None
+    """time.time() just before the current attempt's first frame left."""
+    ack_waiter: asyncio.Future[dict[str, Any]] | None = None
+    """Set when a pusher waits for the first ACK (`waitAck`): resolved with its entry."""
 
 
 @dataclass
