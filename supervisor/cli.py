@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 DEFAULT_PORT = 13000
 DEFAULT_SIM_PORT = 18080
@@ -44,6 +45,13 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--sim-port", type=int, default=DEFAULT_SIM_PORT)
     p.set_defaults(run=lambda a: _call("supervisor.demo", "main", a))
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmark against the bare SDK (from a checkout)")
+    p.add_argument("--quick", action="store_true", help="N=10, seconds instead of minutes")
+    p.add_argument("--out", type=Path, help="report path (default docs/benchmarks.md)")
+    p.set_defaults(run=lambda a: _call("bench.__main__", "main", a))
 
 
 def _add_clients(sub: argparse._SubParsersAction) -> None:
@@ -102,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(sub)
     _add_sim(sub)
     _add_demo(sub)
+    _add_bench(sub)
     _add_clients(sub)
     return parser
 

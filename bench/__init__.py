@@ -1,0 +1,1 @@
+"""Benchmarks: larkfleet against the bare SDK, side by side, written to docs/benchmarks.md."""

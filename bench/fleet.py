@@ -1,0 +1,119 @@
+"""The larkfleet side: a real `larkfleet serve` (the tests' Service harness) with its
+zygote and workers, driven through the HTTP API like a user would."""
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench.proc import rss_mib, uss_mib
+from tests.fixtures.service import Service, process_tree
+
+log = logging.getLogger(__name__)
+
+ENV = {"LARKFLEET_HEARTBEAT_TIMEOUT": "5", "LARKFLEET_STOP_GRACE": "10",
+       "LARKFLEET_LOG_LEVEL": "INFO"}
+"""The shipped defaults: the test harness shrinks them, the bench must not."""
+
+SILENT = {"kind": "python", "target": "bench.handlers:silent"}
+ECHO = {"kind": "echo"}
+
+
+class Fleet:
+    """One supervisor on `data_dir`; `restart` keeps the data dir (and desired state)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.service = Service(data_dir, env=ENV)
+
+    def start(self) -> float:
+        """Start and wait for /readyz (zygote warmed up); returns seconds taken."""
+        began = time.monotonic()
+        self.service.start(timeout=120)
+        return time.monotonic() - began
+
+    def stop(self) -> float:
+        began = time.monotonic()
+        self.service.stop(timeout=60)
+        return time.monotonic() - began
+
+    def restart(self) -> float:
+        """Stop, then start a new supervisor on the same data dir; returns stop seconds."""
+        stopped = self.stop()
+        self.service = Service(self.data_dir, env=ENV)
+        return stopped
+
+    def create_bots(self, apps: list[tuple[str, str]], url: str,
+                    handler: dict[str, Any]) -> list[str]:
+        return [self.service.create_bot(app_id, secret, url, handler=handler)
+                for app_id, secret in apps]
+
+    def connect(self, bot_ids: list[str]) -> None:
+        """One connect call per bot, one after another, as a script would."""
+        for bot_id in bot_ids:
+            self.service.connect(bot_id)
+
+    def disconnect(self, bot_ids: list[str]) -> None:
+        """Disconnect calls in parallel: each answers once its worker is gone."""
+        path = "/api/feishu/bots/{}/ws/disconnect"
+        with ThreadPoolExecutor(16) as pool:
+            answers = pool.map(lambda b: self.service.request("POST", path.format(b)), bot_ids)
+            failed = [a.text for a in answers if a.status_code != 200]
+        if failed:
+            raise RuntimeError(f"disconnect failed: {failed[:3]}")
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        response = self.service.request("GET", "/api/feishu/ws/status")
+        response.raise_for_status()
+        return {s["botId"]: s for s in response.json()["connections"]}
+
+    def wait_connected(self, bot_ids: list[str], timeout: float,
+                       not_pids: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+        """Poll the status list until every bot is connected (with a pid other than
+        `not_pids[bot]`, when given); returns their statuses."""
+        deadline = time.monotonic() + timeout
+        wanted = set(bot_ids)
+        while time.monotonic() < deadline:
+            statuses = self.statuses()
+            ready = {b for b in wanted if _connected(statuses.get(b), (not_pids or {}).get(b))}
+            if ready == wanted:
+                return {b: statuses[b] for b in wanted}
+            time.sleep(0.02)
+        raise TimeoutError(f"{len(wanted - ready)} of {len(wanted)} bots not connected "
+                           f"in {timeout:.0f} s")
+
+    def status(self, bot_id: str) -> dict[str, Any]:
+        return self.service.status(bot_id)
+
+    @property
+    def supervisor_pid(self) -> int:
+        if self.service.process is None:
+            raise RuntimeError("fleet not started")
+        return self.service.process.pid
+
+    def zygote_pid(self) -> int | None:
+        """The supervisor's child running the multiprocess forkserver."""
+        for pid in process_tree().get(self.supervisor_pid, []):
+            try:
+                if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return pid
+            except OSError:
+                continue
+        return None
+
+    def supervisor_rss(self) -> float:
+        return rss_mib(self.supervisor_pid)
+
+    def worker_uss(self, statuses: dict[str, dict[str, Any]]) -> list[float]:
+        return [uss_mib(s["pid"]) for s in statuses.values()]
+
+    def zygote_memory(self) -> tuple[float, float]:
+        """(RSS, USS) of the zygote in MiB, reported once: it is not per bot."""
+        pid = self.zygote_pid()
+        return (rss_mib(pid), uss_mib(pid)) if pid else (0.0, 0.0)
+
+
+def _connected(status: dict[str, Any] | None, not_pid: int | None) -> bool:
+    return bool(status and status["state"] == "connected" and status["pid"]
+                and status["pid"] != not_pid)

@@ -1,0 +1,162 @@
+"""Each measurement on its own: they take a started platform/fleet and return raw samples
+in seconds (or MiB); bench.run turns them into figures. Latencies come from the
+simulator's own clock (`sentAt` -> `at`), never from the bench's polling."""
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from bench.fleet import Fleet
+from bench.sim import Platform
+from tests.fixtures.service import alive
+
+log = logging.getLogger(__name__)
+
+POLL = 0.02
+
+
+def ack_latencies(platform: Platform, app_id: str, count: int, warmup: int) -> list[float]:
+    """`count` events one at a time (push, wait for the ACK, next) after `warmup` unmeasured
+    ones; push-to-ACK seconds of each, as the simulator timed them."""
+    platform.sim.flood(app_id, warmup)
+    before = len(platform.sim.info(app_id)["acked"])
+    platform.sim.flood(app_id, count)
+    acked = platform.sim.info(app_id)["acked"][before:]
+    samples = [a["at"] - a["sentAt"] for a in acked if a["code"] == 200 and a["sentAt"]]
+    if len(samples) < count:
+        raise RuntimeError(f"only {len(samples)} of {count} events got a 200 ACK")
+    return samples
+
+
+def throughput(platform: Platform, app_id: str, count: int, window: int) -> float:
+    """Events per second with `window` events in flight, as the simulator timed them."""
+    return float(platform.sim.flood(app_id, count, window)["eventsPerSecond"])
+
+
+def echo_latencies(platform: Platform, app_id: str, count: int, timeout: float) -> list[float]:
+    """Push one message, wait until its reply is recorded, next: push-to-reply seconds."""
+    sim = platform.sim
+    acked_before = len(sim.info(app_id)["acked"])
+    replied = len(sim.sent(app_id))
+    pushed: list[tuple[str, str]] = []
+    replies: list[dict[str, Any]] = []
+    for number in range(count):
+        answer = sim.push_event(app_id, f"echo {number}")
+        pushed.append((answer["eventId"], answer["messageId"]))
+        deadline = time.monotonic() + timeout
+        fresh: list[dict[str, Any]] = []
+        while not fresh and time.monotonic() < deadline:
+            time.sleep(0.002)
+            fresh = sim.sent(app_id, after=replied)
+        if not fresh:
+            raise TimeoutError(f"no reply to echo {number} within {timeout:.0f} s")
+        replied += len(fresh)
+        replies.extend(fresh)
+    sent_at = _sent_at(platform, app_id, acked_before)
+    reply_at = {r["replyTo"]: r["at"] for r in replies}
+    return [reply_at[message_id] - sent_at[event_id] for event_id, message_id in pushed]
+
+
+def _sent_at(platform: Platform, app_id: str, after: int,
+             deadline_s: float = 10.0) -> dict[str, float]:
+    """eventId -> when the simulator pushed it, from the ACK records (waits for late ACKs)."""
+    deadline = time.monotonic() + deadline_s
+    acked: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        acked = platform.sim.info(app_id)["acked"][after:]
+        if all(a["sentAt"] for a in acked):
+            break
+        time.sleep(POLL)
+    return {a["eventId"]: a["sentAt"] for a in acked if a["sentAt"]}
+
+
+def connect_time(fleet: Fleet, bot_ids: list[str], timeout: float) -> tuple[float, dict]:
+    """N connect calls, then poll until all N are connected: (seconds, their statuses)."""
+    began = time.monotonic()
+    fleet.connect(bot_ids)
+    statuses = fleet.wait_connected(bot_ids, timeout)
+    return time.monotonic() - began, statuses
+
+
+def recovery(fleet: Fleet, bot_ids: list[str], timeout: float) -> list[float]:
+    """kill -9 each bot's worker in turn; seconds until it is connected with a new pid.
+    One trial per bot keeps every bot's backoff at its first step (0-1 s of jitter)."""
+    samples = []
+    for bot_id in bot_ids:
+        pid = fleet.status(bot_id)["pid"]
+        os.kill(pid, signal.SIGKILL)
+        began = time.monotonic()
+        fleet.wait_connected([bot_id], timeout, not_pids={bot_id: pid})
+        samples.append(time.monotonic() - began)
+    return samples
+
+
+def hang_detection(fleet: Fleet, bot_ids: list[str], timeout: float,
+                   stagger: float = 0.3) -> list[float]:
+    """SIGSTOP each bot's worker (staggered, so the supervisor's ticks land at different
+    phases); seconds until a new worker is connected. Stopped workers are SIGKILLed after."""
+    stopped: dict[str, tuple[int, float]] = {}
+    try:
+        for bot_id in bot_ids:
+            pid = fleet.status(bot_id)["pid"]
+            os.kill(pid, signal.SIGSTOP)
+            stopped[bot_id] = (pid, time.monotonic())
+            time.sleep(stagger)
+        return _replacement_times(fleet, stopped, timeout)
+    finally:
+        for pid, _ in stopped.values():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _replacement_times(fleet: Fleet, stopped: dict[str, tuple[int, float]],
+                       timeout: float) -> list[float]:
+    deadline = time.monotonic() + timeout
+    done: dict[str, float] = {}
+    while len(done) < len(stopped) and time.monotonic() < deadline:
+        statuses = fleet.statuses()
+        now = time.monotonic()
+        for bot_id, (pid, began) in stopped.items():
+            status = statuses.get(bot_id, {})
+            if (bot_id not in done and status.get("state") == "connected"
+                    and status.get("pid") not in (None, pid)):
+                done[bot_id] = now - began
+        time.sleep(POLL)
+    if len(done) < len(stopped):
+        raise TimeoutError(f"{len(stopped) - len(done)} stopped workers not replaced")
+    return list(done.values())
+
+
+@dataclass(frozen=True)
+class Restart:
+    stop_s: float
+    ready_s: float
+    connected_s: float
+    """From launching the new supervisor to every desired bot connected."""
+
+
+def supervisor_restart(fleet: Fleet, bot_ids: list[str], timeout: float) -> Restart:
+    stop_s = fleet.restart()
+    began = time.monotonic()
+    ready_s = fleet.start()
+    fleet.wait_connected(bot_ids, timeout)
+    return Restart(stop_s, ready_s, time.monotonic() - began)
+
+
+def status_api(fleet: Fleet, requests_n: int) -> list[float]:
+    """Sequential GET /api/feishu/ws/status on one keep-alive session: seconds each."""
+    session = requests.Session()
+    session.headers.update(fleet.service.http.headers)
+    url = f"{fleet.service.url}/api/feishu/ws/status"
+    samples = []
+    for _ in range(requests_n):
+        began = time.perf_counter()
+        response = session.get(url, timeout=10)
+        samples.append(time.perf_counter() - began)
+        response.raise_for_status()
+    return samples

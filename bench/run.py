@@ -1,0 +1,228 @@
+"""The bench from start to end: bare SDK side, then larkfleet side, against one simulator
+process; every figure is built from samples taken in this run."""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import measures
+from bench.bare import BareFleet
+from bench.figures import Figure, ms, pair, ratio
+from bench.fleet import ECHO, SILENT, Fleet
+from bench.sim import Platform
+from bench.stats import mean, percentile
+
+log = logging.getLogger(__name__)
+
+WINDOW = 50
+HEARTBEAT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of everything: the full bench, or the quick one `make test` runs."""
+
+    sizes: tuple[int, ...] = (10, 50, 200)
+    bare_processes: int = 20
+    """The bare side is capped: 200 processes of ~160 MB would not fit in RAM."""
+    ack_events: int = 1000
+    flood_events: int = 5000
+    echo_events: int = 1000
+    recovery_trials: int = 20
+    hang_trials: int = 10
+    restart_bots: int = 50
+    status_requests: int = 1000
+    settle_s: float = 3.0
+
+
+QUICK = Plan(sizes=(10,), bare_processes=3, ack_events=100, flood_events=500, echo_events=30,
+             recovery_trials=3, hang_trials=2, restart_bots=10, status_requests=100,
+             settle_s=1.0)
+
+
+@dataclass
+class Bare:
+    """What the bare side measured."""
+
+    processes: int = 0
+    connect_all_s: float = 0.0
+    single_connect_s: float = 0.0
+    uss: tuple[float, ...] = ()
+    ack: tuple[float, ...] = ()
+    throughput: float = 0.0
+    echo: tuple[float, ...] = ()
+
+
+def measure_bare(platform: Platform, plan: Plan, work: Path) -> Bare:
+    result = Bare(processes=plan.bare_processes)
+    apps = platform.new_apps("bare", plan.bare_processes)
+    bare = BareFleet(platform, work / "bare")
+    try:
+        bare.start(apps)
+        result.connect_all_s = bare.wait_connected(60 + 5 * len(apps))
+        log.info("bare: %d processes connected in %.2f s", len(apps), result.connect_all_s)
+        time.sleep(plan.settle_s)
+        result.uss = tuple(bare.uss())
+        result.ack = tuple(measures.ack_latencies(platform, apps[0][0], plan.ack_events,
+                                                  warmup=min(50, plan.ack_events)))
+        result.throughput = measures.throughput(platform, apps[0][0], plan.flood_events, WINDOW)
+        log.info("bare: ack p99 %s, %.0f events/s", ms(percentile(result.ack, 99)),
+                 result.throughput)
+    finally:
+        bare.stop()
+    echo_app = platform.new_apps("bare_echo", 1)
+    bare = BareFleet(platform, work / "bare")
+    try:
+        bare.start(echo_app, mode="echo")
+        result.single_connect_s = bare.wait_connected(60)
+        result.echo = tuple(measures.echo_latencies(platform, echo_app[0][0],
+                                                    plan.echo_events, timeout=10))
+    finally:
+        bare.stop()
+    return result
+
+
+def measure_fleet(platform: Platform, plan: Plan, work: Path, bare: Bare) -> list[Figure]:
+    fleet = Fleet(work / "fleet")
+    ready_s = fleet.start()
+    log.info("larkfleet: ready in %.2f s", ready_s)
+    try:
+        return _fleet_figures(platform, fleet, plan, bare)
+    finally:
+        fleet.stop()
+
+
+def _fleet_figures(platform: Platform, fleet: Fleet, plan: Plan, bare: Bare) -> list[Figure]:
+    figures: list[Figure] = []
+    url = platform.url
+    (silent_app,) = platform.new_apps("lf_silent", 1)
+    (silent,) = fleet.create_bots([silent_app], url, SILENT)
+    measures.connect_time(fleet, [silent], 60)
+    ack = measures.ack_latencies(platform, silent_app[0], plan.ack_events,
+                                 warmup=min(50, plan.ack_events))
+    rate = measures.throughput(platform, silent_app[0], plan.flood_events, WINDOW)
+    fleet.disconnect([silent])
+    (echo_app,) = platform.new_apps("lf_echo", 1)
+    (echo,) = fleet.create_bots([echo_app], url, ECHO)
+    measures.connect_time(fleet, [echo], 60)
+    echo_s = measures.echo_latencies(platform, echo_app[0], plan.echo_events, timeout=10)
+    fleet.disconnect([echo])
+    figures += _event_figures(plan, bare, ack, rate, echo_s)
+
+    apps = platform.new_apps("lf", max(plan.sizes))
+    bots = fleet.create_bots(apps, url, ECHO)
+    time.sleep(plan.settle_s)
+    rss0 = fleet.supervisor_rss()
+    bare_per_bot_s = bare.connect_all_s / bare.processes
+    bare_uss = mean(bare.uss)
+    for n in plan.sizes:
+        ids = bots[:n]
+        seconds, _ = measures.connect_time(fleet, ids, 30 + n * 0.5)
+        log.info("larkfleet: %d bots connected in %.2f s", n, seconds)
+        time.sleep(plan.settle_s)
+        statuses = fleet.wait_connected(ids, 30)
+        uss = fleet.worker_uss(statuses)
+        growth = (fleet.supervisor_rss() - rss0) / n
+        figures += _size_figures(n, seconds, uss, growth, rss0, bare_per_bot_s, bare_uss, bare)
+        if n == max(plan.sizes):
+            status = measures.status_api(fleet, plan.status_requests)
+            figures.append(_status_figure(n, plan, status))
+        if n == plan.restart_bots:
+            figures += _recovery_figures(fleet, ids, plan, bare)
+        fleet.disconnect(ids)
+    zygote_rss, zygote_uss = fleet.zygote_memory()
+    figures.append(Figure("zygote (forkserver, one per host)", "once",
+                          f"RSS {zygote_rss:.0f} MiB, USS {zygote_uss:.0f} MiB",
+                          "n/a (no zygote)", None, "report", None, "zygote"))
+    ids = bots[:plan.restart_bots]
+    measures.connect_time(fleet, ids, 60)
+    restart = measures.supervisor_restart(fleet, ids, 60)
+    log.info("larkfleet: restart %s", restart)
+    bare_restart = bare_per_bot_s * len(ids)
+    figures.append(Figure(
+        "supervisor restart -> all N bots connected", f"N={len(ids)}",
+        f"{restart.connected_s:.2f} s (ready {restart.ready_s:.2f} s; stop took "
+        f"{restart.stop_s:.2f} s)",
+        f"~{bare_restart:.1f} s (N process starts, scaled)", ratio(restart.connected_s,
+                                                                bare_restart),
+        "<= 10 s", restart.connected_s <= 10, "restart"))
+    return figures
+
+
+def _event_figures(plan: Plan, bare: Bare, ack: list[float], rate: float,
+                   echo: list[float]) -> list[Figure]:
+    ack99, bare99 = percentile(ack, 99), percentile(bare.ack, 99)
+    ack_ratio = ratio(ack99, bare99)
+    echo99 = percentile(echo, 99)
+    return [
+        Figure("ACK latency p50 / p99, durable spool on", f"{plan.ack_events} sequential",
+               pair(percentile(ack, 50), ack99),
+               pair(percentile(bare.ack, 50), bare99), ack_ratio, "p99 <= 1.5x bare",
+               ack_ratio is not None and ack_ratio <= 1.5, "ack"),
+        Figure("event throughput, one bot", f"{plan.flood_events}, window {WINDOW}",
+               f"{rate:.0f} events/s", f"{bare.throughput:.0f} events/s",
+               ratio(rate, bare.throughput), ">= 80% of bare",
+               rate >= 0.8 * bare.throughput, "throughput"),
+        Figure("event -> reply latency (echo) p50 / p99", f"{plan.echo_events} sequential",
+               pair(percentile(echo, 50), echo99),
+               pair(percentile(bare.echo, 50), percentile(bare.echo, 99)),
+               ratio(echo99, percentile(bare.echo, 99)), "report", None, "echo"),
+    ]
+
+
+def _size_figures(n: int, seconds: float, uss: list[float], growth: float, rss0: float,
+                  bare_per_bot_s: float, bare_uss: float, bare: Bare) -> list[Figure]:
+    per_bot = seconds / n
+    connect_ok = per_bot <= 0.1 and (n < 200 or seconds <= 10)
+    return [
+        Figure("private memory (USS) per connected idle bot", f"N={n}",
+               f"{mean(uss):.1f} MiB (max {max(uss):.1f})",
+               f"{bare_uss:.1f} MiB ({bare.processes} processes)", ratio(mean(uss), bare_uss),
+               "<= 8 MB", mean(uss) <= 8 * 1e6 / 2**20, f"uss_{n}"),
+        Figure("supervisor RSS growth per bot", f"N={n}",
+               f"{growth:+.3f} MiB/bot (RSS {rss0:.0f} MiB at 0)", "n/a (no supervisor)",
+               None, "<= 0.2 MB/bot", growth <= 0.2 * 1e6 / 2**20, f"rss_{n}"),
+        Figure("connect: N connect calls -> all N connected", f"N={n}",
+               f"{seconds:.2f} s ({per_bot * 1000:.0f} ms/bot)",
+               f"~{bare_per_bot_s * n:.1f} s ({bare_per_bot_s * 1000:.0f} ms/bot, "
+               f"{bare.processes} processes measured)",
+               ratio(per_bot, bare_per_bot_s),
+               "<= 100 ms/bot; 200 <= 10 s", connect_ok, f"connect_{n}"),
+    ]
+
+
+def _status_figure(n: int, plan: Plan, samples: list[float]) -> Figure:
+    p99 = percentile(samples, 99)
+    return Figure("status API GET /api/feishu/ws/status",
+                  f"{n} bots, {plan.status_requests} requests",
+                  pair(percentile(samples, 50), p99), "n/a (no API)", None, "p99 < 20 ms",
+                  p99 < 0.020, "status")
+
+
+def _recovery_figures(fleet: Fleet, ids: list[str], plan: Plan, bare: Bare) -> list[Figure]:
+    trials = ids[:plan.recovery_trials]
+    kill = measures.recovery(fleet, trials, timeout=30)
+    stopped = ids[plan.recovery_trials:plan.recovery_trials + plan.hang_trials]
+    hang = measures.hang_detection(fleet, stopped, timeout=HEARTBEAT_TIMEOUT * 4)
+    kill99, hang_max = percentile(kill, 99), max(hang)
+    return [
+        Figure("recovery: kill -9 worker -> connected p50 / p99",
+               f"{len(kill)} trials, 1 per bot", pair(percentile(kill, 50), kill99),
+               f"{ms(bare.single_connect_s)} (a process restart, if anything restarts it)",
+               ratio(kill99, bare.single_connect_s), "p99 <= 2 s", kill99 <= 2, "recovery"),
+        Figure("hang: SIGSTOP worker -> replaced p50 / max", f"{len(hang)} trials, 1 per bot",
+               pair(percentile(hang, 50), hang_max), "never (the SDK cannot notice)",
+               None, f"<= {HEARTBEAT_TIMEOUT + 1:.0f} s (timeout + 1 s)",
+               hang_max <= HEARTBEAT_TIMEOUT + 1, "hang"),
+    ]
+
+
+def run(plan: Plan, work: Path) -> list[Figure]:
+    """Everything, in order; the simulator and all processes are gone when it returns."""
+    platform = Platform(work / "sim").start()
+    try:
+        bare = measure_bare(platform, plan, work)
+        return measure_fleet(platform, plan, work, bare)
+    finally:
+        platform.stop()

@@ -1,0 +1,60 @@
+"""The quick bench, once per `make test`, so the bench cannot rot.
+
+It asserts that every figure was produced, not the targets: timings on a busy
+test machine are not a verdict; the full run's report is (docs/benchmarks.md).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(240)
+
+ROOT = Path(__file__).resolve().parents[1]
+LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
+FIGURES = (
+    ("ACK latency p50 / p99, durable spool on", "100 sequential"),
+    ("event throughput, one bot", "500, window 50"),
+    ("event -> reply latency (echo) p50 / p99", "30 sequential"),
+    ("private memory (USS) per connected idle bot", "N=10"),
+    ("supervisor RSS growth per bot", "N=10"),
+    ("connect: N connect calls -> all N connected", "N=10"),
+    ("status API GET /api/feishu/ws/status", "10 bots, 100 requests"),
+    ("recovery: kill -9 worker -> connected p50 / p99", "3 trials, 1 per bot"),
+    ("hang: SIGSTOP worker -> replaced p50 / max", "2 trials, 1 per bot"),
+    ("zygote (forkserver, one per host)", "once"),
+    ("supervisor restart -> all N bots connected", "N=10"),
+)
+
+
+def _rows(markdown: str) -> dict[tuple[str, str], list[str]]:
+    """(figure, scale) -> the other cells of the figures table."""
+    rows = {}
+    for line in markdown.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if line.startswith("| ") and len(cells) == 7:
+            rows[(cells[0], cells[1])] = cells[2:]
+    return rows
+
+
+def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "benchmarks.md"
+    done = subprocess.run(
+        [LARKFLEET, "bench", "--quick", "--out", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=200,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = out.read_text()
+    assert "larkfleet bench --quick" in report
+    assert "logical cores" in report and "lark-oapi 1.7" in report
+    rows = _rows(report)
+    for figure in FIGURES:
+        assert figure in rows, f"missing figure {figure}"
+        fleet, bare, ratio, target, met = rows[figure]
+        assert fleet and bare and ratio and target and met
+        assert "nan" not in fleet.lower()
+    assert not (ROOT / "docs" / "benchmarks.md").exists() or (
+        "--quick" not in (ROOT / "docs" / "benchmarks.md").read_text()
+    )
