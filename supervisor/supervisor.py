@@ -7,11 +7,12 @@ changes go through a bot's Lifecycle. It implements api.fleet.Fleet.
 """
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
 import uuid
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from multiprocess.process import BaseProcess
@@ -217,6 +218,9 @@ class Supervisor:
     async def _ask(self, bot_id: str, request: Deliver | Send | RetryDeadLetter) -> Reply:
         """Send a request to the bot's worker and wait for the answer with that id."""
         bot = self._bot(bot_id)
+        if bot.phase == Phase.STARTING:
+            await self._wait_phase(bot, lambda: bot.phase != Phase.STARTING,
+                                   self.settings.request_timeout)
         if bot.phase != Phase.RUNNING:
             raise NotRunning(f"bot {bot_id} has no running worker (state {bot.api_state()})")
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
@@ -317,8 +321,17 @@ class Supervisor:
             bot.retry_at = now + delay
             bot.retry_wall = time.time() + delay
             bot.lifecycle.change(Phase.BACKOFF, f"retry in {delay:.1f} s ({bot.error})")
+        await self._announce()
+
+    async def _announce(self) -> None:
+        """Wake everyone waiting on a bot's phase (disconnect, shutdown, early requests)."""
         async with self._phase_changed:
             self._phase_changed.notify_all()
+
+    async def _wait_phase(self, bot: ManagedBot, done: Callable[[], bool], timeout: float) -> None:
+        async with self._phase_changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._phase_changed.wait_for(done), timeout)
 
     def _stop(self, bot: ManagedBot, reason: str, *, wanted_after: bool) -> None:
         bot.wanted = wanted_after
@@ -385,6 +398,7 @@ class Supervisor:
                 bot.pid = message.pid
                 if bot.phase == Phase.STARTING:
                     bot.lifecycle.change(Phase.RUNNING, "hello")
+                    self._spawn_task(self._announce())
             case Heartbeat():
                 bot.took(message, now)
             case StateChanged():
