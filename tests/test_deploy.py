@@ -186,6 +186,12 @@ def test_dockerfile_installs_every_package_into_its_own_venv() -> None:
         p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     }
     assert packages <= copied, packages - copied
+    ignored = {
+        line.strip().rstrip("/")
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert not (packages & ignored), f"copied but excluded from the context: {packages & ignored}"
     assert {"pyproject.toml", pyproject["project"]["readme"]} <= {
         name for w, rest in steps if w == "COPY" for name in rest.split()[:-1]
     }
