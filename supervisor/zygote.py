@@ -20,7 +20,10 @@ from shared.messages import WorkerSpec
 
 logger = logging.getLogger(__name__)
 
-PRELOAD = ["worker.preload"]
+PRELOAD = ["supervisor.cli", "worker.preload"]
+"""Each child re-runs the main script (`larkfleet`) as __mp_main__, which imports
+supervisor.cli and argparse: preloaded, that costs nothing private per worker.
+worker.preload comes last: it freezes the GC over everything imported before."""
 
 
 def _noop() -> None:
