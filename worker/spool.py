@@ -164,11 +164,21 @@ class Spool:
             return dict(rows.fetchall())
 
     def chat_heads(self) -> list[ChatHead]:
-        """The oldest pending event of every chat, oldest first."""
+        """The oldest pending event of every chat, oldest first.
+
+        A skip scan over the (status, chat_key, seq) index: one short index
+        probe per chat, so the cost follows the number of chats, not the
+        backlog (a GROUP BY read every pending row on each consumer wake).
+        """
         sql = (
-            "SELECT e.seq, e.event_id, e.chat_key, e.next_attempt_at FROM events e"
-            " JOIN (SELECT MIN(seq) AS seq FROM events WHERE status = 'pending'"
-            " GROUP BY chat_key) h ON e.seq = h.seq ORDER BY e.seq"
+            "WITH RECURSIVE chats(k) AS ("
+            " SELECT (SELECT MIN(chat_key) FROM events WHERE status = 'pending')"
+            " UNION ALL SELECT (SELECT MIN(chat_key) FROM events"
+            " WHERE status = 'pending' AND chat_key > chats.k) FROM chats WHERE k IS NOT NULL)"
+            " SELECT e.seq, e.event_id, e.chat_key, e.next_attempt_at FROM chats"
+            " JOIN events e ON e.seq = (SELECT seq FROM events"
+            " WHERE status = 'pending' AND chat_key = chats.k ORDER BY seq LIMIT 1)"
+            " ORDER BY e.seq"
         )
         with self._lock:
             return [ChatHead(*row) for row in self._conn.execute(sql)]
