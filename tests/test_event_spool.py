@@ -23,16 +23,16 @@ def test_duplicate_event_id_is_dropped(tmp_path: Path) -> None:
     spool.close()
 
 
-def test_chat_heads_keep_arrival_order_per_chat(tmp_path: Path) -> None:
+def test_pending_lists_unfinished_events_in_arrival_order(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db")
     for event_id, chat in [("a1", "A"), ("b1", "B"), ("a2", "A"), ("b2", "B"), ("c1", "C")]:
         spool.add(event_id, chat, "t", b"{}")
-    assert [h.event_id for h in spool.chat_heads()] == ["a1", "b1", "c1"]
     spool.complete("a1")
     spool.fail("b1", "boom", time.time() + 60)
-    heads = {h.chat_key: h for h in spool.chat_heads()}
-    assert heads["A"].event_id == "a2"
-    assert heads["B"].event_id == "b1" and heads["B"].next_attempt_at > time.time()
+    spool.fail("c1", "dead", None)
+    pending = spool.pending()
+    assert [(p.event_id, p.chat_key) for p in pending] == [("b1", "B"), ("a2", "A"), ("b2", "B")]
+    assert pending[0].next_attempt_at > time.time()
     spool.close()
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from worker.counters import Counters
 from worker.errors import EventError
-from worker.spool import ChatHead, Spool, SpooledEvent
+from worker.schedule import Schedule
+from worker.spool import Spool, SpooledEvent
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,14 @@ class Consumer:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._schedule = Schedule()
+        for event in spool.pending():
+            self._schedule.add(event.chat_key, event.event_id, event.next_attempt_at)
+
+    def enqueue(self, event_id: str, chat_key: str) -> None:
+        """A newly spooled (or revived) event: queue it behind its chat and wake up."""
+        self._schedule.add(chat_key, event_id)
+        self.wake()
 
     def wake(self) -> None:
         """Have the consumer look at the spool again; callable from any thread."""
@@ -101,24 +110,21 @@ class Consumer:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start_ready(self) -> float | None:
-        """Start every runnable chat head; return when the next waiting one is due."""
+        """Start runnable events up to the concurrency; return when the next retry is due."""
         now = time.time()
-        due: float | None = None
-        for head in self._spool.chat_heads():
-            if head.chat_key in self._inflight:
-                continue
-            if head.next_attempt_at > now:
-                due = head.next_attempt_at if due is None else min(due, head.next_attempt_at)
-                continue
-            if len(self._inflight) >= self._settings.concurrency:
+        while len(self._inflight) < self._settings.concurrency:
+            taken = self._schedule.take(now)
+            if taken is None:
                 break
-            task = asyncio.create_task(self._run_one(head), name=f"event-{head.event_id}")
-            self._inflight[head.chat_key] = task
-        return due
+            chat_key, event_id = taken
+            task = asyncio.create_task(self._run_one(chat_key, event_id), name=f"event-{event_id}")
+            self._inflight[chat_key] = task
+        return self._schedule.next_due()
 
-    async def _run_one(self, head: ChatHead) -> None:
+    async def _run_one(self, chat_key: str, event_id: str) -> None:
+        retry_at: float | None = None
         try:
-            event = self._spool.get(head.event_id)
+            event = self._spool.get(event_id)
             if event is None:
                 return
             try:
@@ -126,17 +132,23 @@ class Consumer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self._record_failure(event, exc)
+                retry_at = self._record_failure(event, exc)
             else:
                 self._counters.pending -= 1
                 self._counters.events_handled += 1
         except Exception:
-            log.exception("event %s: spool update failed", head.event_id)
+            log.exception("event %s: spool update failed; trying again shortly", event_id)
+            retry_at = time.time() + self._settings.backoff_base_s
         finally:
-            self._inflight.pop(head.chat_key, None)
+            self._inflight.pop(chat_key, None)
+            if retry_at is None:
+                self._schedule.done(chat_key)
+            else:
+                self._schedule.retry(chat_key, retry_at)
             self._wake.set()
 
-    def _record_failure(self, event: SpooledEvent, exc: Exception) -> None:
+    def _record_failure(self, event: SpooledEvent, exc: Exception) -> float | None:
+        """Count the failed attempt; return when to retry, or None once it is a dead letter."""
         attempts = event.attempts + 1
         self._counters.events_failed += 1
         permanent = isinstance(exc, EventError) and exc.permanent
@@ -150,11 +162,13 @@ class Consumer:
             self._counters.dead_letters += 1
             log.error("event %s dead-lettered after %d attempt(s): %s",
                       event.event_id, attempts, error)
-            return
-        delay = self._settings.retry_delay(attempts, rate_limited)
-        self._spool.fail(event.event_id, error, time.time() + delay)
+            return None
+        retry_at = time.time() + self._settings.retry_delay(attempts, rate_limited)
+        self._spool.fail(event.event_id, error, retry_at)
         log.warning("event %s failed (attempt %d/%d), retry in %.1f s: %s",
-                    event.event_id, attempts, self._settings.max_attempts, delay, error)
+                    event.event_id, attempts, self._settings.max_attempts,
+                    retry_at - time.time(), error)
+        return retry_at
 
     async def _checkpoint_forever(self) -> None:
         while True:

@@ -125,12 +125,13 @@ class EventPipeline:
             log.warning("dropped an event without an event id (%d bytes)", len(payload))
             return
         chat_id = event.message.chat_id if event is not None and event.message else ""
-        if self._spool.add(event_id, chat_id or event_id, event_type, payload):
+        chat_key = chat_id or event_id
+        if self._spool.add(event_id, chat_key, event_type, payload):
             counters = self.counters
             counters.events_received += 1
             counters.pending += 1
             counters.last_event_at = time.time()
-            self._consumer.wake()
+            self._consumer.enqueue(event_id, chat_key)
         else:
             self.counters.duplicates += 1
 
@@ -163,7 +164,9 @@ class EventPipeline:
         self.counters.dead_letters -= 1
         self.counters.pending += 1
         log.info("event %s queued again from the dead letters", event_id)
-        self._consumer.wake()
+        revived = self._spool.get(event_id)
+        if revived is not None:
+            self._consumer.enqueue(event_id, revived.chat_key)
         return True, None
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

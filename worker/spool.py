@@ -83,10 +83,9 @@ class SpooledEvent:
 
 
 @dataclass(frozen=True)
-class ChatHead:
-    """The oldest pending event of one chat: only it may run, to keep per-chat order."""
+class PendingEvent:
+    """A pending event as the consumer's schedule needs it."""
 
-    seq: int
     event_id: str
     chat_key: str
     next_attempt_at: float
@@ -163,25 +162,14 @@ class Spool:
             rows = self._conn.execute("SELECT status, COUNT(*) FROM events GROUP BY status")
             return dict(rows.fetchall())
 
-    def chat_heads(self) -> list[ChatHead]:
-        """The oldest pending event of every chat, oldest first.
-
-        A skip scan over the (status, chat_key, seq) index: one short index
-        probe per chat, so the cost follows the number of chats, not the
-        backlog (a GROUP BY read every pending row on each consumer wake).
-        """
+    def pending(self) -> list[PendingEvent]:
+        """Every pending event in arrival order: what the consumer schedules at start."""
         sql = (
-            "WITH RECURSIVE chats(k) AS ("
-            " SELECT (SELECT MIN(chat_key) FROM events WHERE status = 'pending')"
-            " UNION ALL SELECT (SELECT MIN(chat_key) FROM events"
-            " WHERE status = 'pending' AND chat_key > chats.k) FROM chats WHERE k IS NOT NULL)"
-            " SELECT e.seq, e.event_id, e.chat_key, e.next_attempt_at FROM chats"
-            " JOIN events e ON e.seq = (SELECT seq FROM events"
-            " WHERE status = 'pending' AND chat_key = chats.k ORDER BY seq LIMIT 1)"
-            " ORDER BY e.seq"
+            "SELECT event_id, chat_key, next_attempt_at FROM events"
+            " WHERE status = 'pending' ORDER BY seq"
         )
         with self._lock:
-            return [ChatHead(*row) for row in self._conn.execute(sql)]
+            return [PendingEvent(*row) for row in self._conn.execute(sql)]
 
     def get(self, event_id: str) -> SpooledEvent | None:
         """Load one event with its payload."""
