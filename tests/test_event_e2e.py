@@ -27,7 +27,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.eventkit import serve
-from tests.fixtures.service import Service, wait_until
+from tests.fixtures.service import ADMIN_TOKEN, Service, wait_until
 from tests.fixtures.sim import SimApp
 
 pytestmark = pytest.mark.timeout(180)
@@ -75,6 +75,18 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, handlers_dir: Path) -> Itera
     service = Service(tmp_path_factory.mktemp("e2e") / "data", env=env).start()
     yield service
     assert service.stop() == 0
+    assert_no_secret_in_logs(service.data_dir / "logs")
+
+
+def assert_no_secret_in_logs(logs: Path) -> None:
+    """After every scenario of the module: no secret in the supervisor's or any bot's log."""
+    secrets = [FORWARD_SECRET, TOKEN, KEY, ADMIN_TOKEN, "secret-cli_test_"]
+    files = sorted(logs.iterdir())
+    assert len(files) > 2, "the supervisor log and several bot logs"
+    for log_file in files:
+        text = log_file.read_text()
+        leaked = [secret for secret in secrets if secret in text]
+        assert not leaked, f"{log_file.name} contains {leaked}"
 
 
 class ForwardTarget:
