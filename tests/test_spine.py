@@ -197,3 +197,33 @@ def test_workers_leave_within_3s_when_the_supervisor_is_killed(
     service.kill()
     wait_until(lambda: not any(alive(pid) for pid in workers), 3.5, "orphans to exit")
     wait_until(lambda: app.info()["connections"] == 0, 3, "the platform to see the close")
+
+
+def test_a_crash_looping_bot_is_held_visibly_and_never_touches_another(
+    tmp_path: Path, sim_app: Callable[..., SimApp]
+) -> None:
+    service = Service(tmp_path / "data", env={"LARKFLEET_BACKOFF_BASE": "0.1"}).start()
+    try:
+        flaky_app, steady_app = sim_app(), sim_app()
+        flaky, _ = connected_bot(service, flaky_app)
+        steady, before = connected_bot(service, steady_app)
+        killed: set[int] = set()
+        for crash in range(5):
+            status = service.wait_status(flaky, lambda s: s["pid"] not in (None, *killed), 15,
+                                         f"a new worker to kill ({crash})")
+            os.kill(status["pid"], signal.SIGKILL)
+            killed.add(status["pid"])
+        held = service.wait_status(flaky, lambda s: s["flapping"], 10, "the flapping hold")
+        assert held["state"] == "reconnecting" and held["nextRetryAt"]
+        assert held["restarts"] == 5
+
+        after = service.status(steady)
+        assert (after["state"], after["pid"], after["restarts"]) == ("connected", before["pid"], 0)
+        steady_app.push("still here")
+        wait_until(lambda: steady_app.sent(), 10, "the steady bot to answer")
+
+        service.connect(flaky)
+        service.wait_state(flaky, "connected")
+        assert not service.status(flaky)["flapping"], "a connect call lifts the hold"
+    finally:
+        assert service.stop() == 0
