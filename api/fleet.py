@@ -45,9 +45,9 @@ class Fleet(Protocol):
     ) -> SendResult:
         """Send an outbound message through the bot's worker.
 
-        When no worker takes it, the result has ok=False and incarnation 0: the
+        When no worker takes it, the result has ok=False and incarnation NO_WORKER: the
         API answers 409 then, and 502 for a failure a worker reported.
         """
 
     async def retry_dead_letter(self, bot_id: str, event_id: str) -> RetryResult:
-        """Ask the bot's worker to queue a dead-lettered event again (incarnation 0: no worker)."""
+        """Ask the bot's worker to queue a dead-lettered event again (NO_WORKER: none took it)."""

@@ -17,10 +17,8 @@ from api.schemas import (
     SendMessage,
     iso,
 )
+from shared.messages import NO_WORKER
 from worker.spool import read_dead_letters
-
-NO_WORKER_INCARNATION = 0
-"""Results with this incarnation come from the supervisor: no worker took the request."""
 
 MAX_DEAD_LETTERS = 1000
 
@@ -29,7 +27,7 @@ def _failure(incarnation: int, error: str | None, code: int | None = None) -> Ap
     detail = error or "failed"
     if code is not None:
         detail = f"{detail} (platform code {code})"
-    if incarnation == NO_WORKER_INCARNATION:
+    if incarnation == NO_WORKER:
         return ApiError(409, f"{detail}; connect the bot first", "not_running")
     return ApiError(502, detail, "send_failed")
 
@@ -66,7 +64,7 @@ async def retry_dead_letter(request: web.Request) -> web.Response:
     event_id = request.match_info["eventId"]
     result = await request.app[FLEET].retry_dead_letter(bot_id, event_id)
     if not result.ok:
-        if result.incarnation == NO_WORKER_INCARNATION:
+        if result.incarnation == NO_WORKER:
             raise _failure(result.incarnation, result.error)
         raise ApiError(404, result.error or f"event {event_id} is not a dead letter")
     return json_response(RetryQueued(bot_id=bot_id, event_id=event_id))

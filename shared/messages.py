@@ -5,6 +5,8 @@ supervisor can drop what a stale incarnation still says. Anything that does
 not decode is logged and dropped by the receiver (see `decode`).
 """
 
+from http import HTTPStatus
+
 import msgspec
 
 from shared.botconfig import BotConfig
@@ -145,6 +147,32 @@ class RetryResult(_FromWorker, tag="retry_result"):
 
 ToWorker = Ping | Stop | Deliver | Send | RetryDeadLetter
 FromWorker = Hello | Heartbeat | StateChanged | DeliverResult | SendResult | RetryResult
+Request = Deliver | Send | RetryDeadLetter
+Reply = DeliverResult | SendResult | RetryResult
+
+NO_WORKER = 0
+"""The incarnation on a reply the supervisor made itself because no worker took the request."""
+
+
+def failed_reply(
+    request: Request, bot_id: str, incarnation: int, error: str, http_status: int
+) -> Reply:
+    """The request's own reply type, saying it failed, so every caller gets an answer.
+
+    A webhook push gets `http_status` with the status phrase as its body: the
+    error text stays in our logs and replies, never goes back to the platform.
+    """
+    match request:
+        case Deliver():
+            body = msgspec.json.encode({"msg": HTTPStatus(http_status).phrase})
+            return DeliverResult(bot_id=bot_id, incarnation=incarnation,
+                                 request_id=request.request_id, status=http_status, body=body)
+        case Send():
+            return SendResult(bot_id=bot_id, incarnation=incarnation,
+                              request_id=request.request_id, ok=False, error=error)
+        case RetryDeadLetter():
+            return RetryResult(bot_id=bot_id, incarnation=incarnation,
+                               request_id=request.request_id, ok=False, error=error)
 
 
 class WorkerSpec(msgspec.Struct, kw_only=True):

@@ -12,19 +12,22 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from multiprocess.process import BaseProcess
 
 from shared import exitcodes
 from shared.messages import (
+    NO_WORKER,
     Deliver,
     DeliverResult,
     FromWorker,
     Heartbeat,
     Hello,
     Ping,
+    Reply,
+    Request,
     RetryDeadLetter,
     RetryResult,
     Send,
@@ -32,24 +35,19 @@ from shared.messages import (
     StateChanged,
     Stop,
     WorkerSpec,
+    failed_reply,
 )
 from shared.paths import DataPaths
 from shared.status import BotMetrics, BotStatus
 from supervisor.bot import ManagedBot
 from supervisor.lifecycle import ALIVE, Phase
 from supervisor.registry import Registry
+from supervisor.requests import PendingRequests
 from supervisor.router import Router
 from supervisor.settings import SupervisorSettings
 from supervisor.zygote import Zygote, kill
 
 logger = logging.getLogger(__name__)
-
-Reply = DeliverResult | SendResult | RetryResult
-
-
-class NotRunning(Exception):
-    """The bot has no live worker to take the request."""
-
 
 class Supervisor:
     def __init__(self, paths: DataPaths, registry: Registry, settings: SupervisorSettings) -> None:
@@ -60,7 +58,7 @@ class Supervisor:
         self._router = Router(paths.control_socket)
         self._bots: dict[str, ManagedBot] = {}
         self._incarnations = itertools.count(time.time_ns() // 1_000_000)
-        self._replies: dict[str, asyncio.Future[Reply]] = {}
+        self._requests = PendingRequests(settings.request_timeout)
         self._phase_changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
         self._zygote_ready = False
@@ -168,18 +166,11 @@ class Supervisor:
     def metrics(self, bot_id: str) -> BotMetrics:
         return self._bot(bot_id).to_metrics()
 
-    def statuses(self, bot_ids: Iterable[str]) -> list[BotStatus]:
-        return [self.status(bot_id) for bot_id in bot_ids]
-
     async def deliver_webhook(
         self, bot_id: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, bytes, str]:
-        request_id = uuid.uuid4().hex
-        try:
-            request = Deliver(request_id=request_id, headers=headers, body=body)
-            result = await self._ask(bot_id, request)
-        except NotRunning as error:
-            return 503, f'{{"msg":"{error}"}}'.encode(), "application/json"
+        request = Deliver(request_id=uuid.uuid4().hex, headers=headers, body=body)
+        result = await self._request(bot_id, request)
         assert isinstance(result, DeliverResult)
         return result.status, result.body, result.content_type
 
@@ -193,45 +184,28 @@ class Supervisor:
             text=text,
             uuid=uuid_,
         )
-        try:
-            result = await self._ask(bot_id, request)
-        except NotRunning as error:
-            return SendResult(
-                bot_id=bot_id, incarnation=0, request_id=request.request_id,
-                ok=False, error=str(error),
-            )
+        result = await self._request(bot_id, request)
         assert isinstance(result, SendResult)
         return result
 
     async def retry_dead_letter(self, bot_id: str, event_id: str) -> RetryResult:
         request = RetryDeadLetter(request_id=uuid.uuid4().hex, event_id=event_id)
-        try:
-            result = await self._ask(bot_id, request)
-        except NotRunning as error:
-            return RetryResult(
-                bot_id=bot_id, incarnation=0, request_id=request.request_id,
-                ok=False, error=str(error),
-            )
+        result = await self._request(bot_id, request)
         assert isinstance(result, RetryResult)
         return result
 
-    async def _ask(self, bot_id: str, request: Deliver | Send | RetryDeadLetter) -> Reply:
-        """Send a request to the bot's worker and wait for the answer with that id."""
+    async def _request(self, bot_id: str, request: Request) -> Reply:
+        """Ask the bot's worker; a worker still starting is waited for, a missing one is not."""
         bot = self._bot(bot_id)
         if bot.phase == Phase.STARTING:
             await self._wait_phase(bot, lambda: bot.phase != Phase.STARTING,
                                    self.settings.request_timeout)
         if bot.phase != Phase.RUNNING:
-            raise NotRunning(f"bot {bot_id} has no running worker (state {bot.api_state()})")
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._replies[request.request_id] = future
-        self._router.send(bot.identity, request)
-        try:
-            return await asyncio.wait_for(future, self.settings.request_timeout)
-        except TimeoutError as error:
-            raise NotRunning(f"bot {bot_id}'s worker did not answer in time") from error
-        finally:
-            self._replies.pop(request.request_id, None)
+            error = f"bot {bot_id} has no running worker (state {bot.api_state()})"
+            return failed_reply(request, bot_id, NO_WORKER, error, 503)
+        return await self._requests.ask(
+            bot_id, lambda message: self._router.send(bot.identity, message), request
+        )
 
     # -- the loop's verbs ---------------------------------------------------------
 
@@ -404,9 +378,7 @@ class Supervisor:
             case StateChanged():
                 self._state_changed(bot, message, now)
             case DeliverResult() | SendResult() | RetryResult():
-                future = self._replies.get(message.request_id)
-                if future is not None and not future.done():
-                    future.set_result(message)
+                self._requests.answer(message)
 
     def _state_changed(self, bot: ManagedBot, message: StateChanged, now: float) -> None:
         if message.error is not None:

@@ -33,6 +33,7 @@ from shared.messages import (
     StateChanged,
     Stop,
     WorkerSpec,
+    failed_reply,
 )
 from shared.paths import DataPaths
 from shared.states import ConnState
@@ -291,7 +292,8 @@ class WorkerSession:
                     reply = RetryResult(**ident, request_id=message.request_id, ok=ok, error=error)
         except Exception as error:
             logger.exception("%s %s failed", type(message).__name__, message.request_id)
-            reply = _failed_reply(message, ident, f"{type(error).__name__}: {error}")
+            reply = failed_reply(message, self._bot.id, self._spec.incarnation,
+                                 f"{type(error).__name__}: {error}", 500)
         self._send(reply)
 
     async def _wind_down(self, outcome: Exit) -> None:
@@ -327,21 +329,6 @@ class WorkerSession:
 
     def _send(self, message: Any) -> None:
         self._control.send(message)
-
-
-def _failed_reply(
-    message: Deliver | Send | RetryDeadLetter, ident: dict[str, Any], error: str
-) -> DeliverResult | SendResult | RetryResult:
-    """The answer for a request whose handler raised: the API caller still gets a reply."""
-    match message:
-        case Deliver():
-            return DeliverResult(
-                **ident, request_id=message.request_id, status=500, body=b'{"msg":"internal error"}'
-            )
-        case Send():
-            return SendResult(**ident, request_id=message.request_id, ok=False, error=error)
-        case RetryDeadLetter():
-            return RetryResult(**ident, request_id=message.request_id, ok=False, error=error)
 
 
 async def _bounded(awaitable: Awaitable[Any], deadline: float, what: str) -> None:
