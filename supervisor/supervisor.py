@@ -111,7 +111,8 @@ class Supervisor:
                 if remaining <= 0:
                     return
                 try:
-                    await asyncio.wait_for(self._phase_changed.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._phase_changed.wait()
                 except TimeoutError:
                     return
 
@@ -305,7 +306,8 @@ class Supervisor:
     async def _wait_phase(self, bot: ManagedBot, done: Callable[[], bool], timeout: float) -> None:
         async with self._phase_changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._phase_changed.wait_for(done), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._phase_changed.wait_for(done)
 
     def _stop(self, bot: ManagedBot, reason: str, *, wanted_after: bool) -> None:
         bot.wanted = wanted_after

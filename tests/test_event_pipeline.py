@@ -195,3 +195,23 @@ def test_accept_of_a_thousand_events_is_fast(sim_app, tmp_path: Path) -> None:
     assert pipeline.counters.pending == 1000
     assert elapsed < 2.0, f"1000 accepts took {elapsed:.3f} s"
     asyncio.run(pipeline.close())
+
+
+def test_the_consumer_stops_when_cancelled_as_it_is_woken(tmp_path: Path) -> None:
+    """A cancel arriving with a wake must not be swallowed (3.11's wait_for could)."""
+
+    async def scenario() -> None:
+        pipeline = pipeline_for(bot_config(), tmp_path)
+        try:
+            for _ in range(200):
+                task = asyncio.create_task(pipeline.run())
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                pipeline._consumer.wake()
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=2)
+                assert done, "the consumer kept running after it was cancelled"
+        finally:
+            await pipeline.close()
+
+    asyncio.run(scenario())

@@ -100,8 +100,11 @@ class Consumer:
                 timeout = next_prune - time.monotonic()
                 if due is not None:
                     timeout = min(timeout, due - time.time())
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel
+                # that stops this loop when the wake lands at the same moment.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.0))
+                    async with asyncio.timeout(max(timeout, 0.0)):
+                        await self._wake.wait()
         finally:
             self._loop = None
             tasks = [checkpoints, *self._inflight.values()]
