@@ -97,6 +97,16 @@ def test_operator_signs_in_watches_steers_and_creates(
     expect(row(page, bad_id).locator(".col-error")).not_to_be_empty()
     expect(page.locator('#counts [data-state="connected"] strong')).to_have_text("1")
 
+    page.locator('#counts [data-state="error"]').click()
+    expect(row(page, bad_id)).to_be_visible()
+    expect(row(page, bot_id)).to_be_hidden()
+    page.locator('#counts [data-state="error"]').click()
+    page.fill("#filter", "support")
+    expect(row(page, bot_id)).to_be_visible()
+    expect(row(page, bad_id)).to_be_hidden()
+    page.fill("#filter", "")
+    expect(row(page, bad_id)).to_be_visible()
+
     row(page, bot_id).locator('button[data-action="logs"]').click()
     expect(page.locator("#log-bot")).to_have_text(bot_id)
     expect(page.locator("#log-text")).to_contain_text("INFO")

@@ -18,6 +18,7 @@ let pollTimer = null;
 let pollGeneration = 0;  // bumped on stop, so a poll in flight never re-arms a stale loop
 let logBotId = null;
 let serverOffsetMs = 0;  // server clock minus ours, for heartbeat ages across machines
+let stateFilter = null;  // a state chip clicked at the top: show only bots in that state
 
 class ApiError extends Error {
   constructor(status, code, message, field) {
@@ -154,6 +155,25 @@ function fillRow(row, bot, status) {
   if (state === "reconnecting") cells.error.textContent += retry;
   row.tr.querySelector('[data-action="connect"]').disabled = state === "connected";
   row.tr.querySelector('[data-action="disconnect"]').disabled = state === "disconnected";
+  row.text = [bot.name, bot.id, state, cells.error.textContent].join(" ").toLowerCase();
+  row.state = state;
+}
+
+// With hundreds of bots, operators narrow the table to a state or to a few names.
+function applyFilter() {
+  const words = $("#filter").value.toLowerCase().split(/\s+/).filter(Boolean);
+  for (const row of rows.values()) {
+    const stateOk = stateFilter === null || row.state === stateFilter;
+    row.tr.hidden = !(stateOk && words.every((w) => row.text.includes(w)));
+  }
+  for (const chip of document.querySelectorAll("#counts .count")) {
+    chip.classList.toggle("active", chip.dataset.state === stateFilter);
+  }
+}
+
+function toggleStateFilter(state) {
+  stateFilter = stateFilter === state ? null : state;
+  applyFilter();
 }
 
 function renderCounts(statuses) {
@@ -165,8 +185,10 @@ function renderCounts(statuses) {
     const item = list.appendChild(document.createElement("li"));
     item.className = `count state-${state}`;
     item.dataset.state = state;
+    item.title = `show only ${state} bots (click again for all)`;
     item.appendChild(document.createElement("strong")).textContent = String(n);
     item.append(` ${state}`);
+    item.addEventListener("click", () => toggleStateFilter(state));
   }
 }
 
@@ -186,6 +208,7 @@ function render(bots, statuses) {
   }
   $("#no-bots").hidden = bots.length > 0;
   renderCounts(statuses);
+  applyFilter();
 }
 
 async function refresh() {
@@ -331,5 +354,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#log-close").addEventListener("click", closeLog);
   $("#create-form").addEventListener("submit", createBot);
   $("#create-form").elements.kind.addEventListener("change", showHandlerFields);
+  $("#filter").addEventListener("input", applyFilter);
   if (sessionStorage.getItem(TOKEN_KEY)) showFleet(); else showSignIn("");
 });
