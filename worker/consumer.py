@@ -60,7 +60,6 @@ class Consumer:
         self._counters = counters
         self._settings = settings
         self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._schedule = Schedule()
         for event in spool.pending():
@@ -72,22 +71,11 @@ class Consumer:
         self.wake()
 
     def wake(self) -> None:
-        """Have the consumer look at the spool again; callable from any thread."""
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._wake.set()
-        else:
-            loop.call_soon_threadsafe(self._wake.set)
+        """Have the consumer look at its schedule again (call on the consumer's loop)."""
+        self._wake.set()
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        self._loop = asyncio.get_running_loop()
         next_prune = time.monotonic()
         checkpoints = asyncio.create_task(self._checkpoint_forever(), name="spool-checkpoint")
         try:
@@ -106,7 +94,6 @@ class Consumer:
                     async with asyncio.timeout(max(timeout, 0.0)):
                         await self._wake.wait()
         finally:
-            self._loop = None
             tasks = [checkpoints, *self._inflight.values()]
             for task in tasks:
                 task.cancel()
