@@ -74,6 +74,10 @@ MIGRATIONS: tuple[str, ...] = (
 """Ordered schema steps; step N brings the schema to version N. Only ever append."""
 
 
+_DESIRED = "desired_connected = 1 OR use_websocket = 0"
+"""The bots the supervisor keeps a worker for, as one SQL condition for every query."""
+
+
 class NotFound(KeyError):
     """No such bot or user (or not one the caller owns: the API cannot tell the two apart)."""
 
@@ -373,10 +377,12 @@ class Registry:
 
     def desired_bots(self) -> list[str]:
         """Bots the supervisor keeps a worker for: asked to connect, or in webhook mode."""
-        rows = self._query(
-            "SELECT id FROM bots WHERE desired_connected = 1 OR use_websocket = 0 ORDER BY created"
-        )
+        rows = self._query(f"SELECT id FROM bots WHERE {_DESIRED} ORDER BY created")
         return [row[0] for row in rows]
+
+    def is_desired(self, bot_id: str) -> bool:
+        """Whether `bot_id` is one of `desired_bots()`, without listing them all."""
+        return bool(self._query(f"SELECT 1 FROM bots WHERE id = ? AND ({_DESIRED})", (bot_id,)))
 
     # -- row <-> config ------------------------------------------------------------
 

@@ -224,7 +224,7 @@ class Supervisor:
         return bot
 
     def _wanted(self, bot_id: str) -> bool:
-        return bot_id in set(self.registry.desired_bots())
+        return self.registry.is_desired(bot_id)
 
     def _start(self, bot: ManagedBot, reason: str) -> None:
         """Fork a new incarnation of the bot's worker (the fork itself runs in a thread)."""

@@ -184,9 +184,11 @@ def test_desired_bots_are_connected_wishes_and_webhook_bots(paths: DataPaths) ->
     webhook = registry.create_bot(owner, config("c", use_websocket=False)).config.id
     registry.set_desired_connected(ws_wanted, True)
     assert set(registry.desired_bots()) == {ws_wanted, webhook}
+    assert [registry.is_desired(b) for b in (ws_idle, ws_wanted, webhook)] == [False, True, True]
     registry.set_desired_connected(ws_wanted, False)
     assert registry.desired_bots() == [webhook]
     assert ws_idle not in registry.desired_bots()
+    assert not registry.is_desired(ws_wanted) and not registry.is_desired("bot_missing")
     with pytest.raises(NotFound):
         registry.set_desired_connected("bot_missing", True)
     registry.close()
