@@ -26,7 +26,7 @@ test: install
 	sh tests/browser/ensure-chromium.sh
 	$(BIN)/pytest -q
 
-bench: install
+bench: install  ## writes build/benchmarks.md; docs/benchmarks.md only with --out, on purpose
 	$(BIN)/python -m bench
 
 lint: install

@@ -1,5 +1,6 @@
 """`python -m bench [--quick] [--out PATH]` (also `larkfleet bench`): runs the bench and
-writes the report; `make bench` runs the full one into docs/benchmarks.md."""
+writes the report, by default to an untracked file under ./build. `docs/benchmarks.md` is
+refreshed on purpose only: `larkfleet bench --out docs/benchmarks.md`."""
 
 import argparse
 import logging
@@ -10,17 +11,23 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "docs" / "benchmarks.md"
+DEFAULT_OUT = Path("build") / "benchmarks.md"
+"""Relative to the working directory: the bench works from an installed wheel too, where
+the package's own folder is no place to write."""
 
 log = logging.getLogger("bench")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The bench's options, shared by `python -m bench` and `larkfleet bench`."""
     parser.add_argument("--quick", action="store_true",
                         help="N=10 and few events: seconds, not minutes (make test runs it)")
     parser.add_argument("--out", type=Path, help=f"report path (default {DEFAULT_OUT})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    add_arguments(parser)
     return parser
 
 
@@ -28,9 +35,6 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if not isinstance(args, argparse.Namespace):
         args = build_parser().parse_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    # The bench reuses the tests' service harness, so it runs from a checkout.
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     from bench import report, run
 
     plan = run.QUICK if args.quick else run.Plan()

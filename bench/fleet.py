@@ -1,4 +1,4 @@
-"""The larkfleet side: a real `larkfleet serve` (the tests' Service harness) with its
+"""The larkfleet side: a real `larkfleet serve` (the shipped harness, `bench/service.py`) with its
 zygote and workers, driven through the HTTP API like a user would."""
 
 import logging
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.proc import rss_mib, uss_mib
-from tests.fixtures.service import Service, process_tree
+from bench.service import Service, process_tree
 
 log = logging.getLogger(__name__)
 

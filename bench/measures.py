@@ -12,8 +12,8 @@ from typing import Any
 import requests
 
 from bench.fleet import Fleet
+from bench.service import alive
 from bench.sim import Platform
-from tests.fixtures.service import alive
 
 log = logging.getLogger(__name__)
 

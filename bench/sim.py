@@ -6,8 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.service import LARKFLEET
 from simulator.client import SimClient
-from tests.fixtures.service import LARKFLEET
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 DEFAULT_PORT = 13000
 DEFAULT_SIM_PORT = 18080
@@ -48,9 +47,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_bench(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="benchmark against the bare SDK (from a checkout)")
-    p.add_argument("--quick", action="store_true", help="N=10, seconds instead of minutes")
-    p.add_argument("--out", type=Path, help="report path (default docs/benchmarks.md)")
+    from bench.__main__ import add_arguments
+
+    p = sub.add_parser("bench", help="benchmark against the bare SDK")
+    add_arguments(p)
     p.set_defaults(run=lambda a: _call("bench.__main__", "main", a))
 
 

@@ -58,3 +58,13 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     assert not (ROOT / "docs" / "benchmarks.md").exists() or (
         "--quick" not in (ROOT / "docs" / "benchmarks.md").read_text()
     )
+
+
+def test_bench_imports_nothing_from_tests(tmp_path: Path) -> None:
+    """The wheel and the image ship bench/ but not tests/: every bench module must import
+    from outside a checkout (run from an empty directory, so tests/ is not on the path)."""
+    modules = sorted(p.stem for p in (ROOT / "bench").glob("*.py") if p.stem != "__init__")
+    code = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module('bench.' + m)"
+    done = subprocess.run([sys.executable, "-c", code, *modules], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
