@@ -42,7 +42,9 @@ HISTOGRAMS = [
 GAUGES = [
     ("larkfleet_bot_pending", "Spooled events not yet handled", "pending"),
     ("larkfleet_bot_dead_letters", "Events given up on", "dead_letters"),
-    ("larkfleet_bot_rss_bytes", "Worker resident memory", "rss_bytes"),
+    ("larkfleet_bot_private_bytes",
+     "Worker private memory (USS: pages not shared with the zygote), sampled each minute",
+     "private_bytes"),
 ]
 
 

@@ -73,7 +73,8 @@ class Heartbeat(_FromWorker, tag="hb"):
     replies_sent: int = 0
     pending: int = 0
     dead_letters: int = 0
-    rss_bytes: int = 0
+    private_bytes: int = 0
+    """USS in bytes, resampled about once a minute (worker/liveness.py PrivateMemory)."""
     events_handled: int = 0
     events_failed: int = 0
     ack_latency: Histogram = msgspec.field(default_factory=Histogram)

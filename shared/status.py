@@ -24,7 +24,7 @@ class BotStatus(msgspec.Struct, rename="camel", kw_only=True):
     pending: int = 0
     dead_letters: int = 0
     flapping: bool = False
-    rss_bytes: int = 0
+    private_bytes: int = 0
     owner: str | None = None
 
 

@@ -94,7 +94,7 @@ class ManagedBot:
             pending=report.pending if report else 0,
             dead_letters=report.dead_letters if report else 0,
             flapping=self.backoff.flapping,
-            rss_bytes=report.rss_bytes if report else 0,
+            private_bytes=report.private_bytes if report else 0,
         )
 
     def to_metrics(self) -> BotMetrics:

@@ -34,7 +34,7 @@ def test_metrics_names_and_values(api: Api) -> None:
     assert samples[("larkfleet_bot_events_failed_total", label)] == 2
     assert samples[("larkfleet_bot_replies_sent_total", label)] == 1
     for name in ("larkfleet_bot_pending", "larkfleet_bot_dead_letters",
-                 "larkfleet_bot_rss_bytes", "larkfleet_bot_connected"):
+                 "larkfleet_bot_private_bytes", "larkfleet_bot_connected"):
         assert (name, label) in samples, name
 
 

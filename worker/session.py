@@ -39,7 +39,7 @@ from shared.paths import DataPaths
 from shared.states import ConnState
 from worker.connection import Failure, LarkConnection, classify
 from worker.control import ControlChannel
-from worker.liveness import SupervisorWatch, rss_bytes
+from worker.liveness import PrivateMemory, SupervisorWatch
 from worker.pipeline import ConsumerSettings, EventPipeline
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class WorkerSession:
     def __init__(self, spec: WorkerSpec, control: ControlChannel) -> None:
         self._spec = spec
         self._bot = spec.bot
+        self._private_memory = PrivateMemory()
         self._paths = DataPaths(Path(spec.data_dir))
         self._control = control
         self._watch = SupervisorWatch(spec.supervisor_timeout)
@@ -220,7 +221,7 @@ class WorkerSession:
             incarnation=self._spec.incarnation,
             state=self._state,
             connected_at=self._connected_at,
-            rss_bytes=rss_bytes(),
+            private_bytes=self._private_memory.bytes(),
         )
         if self._pipeline is not None:
             counters = self._pipeline.counters
