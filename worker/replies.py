@@ -7,7 +7,6 @@ own, so the loop's default executor stays free for the connection side.
 """
 
 import asyncio
-import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from lark_oapi.api.im.v1 import (
 from lark_oapi.core.model import Config
 
 from shared.botconfig import BotConfig
+from shared.idempotency import send_uuid
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +31,8 @@ API_TIMEOUT_S = 15.0
 
 
 def reply_uuid(event_id: str) -> str:
-    """The idempotency key of the reply to an event: the same for every resend.
-
-    The platform keeps one message per uuid (at most 50 chars), so a reply
-    resent after a crash never reaches the user twice.
-    """
-    return "lf-" + hashlib.sha256(event_id.encode()).hexdigest()[:40]
+    """The idempotency key of the (first) reply to an event (shared/idempotency.py)."""
+    return send_uuid(event_id)
 
 
 @dataclass(frozen=True)
