@@ -18,7 +18,7 @@ from api.metrics import FleetCollector
 from api.ops import METRICS, ROUTES_OPS
 from api.routing import Route
 from shared.paths import DataPaths
-from supervisor.registry import Registry
+from store import Store
 
 
 def all_routes() -> list[Route]:
@@ -26,7 +26,7 @@ def all_routes() -> list[Route]:
             *webhook.ROUTES, *ROUTES_OPS]
 
 
-def create_app(fleet: Fleet, registry: Registry, paths: DataPaths) -> web.Application:
+def create_app(fleet: Fleet, registry: Store, paths: DataPaths) -> web.Application:
     """The management API; it reaches processes only through `fleet`."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY

@@ -11,7 +11,7 @@ from aiohttp import web
 from api.errors import ApiError, Handler, not_found
 from api.keys import REGISTRY, ROUTES, USER
 from api.routing import Access, Route
-from supervisor.registry import BotRecord, NotFound, User
+from store import BotRecord, NotFound, User
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from api.keys import FLEET, REGISTRY
 from api.routing import Route
 from api.schemas import BotDeleted, BotList, BotView, CreateBot, PatchBot, bot_view
 from shared.botconfig import BotConfig, resolve_domain
-from supervisor.registry import Conflict
+from store import Conflict
 
 logger = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ from aiohttp import web
 from api.fleet import Fleet
 from api.routing import Route
 from shared.paths import DataPaths
-from supervisor.registry import Registry, User
+from store import Store, User
 
 FLEET = web.AppKey("fleet", Fleet)
-REGISTRY = web.AppKey("registry", Registry)
+REGISTRY = web.AppKey("registry", Store)
 PATHS = web.AppKey("paths", DataPaths)
 ROUTES = web.AppKey("routes", list[Route])
 USER = web.RequestKey("user", User)

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from api.fleet import Fleet
 from shared.messages import ACK_BUCKETS, REPLY_BUCKETS, Histogram
 from shared.states import ConnState
-from supervisor.registry import Registry
+from store import Store
 
 COUNTERS = [
     ("larkfleet_bot_events_received", "Distinct events spooled", "events_received"),
@@ -58,7 +58,7 @@ def _buckets(histogram: Histogram, bounds: tuple[float, ...]) -> list[tuple[str,
 
 
 class FleetCollector(Collector):
-    def __init__(self, fleet: Fleet, registry: Registry) -> None:
+    def __init__(self, fleet: Fleet, registry: Store) -> None:
         self._fleet = fleet
         self._registry = registry
 

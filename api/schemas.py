@@ -15,7 +15,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from shared.botconfig import SECRET_HANDLER_FIELDS, EchoHandler, HandlerSpec
 from shared.status import BotStatus
-from supervisor.registry import BotRecord, User
+from store import BotRecord, User
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 AppId = Annotated[str, Meta(min_length=1, max_length=200)]

@@ -8,7 +8,7 @@ from api.errors import ApiError, not_found
 from api.keys import REGISTRY
 from api.routing import Access, Route
 from api.schemas import CreateUser, TokensRevoked, UserDeleted, UserList, UserToken, user_view
-from supervisor.registry import Conflict, NotFound, Registry
+from store import Conflict, NotFound, Store
 
 
 def _user_id(request: web.Request) -> str:
@@ -43,7 +43,7 @@ async def delete_user(request: web.Request) -> web.Response:
 
 
 async def issue_token(request: web.Request) -> web.Response:
-    registry: Registry = request.app[REGISTRY]
+    registry: Store = request.app[REGISTRY]
     user = registry.get_user(_user_id(request))
     return json_response(UserToken(user.id, user.name, registry.issue_token(user.id)), 201)
 

@@ -9,7 +9,7 @@ from aiohttp import web
 from api.errors import not_found
 from api.keys import FLEET, REGISTRY
 from api.routing import Access, Route
-from supervisor.registry import NotFound
+from store import NotFound
 
 
 async def feishu_webhook(request: web.Request) -> web.Response:

@@ -20,10 +20,10 @@ from aiohttp import web
 from api.app import create_app
 from shared.logs import configure_logging
 from shared.paths import DataPaths
+from store import open_store
 from supervisor.config import ConfigError
 from supervisor.config import load as load_config
 from supervisor.config import render as render_config
-from supervisor.registry import Registry
 from supervisor.settings import SupervisorSettings
 from supervisor.supervisor import Supervisor
 
@@ -58,9 +58,9 @@ def lock_pid_file(path: Path) -> IO[str]:
 
 
 async def serve(paths: DataPaths, host: str, port: int, settings: SupervisorSettings) -> int:
-    registry = Registry(paths)
-    supervisor = Supervisor(paths, registry, settings)
-    app = create_app(supervisor, registry, paths)
+    store = open_store(paths)
+    supervisor = Supervisor(paths, store, settings)
+    app = create_app(supervisor, store, paths)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -92,7 +92,7 @@ async def serve(paths: DataPaths, host: str, port: int, settings: SupervisorSett
         return FORCED_EXIT
     forced_wait.cancel()
     await runner.cleanup()
-    registry.close()
+    store.close()
     logger.info("stopped")
     return 0
 

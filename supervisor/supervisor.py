@@ -39,9 +39,9 @@ from shared.messages import (
 )
 from shared.paths import DataPaths
 from shared.status import BotMetrics, BotStatus
+from store import Store
 from supervisor.bot import ManagedBot
 from supervisor.lifecycle import ALIVE, Phase
-from supervisor.registry import Registry
 from supervisor.requests import PendingRequests
 from supervisor.router import Router
 from supervisor.settings import SupervisorSettings
@@ -50,9 +50,9 @@ from supervisor.zygote import Zygote, kill
 logger = logging.getLogger(__name__)
 
 class Supervisor:
-    def __init__(self, paths: DataPaths, registry: Registry, settings: SupervisorSettings) -> None:
+    def __init__(self, paths: DataPaths, store: Store, settings: SupervisorSettings) -> None:
         self.paths = paths
-        self.registry = registry
+        self.store = store
         self.settings = settings
         self._zygote = Zygote()
         self._router = Router(paths.control_socket)
@@ -71,7 +71,7 @@ class Supervisor:
         self._spawn_task(self._router.serve(self._on_message))
         await asyncio.to_thread(self._zygote.warm_up)
         self._zygote_ready = True
-        wanted = set(self.registry.desired_bots())
+        wanted = set(self.store.desired_bots())
         for bot_id in wanted:
             bot = self._bot(bot_id)
             self._start(bot, "desired at boot")
@@ -127,7 +127,7 @@ class Supervisor:
             self._start(bot, "created")
 
     async def connect(self, bot_id: str) -> None:
-        self.registry.set_desired_connected(bot_id, True)
+        self.store.set_desired_connected(bot_id, True)
         bot = self._bot(bot_id)
         bot.wanted = True
         bot.backoff.reset()
@@ -136,7 +136,7 @@ class Supervisor:
             self._start(bot, "connect requested")
 
     async def disconnect(self, bot_id: str) -> None:
-        self.registry.set_desired_connected(bot_id, False)
+        self.store.set_desired_connected(bot_id, False)
         bot = self._bot(bot_id)
         bot.wanted = self._wanted(bot_id)
         if not bot.wanted:
@@ -144,7 +144,7 @@ class Supervisor:
 
     async def bot_changed(self, bot_id: str) -> None:
         bot = self._bot(bot_id)
-        bot.webhook_mode = not self.registry.bot_config(bot_id).use_websocket
+        bot.webhook_mode = not self.store.bot_config(bot_id).use_websocket
         bot.wanted = self._wanted(bot_id)
         if bot.phase in (Phase.STARTING, Phase.RUNNING):
             self._stop(bot, "config changed", wanted_after=bot.wanted)
@@ -213,7 +213,7 @@ class Supervisor:
     def _bot(self, bot_id: str) -> ManagedBot:
         bot = self._bots.get(bot_id)
         if bot is None:
-            config = self.registry.bot_config(bot_id)
+            config = self.store.bot_config(bot_id)
             bot = ManagedBot(
                 bot_id=bot_id,
                 wanted=self._wanted(bot_id),
@@ -224,11 +224,11 @@ class Supervisor:
         return bot
 
     def _wanted(self, bot_id: str) -> bool:
-        return self.registry.is_desired(bot_id)
+        return self.store.is_desired(bot_id)
 
     def _start(self, bot: ManagedBot, reason: str) -> None:
         """Fork a new incarnation of the bot's worker (the fork itself runs in a thread)."""
-        config = self.registry.bot_config(bot.bot_id)
+        config = self.store.bot_config(bot.bot_id)
         bot.webhook_mode = not config.use_websocket
         bot.lifecycle.change(Phase.STARTING, reason)
         bot.incarnation = next(self._incarnations)

@@ -21,7 +21,7 @@ from shared.messages import Histogram, RetryResult, SendResult
 from shared.paths import DataPaths
 from shared.states import ConnState
 from shared.status import BotMetrics, BotStatus
-from supervisor.registry import Registry
+from store import open_store
 
 APP_SECRET = "app-secret-0f1e2d3c4b5a"
 VERIFICATION_TOKEN = "verif-token-99887766"
@@ -117,7 +117,7 @@ class Api:
     def __init__(self, data_dir: Path) -> None:
         self.paths = DataPaths(data_dir)
         self.paths.ensure()
-        self.registry = Registry(self.paths)
+        self.registry = open_store(self.paths)
         self.fleet = FakeFleet()
         self.app = create_app(self.fleet, self.registry, self.paths)
         self._loop = asyncio.new_event_loop()

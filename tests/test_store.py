@@ -10,8 +10,9 @@ from cryptography.fernet import Fernet
 from shared.botconfig import BotConfig, ForwardHandler, OpenAIHandler
 from shared.logs import MASK, redactor
 from shared.paths import DataPaths
-from supervisor.registry import MIGRATIONS, Conflict, NotFound, Registry
-from supervisor.secrets_box import SecretKeyError
+from store import Conflict, NotFound, SQLiteStore
+from store.secrets_box import SecretKeyError
+from store.sqlite import MIGRATIONS
 
 SECRETS = ("s3cret-app-value", "verif-token-value", "encrypt-key-value", "hmac-secret-value")
 
@@ -46,14 +47,14 @@ def mode(path: Path) -> int:
 
 
 def test_migrations_are_idempotent_and_keep_data(paths: DataPaths) -> None:
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     assert registry.schema_version() == len(MIGRATIONS)
     admin = registry.list_users()[0]
     bot = registry.create_bot(admin.id, config())
     assert registry.migrate() == len(MIGRATIONS)
     registry.close()
 
-    again = Registry(paths)
+    again = SQLiteStore(paths)
     assert again.schema_version() == len(MIGRATIONS)
     assert [u.id for u in again.list_users()] == [admin.id]
     assert again.bot_config(bot.config.id).app_secret == SECRETS[0]
@@ -61,7 +62,7 @@ def test_migrations_are_idempotent_and_keep_data(paths: DataPaths) -> None:
 
 
 def test_secrets_are_encrypted_at_rest_and_decrypted_for_the_worker(paths: DataPaths) -> None:
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     owner = registry.list_users()[0].id
     handler = OpenAIHandler(base_url="http://llm", model="m", api_key="sk-openai-key-value")
     first = registry.create_bot(owner, config()).config.id
@@ -73,7 +74,7 @@ def test_secrets_are_encrypted_at_rest_and_decrypted_for_the_worker(paths: DataP
         assert secret.encode() not in stored
     assert mode(paths.secret_key) == 0o600
 
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     restored = registry.bot_config(first)
     assert (restored.app_secret, restored.verification_token, restored.encrypt_key) == SECRETS[:3]
     assert restored.handler == ForwardHandler(url="http://127.0.0.1:9/", secret=SECRETS[3])
@@ -82,30 +83,30 @@ def test_secrets_are_encrypted_at_rest_and_decrypted_for_the_worker(paths: DataP
 
 
 def test_a_different_key_is_refused_at_start(paths: DataPaths, monkeypatch) -> None:
-    Registry(paths).close()
+    SQLiteStore(paths).close()
     monkeypatch.setenv("LARKFLEET_SECRET_KEY", Fernet.generate_key().decode())
     with pytest.raises(SecretKeyError):
-        Registry(paths)
+        SQLiteStore(paths)
     monkeypatch.setenv("LARKFLEET_SECRET_KEY", "not-a-key")
     with pytest.raises(SecretKeyError):
-        Registry(paths)
+        SQLiteStore(paths)
 
 
 def test_admin_token_file_is_private_and_stable(paths: DataPaths) -> None:
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     token = paths.admin_token.read_text().strip()
     assert mode(paths.admin_token) == 0o600
     user = registry.user_for_token(token)
     assert user is not None and user.is_admin
     registry.close()
 
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     assert paths.admin_token.read_text().strip() == token
     assert len(registry.list_users()) == 1
     registry.revoke_token(token)
     registry.close()
 
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     renewed = paths.admin_token.read_text().strip()
     assert renewed != token
     assert registry.user_for_token(token) is None
@@ -115,21 +116,21 @@ def test_admin_token_file_is_private_and_stable(paths: DataPaths) -> None:
 
 def test_admin_token_from_environment(paths: DataPaths, monkeypatch) -> None:
     monkeypatch.setenv("LARKFLEET_ADMIN_TOKEN", "env-admin-token-1")
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     assert not paths.admin_token.exists()
     assert registry.user_for_token("env-admin-token-1").is_admin
     registry.close()
     assert b"env-admin-token-1" not in paths.registry.read_bytes()
 
     monkeypatch.setenv("LARKFLEET_ADMIN_TOKEN", "env-admin-token-2")
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     assert registry.user_for_token("env-admin-token-1") is None
     assert registry.user_for_token("env-admin-token-2").is_admin
     registry.close()
 
 
 def test_users_tokens_revoke_and_delete(paths: DataPaths) -> None:
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     user, token = registry.create_user("alice")
     assert registry.user_for_token(token) == user
     assert registry.user_for_token(token + "x") is None
@@ -152,7 +153,7 @@ def test_users_tokens_revoke_and_delete(paths: DataPaths) -> None:
 
 
 def test_bots_are_owner_scoped_and_app_ids_unique_per_owner(paths: DataPaths) -> None:
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     alice = registry.create_user("alice")[0].id
     bob = registry.create_user("bob")[0].id
     mine = registry.create_bot(alice, config()).config.id
@@ -177,7 +178,7 @@ def test_bots_are_owner_scoped_and_app_ids_unique_per_owner(paths: DataPaths) ->
 
 
 def test_desired_bots_are_connected_wishes_and_webhook_bots(paths: DataPaths) -> None:
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     owner = registry.list_users()[0].id
     ws_idle = registry.create_bot(owner, config("a")).config.id
     ws_wanted = registry.create_bot(owner, config("b")).config.id
@@ -195,15 +196,28 @@ def test_desired_bots_are_connected_wishes_and_webhook_bots(paths: DataPaths) ->
 
 
 def test_registry_file_is_not_world_readable(paths: DataPaths) -> None:
-    Registry(paths).close()
+    SQLiteStore(paths).close()
     assert mode(paths.registry) & 0o077 == 0
     assert os.access(paths.registry, os.R_OK)
 
 
 def test_secrets_and_tokens_are_registered_with_the_log_redactor(paths: DataPaths) -> None:
-    registry = Registry(paths)
+    registry = SQLiteStore(paths)
     user, token = registry.create_user("alice")
     registry.create_bot(user.id, config())
     line = f"oops {token} {' '.join(SECRETS)}"
     assert redactor.redact(line) == "oops " + " ".join([MASK] * 5)
     registry.close()
+
+
+def test_sqlite_store_implements_every_operation_of_the_interface() -> None:
+    """Another engine is written against store.Store: SQLite must offer exactly those calls."""
+    import inspect
+
+    from store import Store
+
+    wanted = {n for n, v in vars(Store).items() if callable(v) and not n.startswith("_")}
+    for name in wanted:
+        assert inspect.signature(getattr(SQLiteStore, name)) == inspect.signature(
+            getattr(Store, name)
+        ), name

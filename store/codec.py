@@ -1,0 +1,88 @@
+"""Bot secrets at rest: what every store engine seals before writing and opens after reading.
+
+The app secret, verification token, encrypt key and the handler's secret fields
+are stored Fernet-encrypted (see store.secrets_box); the handler spec is stored
+as its JSON with those fields sealed. Every secret that passes through here is
+registered with the log redactor, so this process never writes one to its log.
+"""
+
+from typing import Any
+
+import msgspec
+
+from shared.botconfig import SECRET_HANDLER_FIELDS, BotConfig, EchoHandler, HandlerSpec
+from shared.logs import redactor
+from store.secrets_box import SecretBox, SecretKeyError
+
+KEY_CANARY = "larkfleet-secret-key-check"
+"""Stored sealed under the meta key 'key_check' to prove the key opens this database."""
+
+
+class BotCodec:
+    """Turns a BotConfig into stored columns and back, sealing and opening secrets."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self.box = box
+
+    def check_canary(self, sealed: str) -> None:
+        """Raises SecretKeyError when `sealed` is not the canary under this key."""
+        if self.box.open(sealed) != KEY_CANARY:
+            raise SecretKeyError("the secret key does not match this registry")
+
+    def columns(self, config: BotConfig) -> tuple[Any, ...]:
+        """(name, app_id, app_secret, verification_token, encrypt_key, use_websocket,
+        domain, handler) with the secrets sealed: the order of `bot_from_columns`."""
+        redactor.add(*config.secrets())
+        seal = self.box.seal
+        return (
+            config.name,
+            config.app_id,
+            seal(config.app_secret),
+            seal(config.verification_token),
+            seal(config.encrypt_key),
+            int(config.use_websocket),
+            config.domain,
+            self._seal_handler(config.handler),
+        )
+
+    def config(self, bot_id: str, columns: tuple[Any, ...]) -> BotConfig:
+        """The BotConfig from the stored columns of `columns()`, secrets opened."""
+        (name, app_id, app_secret, verification_token, encrypt_key,
+         use_websocket, domain, handler) = columns
+        config = BotConfig(
+            id=bot_id,
+            name=name,
+            app_id=app_id,
+            app_secret=self.box.open(app_secret),
+            verification_token=self.box.open(verification_token),
+            encrypt_key=self.box.open(encrypt_key),
+            use_websocket=bool(use_websocket),
+            domain=domain,
+            handler=self._open_handler(handler),
+        )
+        redactor.add(*config.secrets())
+        return config
+
+    def _seal_handler(self, handler: HandlerSpec) -> str:
+        data = msgspec.to_builtins(handler)
+        for name in _secret_wire_names(type(handler)):
+            data[name] = self.box.seal(data.get(name, ""))
+        return msgspec.json.encode(data).decode()
+
+    def _open_handler(self, stored: str) -> HandlerSpec:
+        data = msgspec.json.decode(stored)
+        kind = _HANDLER_TYPES.get(data.get("kind"), EchoHandler)
+        for name in _secret_wire_names(kind):
+            data[name] = self.box.open(data.get(name, ""))
+        return msgspec.convert(data, HandlerSpec)
+
+
+_HANDLER_TYPES: dict[str, type] = {
+    cls.__struct_config__.tag: cls for cls in HandlerSpec.__args__  # type: ignore[attr-defined]
+}
+
+
+def _secret_wire_names(kind: type) -> list[str]:
+    """The camelCase names of the handler's secret fields, as they appear in its JSON."""
+    secret = set(SECRET_HANDLER_FIELDS.get(kind, ()))
+    return [f.encode_name for f in msgspec.structs.fields(kind) if f.name in secret]

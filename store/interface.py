@@ -1,0 +1,90 @@
+"""The store's interface: every operation the supervisor and the API may ask of it.
+
+One implementation per database engine (`store.sqlite.SQLiteStore` today); the
+rest of larkfleet types against `Store` only, so another engine slots in behind
+the same calls. The store is the one owner of bot mutations: nothing else
+writes a bot row. Every call is a short synchronous transaction; secrets come
+back decrypted and are registered with the log redactor on the way.
+"""
+
+from typing import Any, Protocol
+
+from shared.botconfig import BotConfig
+from store.records import BotRecord, User
+
+
+class Store(Protocol):
+    def close(self) -> None:
+        """Release the connection(s); the store is unusable afterwards."""
+
+    # -- schema ---------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The applied schema version (0: empty database). Raises on a broken connection."""
+
+    def migrate(self) -> int:
+        """Apply every migration newer than the stored version; returns the latest version."""
+
+    # -- users and tokens -------------------------------------------------------
+
+    def bootstrap_admin(self) -> User:
+        """Make sure an admin exists and has a usable token (env variable or token file)."""
+
+    def create_user(self, name: str, is_admin: bool = False) -> tuple[User, str]:
+        """A new user and its first token; the token is returned here and never again."""
+
+    def get_user(self, user_id: str) -> User:
+        """The user; raises NotFound."""
+
+    def list_users(self) -> list[User]:
+        """Every user, oldest first."""
+
+    def delete_user(self, user_id: str) -> None:
+        """Raises NotFound, or Conflict while it owns bots or is the last admin."""
+
+    def issue_token(self, user_id: str, kind: str = "user") -> str:
+        """A fresh token for the user (only its hash is kept); raises NotFound."""
+
+    def revoke_tokens(self, user_id: str) -> int:
+        """Revoke every live token of the user; returns how many. Raises NotFound."""
+
+    def revoke_token(self, token: str) -> bool:
+        """Revoke one token; False when it was not live."""
+
+    def user_for_token(self, token: str) -> User | None:
+        """The live token's user, or None."""
+
+    # -- bots -------------------------------------------------------------------
+
+    def create_bot(self, owner: str, config: BotConfig) -> BotRecord:
+        """Store a new bot under `owner` with a new id (`config.id` is ignored).
+
+        Raises Conflict when the owner already has a bot with that appId.
+        """
+
+    def get_bot(self, bot_id: str, owner: str | None = None) -> BotRecord:
+        """The bot if `owner` owns it (None: any owner); raises NotFound."""
+
+    def list_bots(self, owner: str | None = None) -> list[BotRecord]:
+        """The owner's bots (None: all), oldest first, secrets decrypted."""
+
+    def bot_ids(self, owner: str | None = None) -> list[tuple[str, str]]:
+        """(bot id, owner) pairs, oldest first, without decrypting anything."""
+
+    def update_bot(self, bot_id: str, owner: str | None, **changes: Any) -> BotRecord:
+        """Change BotConfig fields (not `id`); raises NotFound, Conflict, ValueError."""
+
+    def delete_bot(self, bot_id: str, owner: str | None = None) -> None:
+        """Forget the bot; raises NotFound."""
+
+    def bot_config(self, bot_id: str) -> BotConfig:
+        """The bot's config with secrets decrypted, for a worker; raises NotFound."""
+
+    def set_desired_connected(self, bot_id: str, connected: bool) -> None:
+        """Persist the user's connect/disconnect wish; raises NotFound."""
+
+    def desired_bots(self) -> list[str]:
+        """Bots to keep a worker for (asked to connect, or in webhook mode), oldest first."""
+
+    def is_desired(self, bot_id: str) -> bool:
+        """Whether `bot_id` is one of `desired_bots()` (False for a missing bot)."""

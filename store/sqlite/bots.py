@@ -1,0 +1,126 @@
+"""Bots and their desired state in SQLite; secrets sealed by the BotCodec."""
+
+import logging
+import sqlite3
+import time
+from typing import Any
+
+import msgspec
+
+from shared.botconfig import BotConfig
+from store.codec import BotCodec
+from store.records import BotRecord, Conflict, NotFound, new_bot_id
+from store.sqlite.connection import Database
+
+logger = logging.getLogger(__name__)
+
+_DESIRED = "desired_connected = 1 OR use_websocket = 0"
+"""The bots the supervisor keeps a worker for, as one SQL condition for every query."""
+
+_BOT_SELECT = (
+    "SELECT id, owner, name, app_id, app_secret, verification_token, encrypt_key,"
+    " use_websocket, domain, handler, desired_connected, created, updated FROM bots"
+)
+
+
+class BotTables:
+    """The bots half of SQLiteStore (see store.interface.Store for the contract)."""
+
+    db: Database
+    codec: BotCodec
+
+    def create_bot(self, owner: str, config: BotConfig) -> BotRecord:
+        bot_id = new_bot_id()
+        now = time.time()
+        config = msgspec.structs.replace(config, id=bot_id)
+        with self.db.transaction() as conn:
+            _check_app_id(conn, owner, config.app_id, bot_id)
+            conn.execute(
+                "INSERT INTO bots (id, owner, name, app_id, app_secret, verification_token,"
+                " encrypt_key, use_websocket, domain, handler, desired_connected, created, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (bot_id, owner, *self.codec.columns(config), now, now),
+            )
+        logger.info("bot %s created for %s", bot_id, owner)
+        return BotRecord(config, owner, False, now, now)
+
+    def get_bot(self, bot_id: str, owner: str | None = None) -> BotRecord:
+        sql, params = _BOT_SELECT + " WHERE id = ?", (bot_id,)
+        if owner is not None:
+            sql, params = sql + " AND owner = ?", (bot_id, owner)
+        rows = self.db.query(sql, params)
+        if not rows:
+            raise NotFound(bot_id)
+        return self._record(rows[0])
+
+    def list_bots(self, owner: str | None = None) -> list[BotRecord]:
+        if owner is None:
+            rows = self.db.query(_BOT_SELECT + " ORDER BY created")
+        else:
+            rows = self.db.query(_BOT_SELECT + " WHERE owner = ? ORDER BY created", (owner,))
+        return [self._record(row) for row in rows]
+
+    def bot_ids(self, owner: str | None = None) -> list[tuple[str, str]]:
+        if owner is None:
+            return self.db.query("SELECT id, owner FROM bots ORDER BY created")
+        return self.db.query(
+            "SELECT id, owner FROM bots WHERE owner = ? ORDER BY created", (owner,)
+        )
+
+    def update_bot(self, bot_id: str, owner: str | None, **changes: Any) -> BotRecord:
+        unknown = set(changes) - (set(BotConfig.__struct_fields__) - {"id"})
+        if unknown:
+            raise ValueError(f"not updatable: {unknown}")
+        now = time.time()
+        with self.db.transaction() as conn:
+            current = self.get_bot(bot_id, owner)
+            config = msgspec.structs.replace(current.config, **changes)
+            _check_app_id(conn, current.owner, config.app_id, bot_id)
+            conn.execute(
+                "UPDATE bots SET name = ?, app_id = ?, app_secret = ?, verification_token = ?,"
+                " encrypt_key = ?, use_websocket = ?, domain = ?, handler = ?, updated = ?"
+                " WHERE id = ?",
+                (*self.codec.columns(config), now, bot_id),
+            )
+        return BotRecord(config, current.owner, current.desired_connected, current.created, now)
+
+    def delete_bot(self, bot_id: str, owner: str | None = None) -> None:
+        with self.db.transaction() as conn:
+            sql, params = "DELETE FROM bots WHERE id = ?", (bot_id,)
+            if owner is not None:
+                sql, params = sql + " AND owner = ?", (bot_id, owner)
+            if conn.execute(sql, params).rowcount == 0:
+                raise NotFound(bot_id)
+        logger.info("bot %s deleted", bot_id)
+
+    def bot_config(self, bot_id: str) -> BotConfig:
+        return self.get_bot(bot_id).config
+
+    def set_desired_connected(self, bot_id: str, connected: bool) -> None:
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE bots SET desired_connected = ? WHERE id = ?", (int(connected), bot_id)
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(bot_id)
+
+    def desired_bots(self) -> list[str]:
+        rows = self.db.query(f"SELECT id FROM bots WHERE {_DESIRED} ORDER BY created")
+        return [row[0] for row in rows]
+
+    def is_desired(self, bot_id: str) -> bool:
+        return bool(self.db.query(f"SELECT 1 FROM bots WHERE id = ? AND ({_DESIRED})", (bot_id,)))
+
+    def _record(self, row: tuple[Any, ...]) -> BotRecord:
+        bot_id, owner, *columns, desired, created, updated = row
+        config = self.codec.config(bot_id, tuple(columns))
+        return BotRecord(config, owner, bool(desired), created, updated)
+
+
+def _check_app_id(conn: sqlite3.Connection, owner: str, app_id: str, bot_id: str) -> None:
+    clash = conn.execute(
+        "SELECT id FROM bots WHERE owner = ? AND app_id = ? AND id != ?",
+        (owner, app_id, bot_id),
+    ).fetchone()
+    if clash:
+        raise Conflict(f"appId {app_id!r} is already used by your bot {clash[0]}")
