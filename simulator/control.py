@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from simulator import delivery
-from simulator.events import MessageSpec, build_event
+from simulator.events import MessageSpec, build_event, encode
 from simulator.state import (
     DEFAULT_ACK_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -20,9 +20,11 @@ from simulator.state import (
     DEFAULT_RECONNECT_NONCE,
     DEFAULT_REDELIVER_SCHEDULE,
     DEFAULT_TOKEN_EXPIRE,
+    DEFAULT_UUID_TTL,
     STATE_KEY,
     App,
     Delivery,
+    EndpointErrorFault,
     ImErrorFault,
     SimState,
 )
@@ -33,14 +35,16 @@ T = TypeVar("T")
 
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 NonNegSeconds = Annotated[float, msgspec.Meta(ge=0)]
+WholeSeconds = Annotated[int, msgspec.Meta(gt=0)]
+"""ClientConfig values are integers on the wire, as the platform sends them."""
 
 
 class CreateApp(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
     app_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     app_secret: Annotated[str, msgspec.Meta(min_length=1)]
-    ping_interval: Seconds = DEFAULT_PING_INTERVAL
-    reconnect_interval: Seconds = DEFAULT_RECONNECT_INTERVAL
-    reconnect_nonce: NonNegSeconds = DEFAULT_RECONNECT_NONCE
+    ping_interval: WholeSeconds = DEFAULT_PING_INTERVAL
+    reconnect_interval: WholeSeconds = DEFAULT_RECONNECT_INTERVAL
+    reconnect_nonce: Annotated[int, msgspec.Meta(ge=0)] = DEFAULT_RECONNECT_NONCE
     reconnect_count: int = -1
     ack_timeout: Seconds = DEFAULT_ACK_TIMEOUT
     redeliver_schedule: list[NonNegSeconds] = msgspec.field(
@@ -50,6 +54,10 @@ class CreateApp(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_o
     verification_token: str = ""
     encrypt_key: str = ""
     max_connections: Annotated[int, msgspec.Meta(ge=0)] | None = DEFAULT_MAX_CONNECTIONS
+    bot_open_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    """What `GET /open-apis/bot/v3/info` answers as the bot's open_id (minted if absent)."""
+    bot_name: str = ""
+    uuid_ttl: Seconds = DEFAULT_UUID_TTL
 
 
 class ImErrors(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
@@ -59,6 +67,12 @@ class ImErrors(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_on
     msg: str = "request trigger frequency limit"
 
 
+class EndpointError(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    code: int
+    msg: str = "refused"
+    status: Annotated[int, msgspec.Meta(ge=200, le=599)] = 200
+
+
 class Faults(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
     drop: bool = False
     blackhole: bool | None = None
@@ -66,6 +80,10 @@ class Faults(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only
     max_connections: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = msgspec.UNSET
     handshake: Literal["ok", "forbidden", "auth_failed"] | None = None
     im_errors: ImErrors | None = None
+    endpoint_error: EndpointError | msgspec.UnsetType | None = msgspec.UNSET
+    """Answer endpoint discovery with this platform code until cleared (null)."""
+    invalidate_token: bool = False
+    """Revoke the app's live tenant/app tokens now (99991663 for them from then on)."""
 
 
 class PushEvent(MessageSpec, forbid_unknown_fields=True, kw_only=True):
@@ -136,7 +154,11 @@ async def create_app(request: web.Request) -> web.Response:
         verification_token=body.verification_token,
         encrypt_key=body.encrypt_key,
         max_connections=body.max_connections,
+        bot_name=body.bot_name,
+        uuid_ttl=body.uuid_ttl,
     )
+    if body.bot_open_id:
+        app.bot_open_id = body.bot_open_id
     state.apps[app.app_id] = app
     return web.json_response(app.info(), status=201)
 
@@ -219,7 +241,7 @@ async def _start(
     previous = app.events.get(event_id)
     if previous is not None and previous.timer is not None:
         previous.timer.cancel()
-    item = Delivery(event_id, json.dumps(envelope).encode(), parts)
+    item = Delivery(event_id, encode(envelope), parts)
     if wait_ack:
         item.ack_waiter = asyncio.get_running_loop().create_future()
     app.events[event_id] = item
@@ -260,6 +282,11 @@ async def faults(request: web.Request) -> web.Response:
     if body.im_errors is not None:
         e = body.im_errors
         app.im_errors = ImErrorFault(e.count, e.code, e.status, e.msg) if e.count else None
+    if body.endpoint_error is not msgspec.UNSET:
+        e2 = body.endpoint_error
+        app.endpoint_error = None if e2 is None else EndpointErrorFault(e2.code, e2.msg, e2.status)
+    if body.invalidate_token:
+        request.app[STATE_KEY].revoke_tokens(app)
     if body.drop:
         conns = list(app.connections.values())
         app.connections.clear()

@@ -19,6 +19,9 @@ INVALID_APP = 10014
 NEED_TOKEN = 99991661
 INVALID_TOKEN = 99991663
 BAD_REQUEST = 99992402
+CONTENT_TOO_LONG = 230025
+BODY_LIMITS = {"text": 150 * 1024, "post": 30 * 1024, "interactive": 30 * 1024}
+"""Request body limits per msg_type (create/reply docs: text 150 KB, post and card 30 KB)."""
 
 
 def _error(code: int, msg: str, status: int = 400) -> web.Response:
@@ -40,6 +43,8 @@ async def _token(request: web.Request, kind: str) -> web.Response:
     if body is None:
         return _error(BAD_REQUEST, "invalid request body")
     app = state.apps.get(str(body.get("app_id", "")))
+    if app is not None and kind == "tenant":
+        app.token_requests += 1
     if app is None or body.get("app_secret") != app.app_secret:
         return web.json_response({"code": INVALID_APP, "msg": "app secret invalid"})
     value, expire = state.issue_token(app, kind)
@@ -73,6 +78,18 @@ def _authorize(state: SimState, request: web.Request) -> App | web.Response:
     return app
 
 
+@routes.get("/open-apis/bot/v3/info")
+async def bot_info(request: web.Request) -> web.Response:
+    """The bot's own identity, as the platform answers it (`bot`, not `data`)."""
+    app = _authorize(request.app[STATE_KEY], request)
+    if isinstance(app, web.Response):
+        return app
+    app.bot_info_calls += 1
+    bot = {"activate_status": 2, "app_name": app.bot_name or app.app_id, "avatar_url": "",
+           "ip_white_list": [], "open_id": app.bot_open_id}
+    return web.json_response({"code": 0, "msg": "ok", "bot": bot})
+
+
 def _injected_fault(app: App) -> web.Response | None:
     fault = app.im_errors
     if fault is None:
@@ -91,9 +108,14 @@ async def _send(request: web.Request, kind: str) -> web.Response:
     injected = _injected_fault(app)
     if injected is not None:
         return injected
+    raw = await request.read()
     body = await _body(request)
     if body is None:
         return _error(BAD_REQUEST, "invalid request body")
+    limit = BODY_LIMITS.get(str(body.get("msg_type")))
+    if limit is not None and len(raw) > limit:
+        return _error(CONTENT_TOO_LONG, f"The message content is too long: {len(raw)} bytes "
+                      f"over the {limit} byte limit of {body.get('msg_type')} messages")
     reply_to = request.match_info.get("message_id") if kind == "reply" else None
     receive_id_type = request.query.get("receive_id_type") if kind == "create" else None
     if kind == "create" and (not receive_id_type or not body.get("receive_id")):
@@ -103,6 +125,8 @@ async def _send(request: web.Request, kind: str) -> web.Response:
         return _error(BAD_REQUEST, "msg_type and content are required strings")
     uid = body.get("uuid") or None
     earlier = app.sent_by_uuid.get(uid) if uid else None
+    if earlier is not None and time.time() - earlier["at"] >= app.uuid_ttl:
+        earlier = None  # the platform keeps a uuid for one hour only
     record = {
         "kind": kind,
         "replyTo": reply_to,
@@ -113,6 +137,7 @@ async def _send(request: web.Request, kind: str) -> web.Response:
         "text": _text(msg_type, content),
         "uuid": uid,
         "replyInThread": bool(body.get("reply_in_thread", False)),
+        "threadId": _thread_of(app, reply_to, bool(body.get("reply_in_thread", False))),
         "messageId": earlier["messageId"] if earlier else "om_" + secrets.token_hex(16),
         "at": time.time(),
     }
@@ -123,6 +148,16 @@ async def _send(request: web.Request, kind: str) -> web.Response:
         app.sent_by_uuid[uid] = record
     shown = earlier or record
     return web.json_response({"code": 0, "msg": "success", "data": _message(app, shown)})
+
+
+def _thread_of(app: App, reply_to: str | None, in_thread: bool) -> str:
+    """A reply to a message in a thread stays in it; `reply_in_thread` starts one otherwise."""
+    if not reply_to:
+        return ""
+    thread = app.threads.get(reply_to, "")
+    if not thread and in_thread:
+        thread = app.threads[reply_to] = "omt_" + secrets.token_hex(8)
+    return thread
 
 
 def _text(msg_type: str, content: str) -> str | None:
@@ -147,7 +182,7 @@ def _message(app: App, record: dict[str, Any]) -> dict[str, Any]:
         "message_id": record["messageId"],
         "root_id": parent,
         "parent_id": parent,
-        "thread_id": "",
+        "thread_id": record["threadId"],
         "msg_type": record["msgType"],
         "create_time": created,
         "update_time": created,

@@ -20,15 +20,17 @@ DEFAULT_MAX_CONNECTIONS = 50
 DEFAULT_ACK_TIMEOUT = 3.0
 DEFAULT_REDELIVER_SCHEDULE = (15.0, 300.0, 3600.0, 21600.0)
 DEFAULT_TOKEN_EXPIRE = 7200
+DEFAULT_UUID_TTL = 3600.0
+"""The create/reply API docs: a uuid deduplicates sends for one hour."""
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _number(value: float) -> int | float:
-    """Integral values go out as JSON integers: Go and Node clients reject 1.0 for an int."""
-    return int(value) if float(value).is_integer() else value
+def _number(value: float) -> int:
+    """Always a JSON integer, as the platform sends: Go and Node clients reject 1.0 or 0.5."""
+    return int(value)
 
 
 @dataclass
@@ -37,6 +39,15 @@ class ImErrorFault:
     code: int
     status: int
     msg: str
+
+
+@dataclass
+class EndpointErrorFault:
+    """The endpoint answers this platform code (e.g. 1000040351, wrong domain)."""
+
+    code: int
+    msg: str
+    status: int
 
 
 @dataclass
@@ -82,17 +93,23 @@ class App:
     encrypt_key: str = ""
     max_connections: int | None = DEFAULT_MAX_CONNECTIONS
     tenant_key: str = field(default_factory=lambda: secrets.token_hex(8))
+    bot_open_id: str = field(default_factory=lambda: "ou_" + secrets.token_hex(16))
+    bot_name: str = ""
+    uuid_ttl: float = DEFAULT_UUID_TTL
     # faults
     endpoint_mode: str = "ok"
     handshake_mode: str = "ok"
     blackhole: bool = False
     im_errors: ImErrorFault | None = None
+    endpoint_error: EndpointErrorFault | None = None
     endpoint_released: asyncio.Event = field(default_factory=asyncio.Event)
     # observations
     connections: dict[str, Connection] = field(default_factory=dict)
     handshakes: int = 0
     refused_handshakes: int = 0
     endpoint_calls: int = 0
+    token_requests: int = 0
+    bot_info_calls: int = 0
     pings: int = 0
     pongs: int = 0
     acked: list[dict[str, Any]] = field(default_factory=list)
@@ -101,6 +118,8 @@ class App:
     pending: dict[int, Delivery] = field(default_factory=dict)
     sent_by_uuid: dict[str, dict[str, Any]] = field(default_factory=dict)
     chats: dict[str, str] = field(default_factory=dict)
+    threads: dict[str, str] = field(default_factory=dict)
+    """message_id -> thread_id of the pushed messages that are in a thread."""
     tenant_token: tuple[str, float] | None = None
     app_token: tuple[str, float] | None = None
 
@@ -121,6 +140,10 @@ class App:
             "handshakes": self.handshakes,
             "refusedHandshakes": self.refused_handshakes,
             "endpointCalls": self.endpoint_calls,
+            "tokenRequests": self.token_requests,
+            "botInfoCalls": self.bot_info_calls,
+            "botOpenId": self.bot_open_id,
+            "botName": self.bot_name or self.app_id,
             "pings": self.pings,
             "pongs": self.pongs,
             "blackhole": self.blackhole,
@@ -173,6 +196,16 @@ class SimState:
         else:
             app.app_token = (value, expires_at)
         return value, app.token_expire
+
+    def revoke_tokens(self, app: App) -> int:
+        """Invalidate every live token of the app before its expiry (the platform answers
+        99991663 for them from now on); the next token request mints a new one."""
+        revoked = [v for v, t in self.tokens.items() if t.app_id == app.app_id]
+        for value in revoked:
+            del self.tokens[value]
+        app.tenant_token = None
+        app.app_token = None
+        return len(revoked)
 
     def app_for_token(self, value: str) -> App | None:
         token = self.tokens.get(value)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from simulator import crypto
 from simulator.control import decode, known_app
-from simulator.events import MessageSpec, build_event
+from simulator.events import MessageSpec, build_event, encode
 
 routes = web.RouteTableDef()
 
@@ -22,13 +22,17 @@ class WebhookPush(MessageSpec, forbid_unknown_fields=True, kw_only=True):
     challenge: bool = False
     encrypt: bool | None = None
     tamper: bool = False
+    signed: bool | None = None
+    """Send the X-Lark-* signature headers; default: events yes (when the app has an
+    encryptKey), URL-verification challenges no, as the platform sends them."""
     timeout: float = 10.0
 
 
 @routes.post("/_sim/apps/{app_id}/webhook")
 async def push(request: web.Request) -> web.Response:
     """encrypt defaults to on when the app has an encryptKey; signature headers are sent
-    whenever it has one (tamper corrupts them); the target's answer is handed back."""
+    with events when it has one, never with a challenge unless `signed` (tamper corrupts
+    them); the target's answer is handed back."""
     app = known_app(request)
     body = await decode(request, WebhookPush)
     if not body.url.startswith(("http://", "https://")):
@@ -48,11 +52,12 @@ async def push(request: web.Request) -> web.Response:
     else:
         event_id, message_id, payload = build_event(app, body)
         result.update(eventId=event_id, messageId=message_id)
-    raw = json.dumps(payload).encode()
+    raw = encode(payload)
     if encrypt:
         raw = json.dumps({"encrypt": crypto.encrypt(raw, app.encrypt_key)}).encode()
     headers = {"Content-Type": "application/json; charset=utf-8"}
-    if app.encrypt_key:
+    signed = (not body.challenge) if body.signed is None else body.signed
+    if app.encrypt_key and signed:
         timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
         signature = crypto.sign(timestamp, nonce, app.encrypt_key, raw)
         if body.tamper:

@@ -23,9 +23,8 @@ routes = web.RouteTableDef()
 
 
 def _json(code: int, msg: str, data: object = None, status: int = 200) -> web.Response:
-    body: dict[str, object] = {"code": code, "msg": msg}
-    if data is not None:
-        body["data"] = data
+    """Every answer carries a `data` object, errors too: the Node SDK reads `data` always."""
+    body = {"code": code, "msg": msg, "data": {} if data is None else data}
     return web.json_response(body, status=status)
 
 
@@ -46,13 +45,16 @@ async def endpoint(request: web.Request) -> web.Response:
     if mode == "hang":
         await _hang(state, app)
         mode = app.endpoint_mode
+    fault = app.endpoint_error
+    if fault is not None:
+        return _json(fault.code, fault.msg, status=fault.status)
     if mode == "error_5xx":
         return _json(1, "system busy", status=503)
     if mode == "invalid_secret" or body.get("AppSecret") != app.app_secret:
         return _json(INVALID_CREDENTIALS, "invalid app_id or app_secret")
     ticket = state.issue_ticket(app.app_id)
-    url = (
-        f"ws://{request.host}/ws?device_id={uuid.uuid4().int >> 64}"
+    url = (  # the platform's query starts fpid, then device_id and service_id
+        f"ws://{request.host}/ws?fpid=493&device_id={uuid.uuid4().int >> 64}"
         f"&service_id={random.randrange(1, 2**31)}&access_key={app.app_id}&ticket={ticket}"
     )
     return _json(0, "ok", {"URL": url, "ClientConfig": app.client_config()})

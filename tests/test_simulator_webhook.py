@@ -88,6 +88,26 @@ def test_challenge_is_answered(sim_app, sim_client, target) -> None:
     assert json.loads(result["body"]) == {"challenge": result["challenge"]}
 
 
+def test_challenge_arrives_unsigned_as_the_platform_sends_it(sim_app, sim_client) -> None:
+    seen: list[dict[str, str]] = []
+    app = sim_app(encryptKey="enc-key-1", verificationToken="vt-1")
+
+    class Recorder(Target):
+        async def _handle(self, request):  # type: ignore[no-untyped-def]
+            seen.append(dict(request.headers))
+            return await super()._handle(request)
+
+    recorder = Recorder("enc-key-1", "vt-1")
+    recorder.start()
+    try:
+        challenge = sim_client.webhook(app.app_id, recorder.url, challenge=True)
+        event = sim_client.webhook(app.app_id, recorder.url, text="signed")
+    finally:
+        recorder.stop()
+    assert challenge["status"] == 200 and event["status"] == 200
+    assert "X-Lark-Signature" not in seen[0] and "X-Lark-Signature" in seen[1]
+
+
 def test_tampered_signature_is_refused(sim_app, sim_client, target) -> None:
     app = sim_app(encryptKey="enc-key-1", verificationToken="vt-1")
     result = sim_client.webhook(app.app_id, target.url, text="x", tamper=True)
