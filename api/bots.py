@@ -37,6 +37,7 @@ async def create_bot(request: web.Request) -> web.Response:
         use_websocket=body.use_websocket,
         domain=body.domain,
         handler=body.handler,
+        options=body.options,
     )
     try:
         record = request.app[REGISTRY].create_bot(caller(request).id, config)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from shared.botconfig import SECRET_HANDLER_FIELDS, EchoHandler, HandlerSpec
+from shared.botconfig import SECRET_HANDLER_FIELDS, BotOptions, EchoHandler, HandlerSpec
 from shared.status import BotStatus
 from store import BotRecord, User
 
@@ -38,6 +38,7 @@ class CreateBot(_Body):
     use_websocket: bool = msgspec.field(default=True, name="useWebSocket")
     domain: Domain = "feishu"
     handler: HandlerSpec = msgspec.field(default_factory=EchoHandler)
+    options: BotOptions = msgspec.field(default_factory=BotOptions)
 
 
 class PatchBot(_Body):
@@ -51,6 +52,8 @@ class PatchBot(_Body):
     use_websocket: bool | UnsetType = msgspec.field(default=UNSET, name="useWebSocket")
     domain: Domain | UnsetType = UNSET
     handler: HandlerSpec | UnsetType = UNSET
+    options: BotOptions | UnsetType = UNSET
+    """Replaced whole, like the handler: absent options take their defaults."""
 
 
 class CreateUser(_Body):
@@ -110,6 +113,7 @@ class BotView(Struct, rename="camel", kw_only=True):
     use_websocket: bool = msgspec.field(name="useWebSocket")
     domain: str
     handler: HandlerView  # type: ignore[valid-type]
+    options: BotOptions
     owner: str
     desired_connected: bool
     created_at: str
@@ -134,6 +138,7 @@ def bot_view(record: BotRecord) -> BotView:
         use_websocket=config.use_websocket,
         domain=config.domain,
         handler=handler_view(config.handler),
+        options=config.options,
         owner=record.owner,
         desired_connected=record.desired_connected,
         created_at=iso(record.created) or "",

@@ -4,7 +4,7 @@ The API decodes requests into these same handler structs, so there is one
 schema for handlers (camelCase on the wire, as the HTTP API speaks).
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -54,6 +54,32 @@ SECRET_HANDLER_FIELDS: dict[type, tuple[str, ...]] = {
 """Handler fields that are secrets: never returned by the API, never logged."""
 
 
+ProxySetting = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(direct|(https?|socks5h?)://[^\s/]+/?)$",
+        description="`direct`, or a proxy URL (http, https, socks5, socks5h)",
+    ),
+]
+
+
+class BotOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    """How a bot treats what the platform sends (docs/event-path.md); defaults are the
+    safe choice, so a fleet of bots in one group never answers announcements or each other."""
+
+    answer_at_all: bool = False
+    """An `@_all` (@everyone) mention counts as a mention of this bot."""
+    answer_bots: bool = False
+    """Messages sent by other apps (`sender_type: "app"`) reach the handler; the bot's own
+    messages never do."""
+    reply_fallback: Literal["drop", "send"] = "drop"
+    """When the message to answer is gone (withdrawn or deleted: 230011, 231003): `send`
+    the answer as a new message in the chat, or `drop` it (logged and counted)."""
+    proxy: ProxySetting | None = None
+    """Proxy for every platform connection (WebSocket and HTTP); null follows the
+    service's setting (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY), `direct` uses none."""
+
+
 class BotConfig(msgspec.Struct, kw_only=True):
     """Everything a worker needs to run one bot. Holds secrets: never log it whole."""
 
@@ -66,6 +92,7 @@ class BotConfig(msgspec.Struct, kw_only=True):
     use_websocket: bool = True
     domain: str = "feishu"
     handler: HandlerSpec = msgspec.field(default_factory=EchoHandler)
+    options: BotOptions = msgspec.field(default_factory=BotOptions)
 
     @property
     def base_url(self) -> str:

@@ -10,7 +10,13 @@ from typing import Any
 
 import msgspec
 
-from shared.botconfig import SECRET_HANDLER_FIELDS, BotConfig, EchoHandler, HandlerSpec
+from shared.botconfig import (
+    SECRET_HANDLER_FIELDS,
+    BotConfig,
+    BotOptions,
+    EchoHandler,
+    HandlerSpec,
+)
 from shared.logs import redactor
 from store.secrets_box import SecretBox, SecretKeyError
 
@@ -31,7 +37,7 @@ class BotCodec:
 
     def columns(self, config: BotConfig) -> tuple[Any, ...]:
         """(name, app_id, app_secret, verification_token, encrypt_key, use_websocket,
-        domain, handler) with the secrets sealed: the order of `bot_from_columns`."""
+        domain, handler, options) with the secrets sealed: the order of `config`."""
         redactor.add(*config.secrets())
         seal = self.box.seal
         return (
@@ -43,12 +49,13 @@ class BotCodec:
             int(config.use_websocket),
             config.domain,
             self._seal_handler(config.handler),
+            msgspec.json.encode(config.options).decode(),
         )
 
     def config(self, bot_id: str, columns: tuple[Any, ...]) -> BotConfig:
         """The BotConfig from the stored columns of `columns()`, secrets opened."""
         (name, app_id, app_secret, verification_token, encrypt_key,
-         use_websocket, domain, handler) = columns
+         use_websocket, domain, handler, options) = columns
         config = BotConfig(
             id=bot_id,
             name=name,
@@ -59,6 +66,7 @@ class BotCodec:
             use_websocket=bool(use_websocket),
             domain=domain,
             handler=self._open_handler(handler),
+            options=msgspec.json.decode(options or "{}", type=BotOptions),
         )
         redactor.add(*config.secrets())
         return config

@@ -53,6 +53,28 @@ def test_defaults_echo_handler_and_websocket(api: Api) -> None:
     assert not bot["hasEncryptKey"] and not bot["hasVerificationToken"]
 
 
+def test_bot_options_default_safe_validated_and_replaced_whole(api: Api) -> None:
+    body = {"name": "b", "appId": "cli_opts", "appSecret": "s"}
+    bot = api.call(api.admin, "POST", "/api/feishu/bots", json=body).json()
+    assert bot["options"] == {"answerAtAll": False, "answerBots": False,
+                              "replyFallback": "drop", "proxy": None}
+    path = f"/api/feishu/bots/{bot['id']}"
+    patch = {"options": {"answerAtAll": True, "proxy": "http://proxy.internal:3128"}}
+    patched = api.call(api.admin, "PATCH", path, json=patch).json()
+    assert patched["options"]["answerAtAll"] is True
+    assert api.registry.bot_config(bot["id"]).options.proxy == "http://proxy.internal:3128"
+    again = api.call(api.admin, "PATCH", path, json={"options": {"replyFallback": "send"}})
+    assert again.json()["options"] == {"answerAtAll": False, "answerBots": False,
+                                       "replyFallback": "send", "proxy": None}
+    for options, field in (({"proxy": "ftp://x"}, "$.options.proxy"),
+                           ({"replyFallback": "retry"}, "$.options.replyFallback"),
+                           ({"answerEveryone": True}, "answerEveryone")):
+        error = assert_error(api.call(api.admin, "PATCH", path, json={"options": options}), 400)
+        assert field in error["message"], error
+    schema = api.call(api.admin, "GET", "/api/openapi.json").json()
+    assert "BotOptions" in json.dumps(schema)
+
+
 def test_connect_disconnect_and_status_shapes(api: Api) -> None:
     bot_id = api.create_bot(api.admin)
     connect = api.call(api.admin, "POST", f"/api/feishu/bots/{bot_id}/ws/connect")

@@ -19,7 +19,7 @@ _DESIRED = "desired_connected = 1 OR use_websocket = 0"
 
 _BOT_SELECT = (
     "SELECT id, owner, name, app_id, app_secret, verification_token, encrypt_key,"
-    " use_websocket, domain, handler, desired_connected, created, updated FROM bots"
+    " use_websocket, domain, handler, options, desired_connected, created, updated FROM bots"
 )
 
 
@@ -37,8 +37,8 @@ class BotTables:
             _check_app_id(conn, owner, config.app_id, bot_id)
             conn.execute(
                 "INSERT INTO bots (id, owner, name, app_id, app_secret, verification_token,"
-                " encrypt_key, use_websocket, domain, handler, desired_connected, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                " encrypt_key, use_websocket, domain, handler, options, desired_connected,"
+                " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
                 (bot_id, owner, *self.codec.columns(config), now, now),
             )
         logger.info("bot %s created for %s", bot_id, owner)
@@ -78,7 +78,8 @@ class BotTables:
             _check_app_id(conn, current.owner, config.app_id, bot_id)
             conn.execute(
                 "UPDATE bots SET name = ?, app_id = ?, app_secret = ?, verification_token = ?,"
-                " encrypt_key = ?, use_websocket = ?, domain = ?, handler = ?, updated = ?"
+                " encrypt_key = ?, use_websocket = ?, domain = ?, handler = ?, options = ?,"
+                " updated = ?"
                 " WHERE id = ?",
                 (*self.codec.columns(config), now, bot_id),
             )

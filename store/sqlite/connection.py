@@ -49,6 +49,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX bots_owner_app ON bots (owner, app_id);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    ALTER TABLE bots ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 """Ordered schema steps; step N brings the schema to version N. Only ever append."""
 
