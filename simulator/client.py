@@ -28,13 +28,16 @@ def _camel_keys(options: dict[str, Any]) -> dict[str, Any]:
 class SimClient:
     """Keyword options may be snake_case or camelCase; they are sent camelCase."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, verify: str | bool = True) -> None:
+        """`verify`: a CA file for a simulator on https (`simulator/tls.py`), as requests takes."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._verify = verify  # per request: requests lets REQUESTS_CA_BUNDLE beat Session.verify
         self._http = requests.Session()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        resp = self._http.request(method, self.base_url + path, json=body, timeout=self.timeout)
+        resp = self._http.request(method, self.base_url + path, json=body, timeout=self.timeout,
+                                  verify=self._verify)
         try:
             data = resp.json()
         except ValueError:

@@ -7,10 +7,11 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from aiohttp import web
 
-from simulator import control, openapi, webhook, ws
+from simulator import control, openapi, tls, webhook, ws
 from simulator.state import STATE_KEY, SimState
 
 logger = logging.getLogger(__name__)
@@ -43,20 +44,30 @@ async def _on_shutdown(app: web.Application) -> None:
     )
 
 
-async def start(host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start listening and return the runner plus the bound port (port 0 = ephemeral)."""
+async def start(host: str, port: int, tls_dir: Path | None = None,
+                ) -> tuple[web.AppRunner, int]:
+    """Start listening and return the runner plus the bound port (port 0 = ephemeral).
+
+    With `tls_dir` the simulator serves `https` (and hands out `wss` URLs) with a
+    throwaway CA written there (`simulator/tls.py`; clients trust `<tls_dir>/ca.pem`).
+    """
+    ssl_context = tls.make_server_context(tls_dir) if tls_dir is not None else None
     runner = web.AppRunner(build_app(), shutdown_timeout=2.0, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     server = site._server
     bound = server.sockets[0].getsockname()[1] if server and server.sockets else port
     return runner, bound
 
 
-async def _serve(host: str, port: int) -> None:
-    runner, bound = await start(host, port)
-    print(f"larkfleet simulator listening on http://{host}:{bound}", flush=True)
+async def _serve(host: str, port: int, tls_dir: Path | None) -> None:
+    runner, bound = await start(host, port, tls_dir)
+    scheme = "https" if tls_dir is not None else "http"
+    print(f"larkfleet simulator listening on {scheme}://{host}:{bound}", flush=True)
+    if tls_dir is not None:
+        trust = " ".join(f"{k}={v}" for k, v in tls.client_env(tls_dir).items())
+        print(f"clients trust its CA with: {trust}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,7 +81,7 @@ async def _serve(host: str, port: int) -> None:
 def main(args: argparse.Namespace) -> int:
     """Entry point for `larkfleet sim`; runs until SIGINT/SIGTERM and exits 0."""
     try:
-        asyncio.run(_serve(args.host, args.port))
+        asyncio.run(_serve(args.host, args.port, getattr(args, "tls_dir", None)))
     except OSError as exc:
         print(f"larkfleet sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

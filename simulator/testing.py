@@ -8,6 +8,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -35,9 +36,12 @@ def wait_until(
 class SimulatorThread:
     """The simulator on 127.0.0.1 (ephemeral port) in a daemon thread with its own loop."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls_dir: Path | None = None,
+                 ) -> None:
+        """With `tls_dir`, serve https/wss with a throwaway CA there (`simulator/tls.py`)."""
         self.host = host
         self.port = port
+        self.tls_dir = tls_dir
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -50,7 +54,8 @@ class SimulatorThread:
         def run() -> None:
             asyncio.set_event_loop(self._loop)
             try:
-                self._runner, self.port = self._loop.run_until_complete(start(self.host, self.port))
+                started = start(self.host, self.port, self.tls_dir)
+                self._runner, self.port = self._loop.run_until_complete(started)
             except BaseException as exc:
                 failure.append(exc)
                 ready.set()
@@ -63,7 +68,8 @@ class SimulatorThread:
         ready.wait(10)
         if failure:
             raise failure[0]
-        self.url = f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_dir is not None else "http"
+        self.url = f"{scheme}://{self.host}:{self.port}"
         return self
 
     def stop(self) -> None:

@@ -53,8 +53,9 @@ async def endpoint(request: web.Request) -> web.Response:
     if mode == "invalid_secret" or body.get("AppSecret") != app.app_secret:
         return _json(INVALID_CREDENTIALS, "invalid app_id or app_secret")
     ticket = state.issue_ticket(app.app_id)
+    scheme = "wss" if request.secure else "ws"
     url = (  # the platform's query starts fpid, then device_id and service_id
-        f"ws://{request.host}/ws?fpid=493&device_id={uuid.uuid4().int >> 64}"
+        f"{scheme}://{request.host}/ws?fpid=493&device_id={uuid.uuid4().int >> 64}"
         f"&service_id={random.randrange(1, 2**31)}&access_key={app.app_id}&ticket={ticket}"
     )
     return _json(0, "ok", {"URL": url, "ClientConfig": app.client_config()})

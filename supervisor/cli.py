@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 DEFAULT_PORT = 13000
 DEFAULT_SIM_PORT = 18080
@@ -36,6 +37,8 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="run the Feishu platform simulator alone")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=DEFAULT_SIM_PORT)
+    p.add_argument("--tls-dir", type=Path, default=None,
+                   help="serve https/wss with a throwaway CA written to this directory")
     p.set_defaults(run=lambda a: _call("simulator.server", "main", a))
 
 
