@@ -84,6 +84,8 @@ class Faults(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only
     """Answer endpoint discovery with this platform code until cleared (null)."""
     invalidate_token: bool = False
     """Revoke the app's live tenant/app tokens now (99991663 for them from then on)."""
+    pong_delay: NonNegSeconds | None = None
+    """Seconds each pong is held after its ping (0 = at once): a slow first pong."""
 
 
 class PushEvent(MessageSpec, forbid_unknown_fields=True, kw_only=True):
@@ -287,6 +289,8 @@ async def faults(request: web.Request) -> web.Response:
         app.endpoint_error = None if e2 is None else EndpointErrorFault(e2.code, e2.msg, e2.status)
     if body.invalidate_token:
         request.app[STATE_KEY].revoke_tokens(app)
+    if body.pong_delay is not None:
+        app.pong_delay = body.pong_delay
     if body.drop:
         conns = list(app.connections.values())
         app.connections.clear()

@@ -59,6 +59,8 @@ class Connection:
     service_id: int
     ws: web.WebSocketResponse
     connected_at: float = field(default_factory=time.time)
+    pending_pongs: set[asyncio.Task[None]] = field(default_factory=set)
+    """Pongs held back by the `pongDelay` fault, cancelled when the socket closes."""
 
 
 @dataclass
@@ -102,6 +104,7 @@ class App:
     blackhole: bool = False
     im_errors: ImErrorFault | None = None
     endpoint_error: EndpointErrorFault | None = None
+    pong_delay: float = 0.0
     endpoint_released: asyncio.Event = field(default_factory=asyncio.Event)
     # observations
     connections: dict[str, Connection] = field(default_factory=dict)
@@ -147,6 +150,7 @@ class App:
             "pings": self.pings,
             "pongs": self.pongs,
             "blackhole": self.blackhole,
+            "pongDelay": _number(self.pong_delay),
             "endpoint": self.endpoint_mode,
             "maxConnections": self.max_connections,
             "acked": list(self.acked),

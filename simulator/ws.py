@@ -119,6 +119,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         app.connections.pop(device_id, None)
+        for task in conn.pending_pongs:
+            task.cancel()
         logger.info("app %s device %s disconnected", app.app_id, device_id)
     return ws
 
@@ -134,9 +136,25 @@ async def _on_frame(state: SimState, app: App, conn: Connection, data: bytes) ->
         app.pings += 1
         if app.blackhole:
             return
-        await conn.ws.send_bytes(frames.pong(conn.service_id, app.client_config()))
-        app.pongs += 1
+        if app.pong_delay > 0:
+            task = asyncio.ensure_future(_pong_later(app, conn, app.pong_delay))
+            conn.pending_pongs.add(task)
+            task.add_done_callback(conn.pending_pongs.discard)
+            return
+        await _pong(app, conn)
     elif frame.method == frames.DATA:
         delivery.record_ack(state, app, frame.SeqID, frames.ack_code(frame))
     else:
         logger.debug("ignored frame type %s from %s", kind, conn.device_id)
+
+
+async def _pong(app: App, conn: Connection) -> None:
+    await conn.ws.send_bytes(frames.pong(conn.service_id, app.client_config()))
+    app.pongs += 1
+
+
+async def _pong_later(app: App, conn: Connection, delay: float) -> None:
+    """The `pongDelay` fault: the pong leaves `delay` s after its ping, if still connected."""
+    await asyncio.sleep(delay)
+    if not conn.ws.closed and not app.blackhole:
+        await _pong(app, conn)

@@ -18,6 +18,7 @@ from typing import Any
 from multiprocess.process import BaseProcess
 
 from shared import exitcodes
+from shared.logs import redactor
 from shared.messages import (
     NO_WORKER,
     Deliver,
@@ -383,14 +384,15 @@ class Supervisor:
                 self._requests.answer(message)
 
     def _state_changed(self, bot: ManagedBot, message: StateChanged, now: float) -> None:
-        if message.error is not None:
-            bot.error, bot.error_code = message.error, message.code
+        error = redactor.redact(message.error) if message.error is not None else None
+        if error is not None:
+            bot.error, bot.error_code = error, message.code
         report = bot.report or Heartbeat(
             bot_id=bot.bot_id, incarnation=bot.incarnation, state=message.state
         )
         report.state = message.state
         bot.took(report, now)
-        detail = f" ({message.error})" if message.error else ""
+        detail = f" ({error})" if error else ""
         logger.info("bot %s: worker reports %s%s", bot.bot_id, message.state, detail)
 
     def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:

@@ -105,14 +105,46 @@ def connect(
     return spec_, worker
 
 
+PONG_HELD = 2.5
+"""Seconds the simulator holds each pong: the window a premature `connected` would show in."""
+
+
 def test_reports_connected_only_after_handshake_and_first_pong(
     supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
 ) -> None:
+    """Until the simulator has sent its first pong, the worker says `connecting`, never more.
+
+    The pong is held back (`pongDelay`) so the handshake is done well before it:
+    each poll reads the worker's messages first and the simulator's pong count
+    second, so a `connected` seen while no pong had left came before the pong.
+    """
     app = sim_app()
-    spec, worker = connect(supervisor, launch, app)
+    app.faults(pongDelay=PONG_HELD)
+    spec = supervisor.spec(bot_for(app), heartbeat_interval=0.2)
+    worker = launch(spec)
+    shaken_at: int | None = None
+    before_pong: list[Any] = []
+    deadline = time.monotonic() + BOOT + PONG_HELD
+    while True:
+        received = supervisor.messages()
+        info = app.info()
+        if info["pongs"] >= 1:
+            break
+        before_pong = received
+        assert not any(state_is(ConnState.CONNECTED)(m) for m in received), (
+            f"connected reported before the first pong; platform saw {info}"
+        )
+        if shaken_at is None and info["handshakes"] >= 1:
+            shaken_at = len(received)
+        assert time.monotonic() < deadline, f"no pong within the boot time: {info}"
+        time.sleep(0.02)
+    assert shaken_at is not None, "the handshake was seen before the pong"
+    after_handshake = [m for m in before_pong[shaken_at:] if isinstance(m, Heartbeat)]
+    assert after_handshake and {m.state for m in after_handshake} == {ConnState.CONNECTING}
+
+    supervisor.wait_for(state_is(ConnState.CONNECTED), 5, "StateChanged connected")
     info = app.info()
     assert (info["handshakes"], info["connections"], info["endpointCalls"]) == (1, 1, 1)
-    assert info["pongs"] >= 1
 
     received = supervisor.messages()
     assert isinstance(received[0], Hello) and received[0].pid == worker.pid

@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from shared.logs import redactor
 from worker.counters import Counters
 from worker.errors import EventError
 from worker.schedule import Schedule
@@ -144,6 +145,7 @@ class Consumer:
         permanent = isinstance(exc, EventError) and exc.permanent
         rate_limited = isinstance(exc, EventError) and exc.rate_limited
         error = str(exc) if isinstance(exc, EventError) else f"{type(exc).__name__}: {exc}"
+        error = redactor.redact(error)  # kept in the spool and answered by the dead-letter API
         if not isinstance(exc, EventError) and attempts == 1:
             log.error("event %s handler raised", event.event_id, exc_info=exc)
         if permanent or attempts >= self._settings.max_attempts:
