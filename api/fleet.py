@@ -6,6 +6,7 @@ socket or a worker, so it can be tested against any object with these methods.
 
 from typing import Protocol
 
+from shared.changes import DEFAULT_QUEUE, Subscription
 from shared.messages import RetryResult, SendResult
 from shared.status import BotMetrics, BotStatus
 
@@ -13,6 +14,14 @@ from shared.status import BotMetrics, BotStatus
 class Fleet(Protocol):
     def ready(self) -> bool:
         """Registry open and zygote ready: what /readyz reports."""
+
+    def subscribe(self, maxsize: int = DEFAULT_QUEUE) -> Subscription:
+        """Change records (shared.changes.Change) published from now on, for every bot.
+
+        Not scoped: a route serving them filters by `change.owner`. Close the
+        subscription when the client leaves; iteration ends at shutdown. A
+        listener `maxsize` records behind loses the oldest (`dropped` counts them).
+        """
 
     async def bot_added(self, bot_id: str) -> None:
         """A bot was created. Webhook-mode bots get a worker at once."""

@@ -25,6 +25,7 @@ class ManagedBot:
     """One bot under supervision. Monotonic times end in `_at`, wall times in `_wall`."""
 
     bot_id: str
+    owner: str
     wanted: bool
     webhook_mode: bool
     policy: BackoffPolicy
@@ -44,6 +45,9 @@ class ManagedBot:
     error: str | None = None
     error_code: int | None = None
     restarts: int = 0
+    announced: tuple[Phase, ConnState] | None = None
+    """(phase, API state) of the last change record published about this bot."""
+    announced_counters: tuple[int, int, int, int] = (0, 0, 0, 0)
     carried: BotMetrics = field(init=False)
     """The final counts of every earlier incarnation of the worker."""
 
@@ -96,6 +100,13 @@ class ManagedBot:
             flapping=self.backoff.flapping,
             private_bytes=report.private_bytes if report else 0,
         )
+
+    def counters(self) -> tuple[int, int, int, int]:
+        """(events received, replies sent, pending, dead letters) of the current worker."""
+        report = self.report
+        if report is None:
+            return (0, 0, 0, 0)
+        return (report.events_received, report.replies_sent, report.pending, report.dead_letters)
 
     def to_metrics(self) -> BotMetrics:
         """Totals across incarnations: what earlier workers counted plus the current one."""

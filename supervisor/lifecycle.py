@@ -8,6 +8,7 @@ the worker last reported (see `supervisor.status`).
 """
 
 import logging
+from collections.abc import Callable
 from enum import StrEnum
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class Lifecycle:
     def __init__(self, bot_id: str) -> None:
         self.bot_id = bot_id
         self.phase = Phase.STOPPED
+        self.listener: Callable[[str], None] | None = None
+        """Called with the reason after every change (the supervisor announces it)."""
 
     def can(self, target: Phase) -> bool:
         return target in TRANSITIONS[self.phase]
@@ -64,3 +67,5 @@ class Lifecycle:
             raise IllegalTransition(f"{self.bot_id}: {self.phase} -> {target} ({reason})")
         logger.info("bot %s: %s -> %s (%s)", self.bot_id, self.phase, target, reason)
         self.phase = target
+        if self.listener is not None:
+            self.listener(reason)

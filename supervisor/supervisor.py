@@ -7,7 +7,6 @@ changes go through a bot's Lifecycle. It implements api.fleet.Fleet.
 """
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
@@ -18,6 +17,7 @@ from typing import Any
 from multiprocess.process import BaseProcess
 
 from shared import exitcodes
+from shared.changes import DEFAULT_QUEUE, Change, ChangeFeed, ChangeKind, Subscription
 from shared.logs import redactor
 from shared.messages import (
     NO_WORKER,
@@ -60,7 +60,8 @@ class Supervisor:
         self._bots: dict[str, ManagedBot] = {}
         self._incarnations = itertools.count(time.time_ns() // 1_000_000)
         self._requests = PendingRequests(settings.request_timeout)
-        self._phase_changed = asyncio.Condition()
+        self.changes = ChangeFeed()
+        """Every change of every bot, once; see `subscribe`."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._zygote_ready = False
         self._last_ping_at = 0.0
@@ -98,6 +99,7 @@ class Supervisor:
         for task in self._tasks:
             task.cancel()
         self._router.close()
+        self.changes.close()
 
     def kill_all(self) -> None:
         """The second signal: no grace, SIGKILL every worker now."""
@@ -106,21 +108,27 @@ class Supervisor:
                 kill(bot.process)
 
     async def _wait_all_stopped(self, deadline: float) -> None:
-        async with self._phase_changed:
-            while any(b.process is not None for b in self._bots.values()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return
-                try:
-                    async with asyncio.timeout(remaining):
-                        await self._phase_changed.wait()
-                except TimeoutError:
-                    return
+        await self._wait_until(
+            lambda: all(b.process is None for b in self._bots.values()),
+            deadline - time.monotonic(),
+        )
 
     # -- Fleet: what the API calls ------------------------------------------------
 
     def ready(self) -> bool:
         return self._zygote_ready
+
+    def subscribe(self, maxsize: int = DEFAULT_QUEUE) -> Subscription:
+        """Every change record published from now on (see shared.changes).
+
+        One `Change` per change of a bot's API state or supervisor phase, and one
+        per change of its worker's counters (kind `counters`), and a `removed`
+        record when the bot is deleted. Iterate with `async for`; close the
+        subscription (or leave its `with` block) when done. A listener more than
+        `maxsize` records behind loses the oldest (`subscription.dropped` counts
+        them); the iteration ends at shutdown.
+        """
+        return self.changes.subscribe(maxsize)
 
     async def bot_added(self, bot_id: str) -> None:
         bot = self._bot(bot_id)
@@ -161,6 +169,11 @@ class Supervisor:
         bot.wanted = False
         await self._stop_and_wait(bot, "bot deleted")
         del self._bots[bot_id]
+        self.changes.publish(Change(
+            bot_id=bot_id, owner=bot.owner, kind=ChangeKind.REMOVED,
+            from_state=bot.api_state(), to_state=None, phase=bot.phase, why="bot deleted",
+            at_epoch=time.time(),
+        ))
 
     def status(self, bot_id: str) -> BotStatus:
         return self._bot(bot_id).to_status()
@@ -200,7 +213,7 @@ class Supervisor:
         """Ask the bot's worker; a worker still starting is waited for, a missing one is not."""
         bot = self._bot(bot_id)
         if bot.phase == Phase.STARTING:
-            await self._wait_phase(bot, lambda: bot.phase != Phase.STARTING,
+            await self._wait_until(lambda: bot.phase != Phase.STARTING,
                                    self.settings.request_timeout)
         if bot.phase != Phase.RUNNING:
             error = f"bot {bot_id} has no running worker (state {bot.api_state()})"
@@ -214,15 +227,37 @@ class Supervisor:
     def _bot(self, bot_id: str) -> ManagedBot:
         bot = self._bots.get(bot_id)
         if bot is None:
-            config = self.store.bot_config(bot_id)
+            record = self.store.get_bot(bot_id)
             bot = ManagedBot(
                 bot_id=bot_id,
+                owner=record.owner,
                 wanted=self._wanted(bot_id),
-                webhook_mode=not config.use_websocket,
+                webhook_mode=not record.config.use_websocket,
                 policy=self.settings.backoff,
             )
+            bot.lifecycle.listener = lambda why: self._settle(bot, why)
             self._bots[bot_id] = bot
+            self._settle(bot, "known")
         return bot
+
+    def _settle(self, bot: ManagedBot, why: str) -> None:
+        """Publish one change record if the bot's phase, API state or counters moved.
+
+        Called after every lifecycle change and every worker message; the one
+        place that announces, so waiters, logs and streams all hear the same.
+        """
+        state, phase = bot.api_state(), bot.phase
+        previous = bot.announced
+        counters = bot.counters()
+        if previous == (phase, state) and counters == bot.announced_counters:
+            return
+        kind = ChangeKind.STATE if previous != (phase, state) else ChangeKind.COUNTERS
+        bot.announced, bot.announced_counters = (phase, state), counters
+        self.changes.publish(Change(
+            bot_id=bot.bot_id, owner=bot.owner, kind=kind,
+            from_state=previous[1] if previous else None, to_state=state, phase=phase,
+            why=why, at_epoch=time.time(), status=bot.to_status(),
+        ))
 
     def _wanted(self, bot_id: str) -> bool:
         return self.store.is_desired(bot_id)
@@ -297,18 +332,17 @@ class Supervisor:
             bot.retry_at = now + delay
             bot.retry_wall = time.time() + delay
             bot.lifecycle.change(Phase.BACKOFF, f"retry in {delay:.1f} s ({bot.error})")
-        await self._announce()
 
-    async def _announce(self) -> None:
-        """Wake everyone waiting on a bot's phase (disconnect, shutdown, early requests)."""
-        async with self._phase_changed:
-            self._phase_changed.notify_all()
-
-    async def _wait_phase(self, bot: ManagedBot, done: Callable[[], bool], timeout: float) -> None:
-        async with self._phase_changed:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._phase_changed.wait_for(done)
+    async def _wait_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Wait until `done()` holds, re-checked after every change record; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self.changes.subscribe(maxsize=1) as wakeups:
+            while not done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or wakeups.closed:
+                    return done()
+                await wakeups.get(remaining)
+        return True
 
     def _stop(self, bot: ManagedBot, reason: str, *, wanted_after: bool) -> None:
         bot.wanted = wanted_after
@@ -323,8 +357,11 @@ class Supervisor:
     async def _stop_and_wait(self, bot: ManagedBot, reason: str) -> None:
         """Stop the bot's worker and return once it is gone (SIGKILL after the grace)."""
         self._stop(bot, reason, wanted_after=False)
-        async with self._phase_changed:
-            await self._phase_changed.wait_for(lambda: bot.phase not in ALIVE)
+        await self._wait_until(lambda: bot.phase not in ALIVE, self._stop_bound())
+
+    def _stop_bound(self) -> float:
+        """Longest a stop can take: the grace, then SIGKILL and its reaping (a few ticks)."""
+        return self.settings.stop_grace + 10 * self.settings.tick + 2.0
 
     def _murder(self, bot: ManagedBot, why: str) -> None:
         """SIGKILL a worker that missed its deadline; `_reap` handles what follows."""
@@ -375,13 +412,14 @@ class Supervisor:
                 bot.pid = message.pid
                 if bot.phase == Phase.STARTING:
                     bot.lifecycle.change(Phase.RUNNING, "hello")
-                    self._spawn_task(self._announce())
             case Heartbeat():
                 bot.took(message, now)
             case StateChanged():
                 self._state_changed(bot, message, now)
             case DeliverResult() | SendResult() | RetryResult():
                 self._requests.answer(message)
+                return
+        self._settle(bot, f"worker reports {bot.report.state}" if bot.report else "hello")
 
     def _state_changed(self, bot: ManagedBot, message: StateChanged, now: float) -> None:
         error = redactor.redact(message.error) if message.error is not None else None

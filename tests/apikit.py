@@ -17,6 +17,7 @@ import requests
 from aiohttp import web
 
 from api.app import create_app
+from shared.changes import DEFAULT_QUEUE, ChangeFeed, Subscription
 from shared.messages import Histogram, RetryResult, SendResult
 from shared.paths import DataPaths
 from shared.states import ConnState
@@ -55,9 +56,14 @@ class FakeFleet:
         self.webhook_answer = (200, b'{"challenge":"c"}', "application/json")
         self.webhook_bodies: list[bytes] = []
         self.fail_status = False
+        self.changes = ChangeFeed()
+        """Tests publish Change records here to drive what subscribers see."""
 
     def ready(self) -> bool:
         return self.is_ready
+
+    def subscribe(self, maxsize: int = DEFAULT_QUEUE) -> Subscription:
+        return self.changes.subscribe(maxsize)
 
     async def bot_added(self, bot_id: str) -> None:
         self.calls.append(("bot_added", bot_id))
