@@ -24,6 +24,7 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	sh tests/browser/ensure-chromium.sh
+	sh tests/postgres/ensure-postgresql.sh
 	$(BIN)/pytest -q
 
 bench: install  ## writes build/benchmarks.md; docs/benchmarks.md only with --out, on purpose

@@ -1,3 +1,3 @@
 """Fixture modules shared by the test suite, one per area."""
 
-pytest_plugins = ["tests.fixtures.sim", "tests.fixtures.service"]
+pytest_plugins = ["tests.fixtures.sim", "tests.fixtures.service", "tests.fixtures.postgres"]

@@ -10,8 +10,17 @@ from store.records import BotRecord, Conflict, NotFound, User
 from store.sqlite import SQLiteStore
 
 
-def open_store(paths: DataPaths) -> Store:
-    """The store for this data directory (created and migrated when new)."""
+def open_store(paths: DataPaths, database_url: str | None = None) -> Store:
+    """The store for this data directory (created and migrated when new).
+
+    With a postgresql:// `database_url` (cluster mode) the registry lives in
+    PostgreSQL instead of <data>/larkfleet.db; raises psycopg.Error when it
+    cannot be reached.
+    """
+    if database_url:
+        from store.postgres import PostgresStore
+
+        return PostgresStore(paths, database_url)
     return SQLiteStore(paths)
 
 

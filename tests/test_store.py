@@ -1,4 +1,8 @@
-"""The registry on a real SQLite file: schema, secrets at rest, users, tokens, bots."""
+"""The registry on real SQLite and real PostgreSQL: schema, secrets at rest, users, bots.
+
+Every behaviour test runs against both engines (the `engine` fixture); the
+file-mode tests are SQLite's alone.
+"""
 
 import os
 import stat
@@ -10,7 +14,8 @@ from cryptography.fernet import Fernet
 from shared.botconfig import BotConfig, ForwardHandler, OpenAIHandler
 from shared.logs import MASK, redactor
 from shared.paths import DataPaths
-from store import Conflict, NotFound, SQLiteStore
+from store import Conflict, NotFound, SQLiteStore, Store, open_store
+from store.postgres import MIGRATIONS as PG_MIGRATIONS
 from store.secrets_box import SecretKeyError
 from store.sqlite import MIGRATIONS
 
@@ -26,6 +31,35 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def paths(tmp_path: Path) -> DataPaths:
     return DataPaths(tmp_path / "data")
+
+
+class Engine:
+    """One store engine under test: how to open it and how to read its raw bytes."""
+
+    def __init__(self, name: str, url: str | None) -> None:
+        self.name = name
+        self.url = url
+        self.migrations = PG_MIGRATIONS if url else MIGRATIONS
+
+    def open(self, paths: DataPaths) -> Store:
+        return open_store(paths, self.url)
+
+    def stored(self, paths: DataPaths) -> bytes:
+        """Everything the database holds, as bytes: secrets must not be in there."""
+        if self.url is None:
+            return b"".join(p.read_bytes() for p in paths.root.glob("larkfleet.db*"))
+        import psycopg
+
+        with psycopg.connect(self.url) as conn:
+            rows = [conn.execute(f"SELECT t::text FROM {table} t").fetchall()
+                    for table in ("users", "tokens", "bots", "meta")]
+        return repr(rows).encode()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> Engine:
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    return Engine(request.param, url)
 
 
 def config(app_id: str = "cli_1", **fields) -> BotConfig:
@@ -46,35 +80,37 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_migrations_are_idempotent_and_keep_data(paths: DataPaths) -> None:
-    registry = SQLiteStore(paths)
-    assert registry.schema_version() == len(MIGRATIONS)
+def test_migrations_are_idempotent_and_keep_data(paths: DataPaths, engine: Engine) -> None:
+    registry = engine.open(paths)
+    assert registry.schema_version() == len(engine.migrations)
     admin = registry.list_users()[0]
     bot = registry.create_bot(admin.id, config())
-    assert registry.migrate() == len(MIGRATIONS)
+    assert registry.migrate() == len(engine.migrations)
     registry.close()
 
-    again = SQLiteStore(paths)
-    assert again.schema_version() == len(MIGRATIONS)
+    again = engine.open(paths)
+    assert again.schema_version() == len(engine.migrations)
     assert [u.id for u in again.list_users()] == [admin.id]
     assert again.bot_config(bot.config.id).app_secret == SECRETS[0]
     again.close()
 
 
-def test_secrets_are_encrypted_at_rest_and_decrypted_for_the_worker(paths: DataPaths) -> None:
-    registry = SQLiteStore(paths)
+def test_secrets_are_encrypted_at_rest_and_decrypted_for_the_worker(
+    paths: DataPaths, engine: Engine
+) -> None:
+    registry = engine.open(paths)
     owner = registry.list_users()[0].id
     handler = OpenAIHandler(base_url="http://llm", model="m", api_key="sk-openai-key-value")
     first = registry.create_bot(owner, config()).config.id
     second = registry.create_bot(owner, config("cli_2", handler=handler)).config.id
     registry.close()
 
-    stored = b"".join(p.read_bytes() for p in paths.root.glob("larkfleet.db*"))
+    stored = engine.stored(paths)
     for secret in (*SECRETS, "sk-openai-key-value"):
         assert secret.encode() not in stored
     assert mode(paths.secret_key) == 0o600
 
-    registry = SQLiteStore(paths)
+    registry = engine.open(paths)
     restored = registry.bot_config(first)
     assert (restored.app_secret, restored.verification_token, restored.encrypt_key) == SECRETS[:3]
     assert restored.handler == ForwardHandler(url="http://127.0.0.1:9/", secret=SECRETS[3])
@@ -82,31 +118,31 @@ def test_secrets_are_encrypted_at_rest_and_decrypted_for_the_worker(paths: DataP
     registry.close()
 
 
-def test_a_different_key_is_refused_at_start(paths: DataPaths, monkeypatch) -> None:
-    SQLiteStore(paths).close()
+def test_a_different_key_is_refused_at_start(paths: DataPaths, engine: Engine, monkeypatch) -> None:
+    engine.open(paths).close()
     monkeypatch.setenv("LARKFLEET_SECRET_KEY", Fernet.generate_key().decode())
     with pytest.raises(SecretKeyError):
-        SQLiteStore(paths)
+        engine.open(paths)
     monkeypatch.setenv("LARKFLEET_SECRET_KEY", "not-a-key")
     with pytest.raises(SecretKeyError):
-        SQLiteStore(paths)
+        engine.open(paths)
 
 
-def test_admin_token_file_is_private_and_stable(paths: DataPaths) -> None:
-    registry = SQLiteStore(paths)
+def test_admin_token_file_is_private_and_stable(paths: DataPaths, engine: Engine) -> None:
+    registry = engine.open(paths)
     token = paths.admin_token.read_text().strip()
     assert mode(paths.admin_token) == 0o600
     user = registry.user_for_token(token)
     assert user is not None and user.is_admin
     registry.close()
 
-    registry = SQLiteStore(paths)
+    registry = engine.open(paths)
     assert paths.admin_token.read_text().strip() == token
     assert len(registry.list_users()) == 1
     registry.revoke_token(token)
     registry.close()
 
-    registry = SQLiteStore(paths)
+    registry = engine.open(paths)
     renewed = paths.admin_token.read_text().strip()
     assert renewed != token
     assert registry.user_for_token(token) is None
@@ -114,23 +150,23 @@ def test_admin_token_file_is_private_and_stable(paths: DataPaths) -> None:
     registry.close()
 
 
-def test_admin_token_from_environment(paths: DataPaths, monkeypatch) -> None:
+def test_admin_token_from_environment(paths: DataPaths, engine: Engine, monkeypatch) -> None:
     monkeypatch.setenv("LARKFLEET_ADMIN_TOKEN", "env-admin-token-1")
-    registry = SQLiteStore(paths)
+    registry = engine.open(paths)
     assert not paths.admin_token.exists()
     assert registry.user_for_token("env-admin-token-1").is_admin
     registry.close()
-    assert b"env-admin-token-1" not in paths.registry.read_bytes()
+    assert b"env-admin-token-1" not in engine.stored(paths)
 
     monkeypatch.setenv("LARKFLEET_ADMIN_TOKEN", "env-admin-token-2")
-    registry = SQLiteStore(paths)
+    registry = engine.open(paths)
     assert registry.user_for_token("env-admin-token-1") is None
     assert registry.user_for_token("env-admin-token-2").is_admin
     registry.close()
 
 
-def test_users_tokens_revoke_and_delete(paths: DataPaths) -> None:
-    registry = SQLiteStore(paths)
+def test_users_tokens_revoke_and_delete(paths: DataPaths, engine: Engine) -> None:
+    registry = engine.open(paths)
     user, token = registry.create_user("alice")
     assert registry.user_for_token(token) == user
     assert registry.user_for_token(token + "x") is None
@@ -152,8 +188,10 @@ def test_users_tokens_revoke_and_delete(paths: DataPaths) -> None:
     registry.close()
 
 
-def test_bots_are_owner_scoped_and_app_ids_unique_per_owner(paths: DataPaths) -> None:
-    registry = SQLiteStore(paths)
+def test_bots_are_owner_scoped_and_app_ids_unique_per_owner(
+    paths: DataPaths, engine: Engine
+) -> None:
+    registry = engine.open(paths)
     alice = registry.create_user("alice")[0].id
     bob = registry.create_user("bob")[0].id
     mine = registry.create_bot(alice, config()).config.id
@@ -177,8 +215,10 @@ def test_bots_are_owner_scoped_and_app_ids_unique_per_owner(paths: DataPaths) ->
     registry.close()
 
 
-def test_desired_bots_are_connected_wishes_and_webhook_bots(paths: DataPaths) -> None:
-    registry = SQLiteStore(paths)
+def test_desired_bots_are_connected_wishes_and_webhook_bots(
+    paths: DataPaths, engine: Engine
+) -> None:
+    registry = engine.open(paths)
     owner = registry.list_users()[0].id
     ws_idle = registry.create_bot(owner, config("a")).config.id
     ws_wanted = registry.create_bot(owner, config("b")).config.id
@@ -201,8 +241,10 @@ def test_registry_file_is_not_world_readable(paths: DataPaths) -> None:
     assert os.access(paths.registry, os.R_OK)
 
 
-def test_secrets_and_tokens_are_registered_with_the_log_redactor(paths: DataPaths) -> None:
-    registry = SQLiteStore(paths)
+def test_secrets_and_tokens_are_registered_with_the_log_redactor(
+    paths: DataPaths, engine: Engine
+) -> None:
+    registry = engine.open(paths)
     user, token = registry.create_user("alice")
     registry.create_bot(user.id, config())
     line = f"oops {token} {' '.join(SECRETS)}"
@@ -210,14 +252,17 @@ def test_secrets_and_tokens_are_registered_with_the_log_redactor(paths: DataPath
     registry.close()
 
 
-def test_sqlite_store_implements_every_operation_of_the_interface() -> None:
-    """Another engine is written against store.Store: SQLite must offer exactly those calls."""
+@pytest.mark.parametrize("implementation", ["sqlite", "postgres"])
+def test_each_store_implements_every_operation_of_the_interface(implementation: str) -> None:
+    """Every engine is written against store.Store: each must offer exactly those calls."""
     import inspect
 
-    from store import Store
+    from store.postgres import PostgresStore
+
+    engine_class = SQLiteStore if implementation == "sqlite" else PostgresStore
 
     wanted = {n for n, v in vars(Store).items() if callable(v) and not n.startswith("_")}
     for name in wanted:
-        assert inspect.signature(getattr(SQLiteStore, name)) == inspect.signature(
+        assert inspect.signature(getattr(engine_class, name)) == inspect.signature(
             getattr(Store, name)
         ), name

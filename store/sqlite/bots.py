@@ -14,7 +14,7 @@ from store.sqlite.connection import Database
 
 logger = logging.getLogger(__name__)
 
-_DESIRED = "desired_connected = 1 OR use_websocket = 0"
+DESIRED_SQL = "desired_connected = 1 OR use_websocket = 0"
 """The bots the supervisor keeps a worker for, as one SQL condition for every query."""
 
 _BOT_SELECT = (
@@ -106,11 +106,12 @@ class BotTables:
                 raise NotFound(bot_id)
 
     def desired_bots(self) -> list[str]:
-        rows = self.db.query(f"SELECT id FROM bots WHERE {_DESIRED} ORDER BY created")
+        rows = self.db.query(f"SELECT id FROM bots WHERE {DESIRED_SQL} ORDER BY created")
         return [row[0] for row in rows]
 
     def is_desired(self, bot_id: str) -> bool:
-        return bool(self.db.query(f"SELECT 1 FROM bots WHERE id = ? AND ({_DESIRED})", (bot_id,)))
+        sql = f"SELECT 1 FROM bots WHERE id = ? AND ({DESIRED_SQL})"
+        return bool(self.db.query(sql, (bot_id,)))
 
     def _record(self, row: tuple[Any, ...]) -> BotRecord:
         bot_id, owner, *columns, desired, created, updated = row

@@ -1,0 +1,332 @@
+"""One cluster node's lease keeper: renew, plan, acquire, hand over, and stop in time.
+
+Rounds run every `renew_interval` seconds, and at once when a NOTIFY arrives
+(another node released a lease, or a bot changed through any node's API).
+A round is: one renew statement (heartbeat + every held lease), a read of
+the bots and the live nodes, then the moves the balance policy plans.
+
+The safety rule does not depend on the database answering: a watchdog task
+stops every worker this node runs when its local monotonic deadline passes.
+That deadline is the send time of the last successful renewal plus the lease
+period minus a margin, so workers are gone before any lease could lapse on
+the database's clock and another node could take it.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+
+from supervisor.cluster.balance import plan
+from supervisor.cluster.leases import CHANNEL, LeaseStore, LeaseView, NodeView
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LeaseTimings:
+    """Lease period and rhythm (seconds); the defaults give failover <= 15 s.
+
+    A dead node's leases lapse at most `ttl` after its last renewal; another
+    node takes them within one `renew_interval` more, and connects in ~1-2 s.
+    """
+
+    ttl: float = 8.0
+    renew_interval: float = 2.0
+    margin: float = 3.0
+    """Workers stop this long before the lease could lapse (stop grace fits inside)."""
+    max_moves: int = 4
+    """Bots handed over per round when rebalancing after a join."""
+    statement_timeout: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.renew_interval < self.ttl - self.margin:
+            raise ValueError("lease timings: need 0 < renew_interval < ttl - margin")
+
+
+class Workers(Protocol):
+    """What the node asks of the supervisor (implemented by Supervisor)."""
+
+    def lease_gained(self, bot_id: str) -> None:
+        """The lease is ours: start the worker if the bot is wanted."""
+
+    def lease_lost(self, bot_ids: list[str]) -> None:
+        """The leases are gone or about to lapse: stop those workers now."""
+
+    async def hand_over(self, bot_id: str) -> None:
+        """Stop the worker gracefully; return once it has exited."""
+
+    async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
+        """The bot's row changed on some node: apply it (restart on a config change)."""
+
+    def api_state(self, bot_id: str) -> str:
+        """The bot's API state here, published for the other nodes."""
+
+
+class ClusterNode:
+    def __init__(self, url: str, node_id: str, address: str, timings: LeaseTimings) -> None:
+        self.url = url
+        self.node_id = node_id
+        self.address = address
+        self.timings = timings
+        self.held: dict[str, int] = {}
+        """Bot id -> fence of every lease this node holds."""
+        self.releasing: set[str] = set()
+        self.bots: dict[str, LeaseView] = {}
+        self.nodes: list[NodeView] = []
+        self.draining = False
+        self.rounds = 0
+        self._deadline = 0.0
+        self.last_renewal = 0.0
+        """Monotonic send time of the last successful renewal: no lease lapses before +ttl."""
+        self._seen: dict[str, tuple[bool, float]] = {}
+        """Bot id -> (desired, updated) last applied, to act on changes only."""
+        self._unreleased: set[str] = set()
+        """Handed over (worker gone) but the release statement failed: retried each round."""
+        self._published: dict[str, str] = {}
+        self._store: LeaseStore | None = None
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._workers: Workers | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failing = False
+
+    # -- what the supervisor and the API read ---------------------------------------
+
+    def may_run(self, bot_id: str) -> bool:
+        """Whether this node may run the bot's worker now: lease held, in time, not leaving."""
+        return (bot_id in self.held and bot_id not in self.releasing
+                and time.monotonic() < self._deadline)
+
+    def holder(self, bot_id: str) -> str | None:
+        """The node holding the bot's lease (this one included); None when free."""
+        if bot_id in self.held:
+            return self.node_id
+        view = self.bots.get(bot_id)
+        return view.holder if view is not None else None
+
+    def published_state(self, bot_id: str) -> str | None:
+        view = self.bots.get(bot_id)
+        return view.state if view is not None else None
+
+    def address_of(self, node_id: str) -> str | None:
+        return next((n.address for n in self.nodes if n.id == node_id), None)
+
+    def healthy(self) -> bool:
+        """Renewals are in time: what readiness reports in cluster mode."""
+        return time.monotonic() < self._deadline
+
+    # -- life ---------------------------------------------------------------------------
+
+    async def start(self, workers: Workers) -> None:
+        """Run the first round (so a node is counted before it plans), then the tasks.
+
+        Raises psycopg.Error when the database cannot be reached at start.
+        """
+        self._workers = workers
+        await self._round()
+        for coro in (self._rounds(), self._listen(), self._watchdog()):
+            self._spawn(coro)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def leave(self, timeout: float) -> None:
+        """Graceful stop: hand every bot over, then remove this node's row (bounded)."""
+        self.draining = True
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while self.held and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.held:
+            logger.warning("node %s: %d lease(s) not handed over in time", self.node_id,
+                           len(self.held))
+        with contextlib.suppress(Exception):
+            async with self._lock, asyncio.timeout(self.timings.statement_timeout):
+                store = await self._connected()
+                await store.leave()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                await self._store.conn.close()
+
+    # -- rounds -----------------------------------------------------------------------
+
+    async def _connected(self) -> LeaseStore:
+        if self._store is None or self._store.conn.closed:
+            conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=max(2, int(self.timings.ttl / 4))
+            )
+            self._store = LeaseStore(conn, self.node_id)
+        return self._store
+
+    async def _drop_connection(self) -> None:
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                await self._store.conn.close()
+            self._store = None
+
+    async def _rounds(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.timings.renew_interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._round()
+                if self._failing:
+                    logger.info("node %s: database reachable again", self.node_id)
+                self._failing = False
+            except (psycopg.Error, OSError, TimeoutError) as error:
+                if not self._failing:
+                    logger.error("node %s: lease round failed: %s", self.node_id,
+                                 type(error).__name__)
+                self._failing = True
+                await self._drop_connection()
+            except Exception:
+                logger.exception("node %s: lease round crashed", self.node_id)
+                await self._drop_connection()
+
+    async def _round(self) -> None:
+        timings = self.timings
+        workers = self._workers
+        assert workers is not None
+        async with self._lock, asyncio.timeout(timings.statement_timeout * 3):
+            store = await self._connected()
+            sent = time.monotonic()
+            renewed = await store.renew(self.address, timings.ttl, self.draining)
+            self.last_renewal = sent
+            self._deadline = sent + timings.ttl - timings.margin
+            if self._unreleased:
+                for bot_id in await store.release(sorted(self._unreleased)):
+                    renewed.pop(bot_id, None)
+                self._unreleased.clear()
+            bots = await store.view()
+            nodes = await store.nodes(timings.ttl)
+        self.rounds += 1
+        self.bots = {view.bot_id: view for view in bots}
+        self.nodes = nodes
+        self._apply_renewal(renewed, workers)
+        await self._apply_changes(workers)
+        live = [n.id for n in nodes if not n.draining and n.id != self.node_id]
+        if not self.draining:
+            live.append(self.node_id)
+        moves = plan(self.node_id, live, bots, set(self.held) - self.releasing,
+                     timings.max_moves)
+        if moves.acquire:
+            async with self._lock, asyncio.timeout(timings.statement_timeout):
+                store = await self._connected()
+                won = await store.acquire(moves.acquire, timings.ttl)
+            for bot_id, fence in won.items():
+                self.held[bot_id] = fence
+                self._remember(bot_id)
+                logger.info("node %s: lease on %s taken (fence %d)", self.node_id, bot_id, fence)
+                workers.lease_gained(bot_id)
+        for bot_id in moves.release:
+            if bot_id not in self.releasing:
+                self.releasing.add(bot_id)
+                self._spawn(self._hand_over(bot_id))
+        await self._publish(workers)
+
+    def _apply_renewal(self, renewed: dict[str, int], workers: Workers) -> None:
+        lost = [b for b in self.held if b not in renewed]
+        gained = [b for b in renewed if b not in self.held]
+        self.held = dict(renewed)
+        for bot_id in lost:
+            self.releasing.discard(bot_id)
+            self._seen.pop(bot_id, None)
+            self._published.pop(bot_id, None)
+        if lost:
+            logger.warning("node %s: lease(s) lost: %s", self.node_id, ", ".join(lost))
+            workers.lease_lost(lost)
+        for bot_id in gained:
+            self._remember(bot_id)
+            workers.lease_gained(bot_id)
+
+    def _remember(self, bot_id: str) -> None:
+        view = self.bots.get(bot_id)
+        self._seen[bot_id] = (view.desired, view.updated) if view else (False, 0.0)
+
+    async def _apply_changes(self, workers: Workers) -> None:
+        """The periodic re-read behind NOTIFY: wish or config changes of held bots."""
+        for bot_id in list(self.held):
+            view = self.bots.get(bot_id)
+            seen = self._seen.get(bot_id)
+            if view is None or seen is None or bot_id in self.releasing:
+                continue
+            if seen != (view.desired, view.updated):
+                self._remember(bot_id)
+                await workers.wish_changed(bot_id, view.updated != seen[1])
+
+    async def _publish(self, workers: Workers) -> None:
+        states = {b: workers.api_state(b) for b in self.held if b not in self.releasing}
+        changed = {b: s for b, s in states.items() if self._published.get(b) != s}
+        if not changed:
+            return
+        async with self._lock, asyncio.timeout(self.timings.statement_timeout):
+            store = await self._connected()
+            await store.publish(changed)
+        self._published.update(changed)
+
+    async def _hand_over(self, bot_id: str) -> None:
+        """Stop the worker (it drains), then release, so the next holder starts clean."""
+        workers = self._workers
+        assert workers is not None
+        started = time.monotonic()
+        try:
+            await workers.hand_over(bot_id)
+            async with self._lock, asyncio.timeout(self.timings.statement_timeout):
+                store = await self._connected()
+                await store.release([bot_id])
+            self.held.pop(bot_id, None)
+            self._published.pop(bot_id, None)
+            logger.info("node %s: %s handed over in %.2f s", self.node_id, bot_id,
+                        time.monotonic() - started)
+        except Exception as error:
+            logger.error("node %s: releasing %s failed (%s); retried next round",
+                         self.node_id, bot_id, type(error).__name__)
+            self._unreleased.add(bot_id)
+        finally:
+            if bot_id not in self._unreleased:
+                self.releasing.discard(bot_id)
+
+    async def _watchdog(self) -> None:
+        """Stop every worker when renewals have been missing for too long."""
+        workers = self._workers
+        assert workers is not None
+        while True:
+            await asyncio.sleep(0.1)
+            if self.held and time.monotonic() >= self._deadline:
+                lost = list(self.held)
+                logger.error("node %s: leases not renewed in time; stopping %d worker(s)",
+                             self.node_id, len(lost))
+                self.held.clear()
+                self.releasing.clear()
+                self._published.clear()
+                workers.lease_lost(lost)
+
+    async def _listen(self) -> None:
+        """LISTEN for other nodes' changes; every notification wakes a round at once."""
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=2)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self._wake.set()  # whatever was missed while not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except (psycopg.Error, OSError) as error:
+                logger.debug("node %s: listener: %s", self.node_id, type(error).__name__)
+            await asyncio.sleep(self.timings.renew_interval)
