@@ -6,6 +6,7 @@ memory of lark_oapi on its own.
 """
 
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -44,6 +45,7 @@ class BareFleet:
                 process = subprocess.Popen(
                     [sys.executable, str(SCRIPT), app_id, secret, self.platform.url, mode],
                     stdout=sink, stderr=subprocess.STDOUT,
+                    env={**os.environ, **self.platform.client_env()},
                 )
             self.bots.append(BareBot(app_id, secret, process, time.monotonic()))
 
@@ -65,6 +67,9 @@ class BareFleet:
         first = min(bot.started for bot in self.bots)
         last = max(bot.started + (bot.connected_after or 0.0) for bot in self.bots)
         return last - first
+
+    def pids(self) -> list[int]:
+        return [bot.process.pid for bot in self.bots]
 
     def uss(self) -> list[float]:
         return [uss_mib(bot.process.pid) for bot in self.bots]

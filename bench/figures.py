@@ -17,6 +17,8 @@ class Figure:
     met: bool | None
     key: str
     """Stable identifier, so the quick test can check that every figure was produced."""
+    plain: str = "-"
+    """larkfleet's value in the same run without TLS (`fleet` is with TLS), or "-"."""
 
 
 def ms(seconds: float) -> str:

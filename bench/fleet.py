@@ -23,9 +23,11 @@ ECHO = {"kind": "echo"}
 class Fleet:
     """One supervisor on `data_dir`; `restart` keeps the data dir (and desired state)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+        """`env` adds to the shipped defaults (the simulator's CA, for a TLS run)."""
         self.data_dir = data_dir
-        self.service = Service(data_dir, env=ENV)
+        self.env = {**ENV, **(env or {})}
+        self.service = Service(data_dir, env=self.env)
 
     def start(self) -> float:
         """Start and wait for /readyz (zygote warmed up); returns seconds taken."""
@@ -41,7 +43,7 @@ class Fleet:
     def restart(self) -> float:
         """Stop, then start a new supervisor on the same data dir; returns stop seconds."""
         stopped = self.stop()
-        self.service = Service(self.data_dir, env=ENV)
+        self.service = Service(self.data_dir, env=self.env)
         return stopped
 
     def create_bots(self, apps: list[tuple[str, str]], url: str,
@@ -101,6 +103,12 @@ class Fleet:
             except OSError:
                 continue
         return None
+
+    def pids(self, statuses: dict[str, dict[str, Any]]) -> list[int]:
+        """Supervisor, zygote and the workers of `statuses`: every process the fleet runs."""
+        zygote = self.zygote_pid()
+        return [self.supervisor_pid, *([zygote] if zygote else []),
+                *(s["pid"] for s in statuses.values() if s["pid"])]
 
     def supervisor_rss(self) -> float:
         return rss_mib(self.supervisor_pid)

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 
 from bench.fleet import Fleet
+from bench.proc import cpu_seconds
 from bench.service import alive
 from bench.sim import Platform
 
@@ -160,3 +161,10 @@ def status_api(fleet: Fleet, requests_n: int) -> list[float]:
         samples.append(time.perf_counter() - began)
         response.raise_for_status()
     return samples
+
+
+def cpu_at_rest(pids: list[int], window_s: float) -> float:
+    """Share of one core that `pids` together use over `window_s` of idling (1.0 = a core)."""
+    began, used = time.monotonic(), cpu_seconds(pids)
+    time.sleep(window_s)
+    return (cpu_seconds(pids) - used) / (time.monotonic() - began)

@@ -1,9 +1,12 @@
-"""Memory of one process, read from /proc/<pid>/smaps_rollup.
+"""Memory and CPU time of processes, read from /proc.
+
+Memory comes from /proc/<pid>/smaps_rollup.
 
 USS (Private_Clean + Private_Dirty) is what one more bot really costs: pages
 shared copy-on-write with the zygote, or with other processes, are not in it.
 """
 
+import os
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -29,3 +32,18 @@ def uss_mib(pid: int) -> float:
 def rss_mib(pid: int) -> float:
     """Resident memory of `pid` in MiB (shared pages included)."""
     return _rollup(pid)["Rss"] / MiB
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by `pids` (a gone process counts 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    return total / _TICKS

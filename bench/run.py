@@ -3,7 +3,7 @@ process; every figure is built from samples taken in this run."""
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import measures
@@ -34,11 +34,15 @@ class Plan:
     restart_bots: int = 50
     status_requests: int = 1000
     settle_s: float = 3.0
+    rest_window_s: float = 10.0
+    """How long CPU at rest is measured: pings come every 120 s, heartbeats every second."""
+    plain_too: bool = True
+    """Run everything a second time over plain http/ws, for the last column."""
 
 
 QUICK = Plan(sizes=(10,), bare_processes=3, ack_events=100, flood_events=500, echo_events=30,
              recovery_trials=3, hang_trials=2, restart_bots=10, status_requests=100,
-             settle_s=1.0)
+             settle_s=1.0, rest_window_s=2.0, plain_too=False)
 
 
 @dataclass
@@ -52,6 +56,8 @@ class Bare:
     ack: tuple[float, ...] = ()
     throughput: float = 0.0
     echo: tuple[float, ...] = ()
+    rest_per_bot: float = 0.0
+    """Share of a core one idle bare process uses."""
 
 
 def measure_bare(platform: Platform, plan: Plan, work: Path) -> Bare:
@@ -64,6 +70,7 @@ def measure_bare(platform: Platform, plan: Plan, work: Path) -> Bare:
         log.info("bare: %d processes connected in %.2f s", len(apps), result.connect_all_s)
         time.sleep(plan.settle_s)
         result.uss = tuple(bare.uss())
+        result.rest_per_bot = measures.cpu_at_rest(bare.pids(), plan.rest_window_s) / len(apps)
         result.ack = tuple(measures.ack_latencies(platform, apps[0][0], plan.ack_events,
                                                   warmup=min(50, plan.ack_events)))
         result.throughput = measures.throughput(platform, apps[0][0], plan.flood_events, WINDOW)
@@ -84,7 +91,7 @@ def measure_bare(platform: Platform, plan: Plan, work: Path) -> Bare:
 
 
 def measure_fleet(platform: Platform, plan: Plan, work: Path, bare: Bare) -> list[Figure]:
-    fleet = Fleet(work / "fleet")
+    fleet = Fleet(work / "fleet", env=platform.client_env())
     ready_s = fleet.start()
     log.info("larkfleet: ready in %.2f s", ready_s)
     try:
@@ -124,7 +131,9 @@ def _fleet_figures(platform: Platform, fleet: Fleet, plan: Plan, bare: Bare) -> 
         statuses = fleet.wait_connected(ids, 30)
         uss = fleet.worker_uss(statuses)
         growth = (fleet.supervisor_rss() - rss0) / n
+        rest = measures.cpu_at_rest(fleet.pids(statuses), plan.rest_window_s)
         figures += _size_figures(n, seconds, uss, growth, rss0, bare_per_bot_s, bare_uss, bare)
+        figures.append(_rest_figure(n, rest, bare))
         if n == max(plan.sizes):
             status = measures.status_api(fleet, plan.status_requests)
             figures.append(_status_figure(n, plan, status))
@@ -192,6 +201,14 @@ def _size_figures(n: int, seconds: float, uss: list[float], growth: float, rss0:
     ]
 
 
+def _rest_figure(n: int, share: float, bare: Bare) -> Figure:
+    bare_share = bare.rest_per_bot * n
+    return Figure("CPU at rest: supervisor + zygote + N idle workers", f"N={n}",
+                  f"{share * 100:.1f} % of a core ({share / n * 1e5:.1f} ms/s per 100 bots)",
+                  f"~{bare_share * 100:.1f} % (per process x N)", ratio(share, bare_share),
+                  "< 10 % of a core", share < 0.10, f"rest_{n}")
+
+
 def _status_figure(n: int, plan: Plan, samples: list[float]) -> Figure:
     p99 = percentile(samples, 99)
     return Figure("status API GET /api/feishu/ws/status",
@@ -218,11 +235,20 @@ def _recovery_figures(fleet: Fleet, ids: list[str], plan: Plan, bare: Bare) -> l
     ]
 
 
-def run(plan: Plan, work: Path) -> list[Figure]:
-    """Everything, in order; the simulator and all processes are gone when it returns."""
-    platform = Platform(work / "sim").start()
+def run_once(plan: Plan, work: Path, use_tls: bool) -> list[Figure]:
+    """Everything, in order, over TLS or plain; all processes are gone when it returns."""
+    platform = Platform(work / "sim", use_tls=use_tls).start()
     try:
         bare = measure_bare(platform, plan, work)
         return measure_fleet(platform, plan, work, bare)
     finally:
         platform.stop()
+
+
+def run(plan: Plan, work: Path) -> list[Figure]:
+    """The TLS run, with larkfleet's plain figures beside it when `plan.plain_too`."""
+    figures = run_once(plan, work / "tls", use_tls=True)
+    if not plan.plain_too:
+        return figures
+    plain = {f.key: f.fleet for f in run_once(plan, work / "plain", use_tls=False)}
+    return [replace(f, plain=plain.get(f.key, "-")) for f in figures]

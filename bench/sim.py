@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bench.service import LARKFLEET
+from simulator import tls
 from simulator.client import SimClient
 
 log = logging.getLogger(__name__)
@@ -17,10 +18,15 @@ APP_OPTIONS = {"reconnectNonce": 0, "reconnectInterval": 1, "maxConnections": No
 
 
 class Platform:
-    """`larkfleet sim --port 0` as a subprocess; `url` once started."""
+    """`larkfleet sim --port 0` as a subprocess; `url` once started.
 
-    def __init__(self, work_dir: Path) -> None:
+    With `use_tls` it serves https/wss, as the real platform does, with a throwaway CA
+    that `client_env` makes clients (larkfleet, bare bots) trust.
+    """
+
+    def __init__(self, work_dir: Path, use_tls: bool = False) -> None:
         self.work_dir = work_dir
+        self.tls_dir = work_dir / "tls" if use_tls else None
         self.url = ""
         self.client: SimClient | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -31,7 +37,8 @@ class Platform:
         out = self.work_dir / "sim.out"
         with out.open("wb") as sink:
             self.process = subprocess.Popen(
-                [LARKFLEET, "sim", "--host", "127.0.0.1", "--port", "0"],
+                [LARKFLEET, "sim", "--host", "127.0.0.1", "--port", "0",
+                 *(["--tls-dir", str(self.tls_dir)] if self.tls_dir else [])],
                 stdout=sink, stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout
@@ -44,7 +51,8 @@ class Platform:
             time.sleep(0.05)
         if not self.url:
             raise RuntimeError("simulator did not print its address in time")
-        self.client = SimClient(self.url, timeout=120)
+        ca = str(self.tls_dir / tls.CA_FILE) if self.tls_dir else True
+        self.client = SimClient(self.url, timeout=120, verify=ca)
         log.info("simulator pid %d at %s", self.process.pid, self.url)
         return self
 
@@ -56,6 +64,10 @@ class Platform:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for a client process: trust the simulator's CA (empty when plain)."""
+        return tls.client_env(self.tls_dir) if self.tls_dir else {}
 
     @property
     def sim(self) -> SimClient:
