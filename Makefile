@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data
+# `make run PORT=13001 HOST=0.0.0.0`, `make demo PORT=13001`: passed on only when given.
+SERVE_FLAGS = $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
 .PHONY: install run demo test bench lint
 
@@ -16,10 +18,10 @@ $(BIN)/larkfleet: pyproject.toml
 install: $(BIN)/larkfleet
 
 run: install
-	$(BIN)/larkfleet serve --data-dir $(DATA_DIR)
+	$(BIN)/larkfleet serve --data-dir $(DATA_DIR) $(SERVE_FLAGS)
 
 demo: install
-	$(BIN)/larkfleet demo
+	$(BIN)/larkfleet demo $(if $(PORT),--port $(PORT))
 
 test: install
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ from aiohttp import web
 from api.auth import caller, owned_bot, owner_scope
 from api.body import decode_body, json_response
 from api.errors import ApiError
-from api.keys import FLEET, REGISTRY
+from api.keys import FLEET, PATHS, REGISTRY
 from api.routing import Route
 from api.schemas import BotDeleted, BotList, BotView, CreateBot, PatchBot, bot_view
 from shared.botconfig import BotConfig, resolve_domain
@@ -77,11 +77,15 @@ async def patch_bot(request: web.Request) -> web.Response:
 
 
 async def delete_bot(request: web.Request) -> web.Response:
-    """Stops the worker (closing the platform connection) before forgetting the bot."""
+    """Stops the worker (closing the platform connection), forgets the bot, removes its files.
+
+    The spool (events, dead letters, chat history) and the log go with the bot.
+    """
     record = owned_bot(request)
     bot_id = record.config.id
     await request.app[FLEET].bot_removed(bot_id)
     request.app[REGISTRY].delete_bot(bot_id)
+    request.app[PATHS].remove_bot_files(bot_id)
     return json_response(BotDeleted(bot_id=bot_id))
 
 

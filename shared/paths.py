@@ -1,5 +1,6 @@
 """Where everything lives under the data directory (architecture.md, "Files")."""
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,17 @@ class DataPaths:
 
     def spool(self, bot_id: str) -> Path:
         return self.bot_dir(bot_id) / "spool.db"
+
+    def remove_bot_files(self, bot_id: str) -> None:
+        """Delete the bot's spool folder and its log with every rotated copy.
+
+        Called once the bot's worker is gone, when the bot is deleted: nothing
+        of a deleted bot stays on disk (its events and replies included).
+        """
+        shutil.rmtree(self.bot_dir(bot_id), ignore_errors=True)
+        log = self.bot_log(bot_id)
+        for path in (log, *log.parent.glob(f"{log.name}.*")):
+            path.unlink(missing_ok=True)
 
     def ensure(self) -> None:
         """Create the directories; run/ is 0700 because it holds the control socket."""

@@ -6,6 +6,7 @@ a key in the optional TOML file (`--config` or LARKFLEET_CONFIG):
 
     data_dir = "/var/lib/larkfleet"
     port = 13000
+    handler_path = "/srv/larkfleet-handlers"
     [supervisor]
     heartbeat_timeout = 5
     [backoff]
@@ -27,9 +28,12 @@ from supervisor.backoff import BackoffPolicy
 from supervisor.settings import SupervisorSettings
 
 SECRET_ENV = ("LARKFLEET_ADMIN_TOKEN", "LARKFLEET_SECRET_KEY")
-TOP_LEVEL: dict[str, type] = {"data_dir": str, "host": str, "port": int, "log_level": str}
+TOP_LEVEL: dict[str, type] = {
+    "data_dir": str, "host": str, "port": int, "log_level": str, "handler_path": str,
+}
 DEFAULTS: dict[str, Any] = {
     "data_dir": "./data", "host": "127.0.0.1", "port": 13000, "log_level": "INFO",
+    "handler_path": "",
 }
 
 
@@ -44,6 +48,8 @@ class ServeConfig:
     port: int
     log_level: str
     settings: SupervisorSettings
+    handler_path: tuple[Path, ...] = ()
+    """Folders searched first for `python` handler modules (like PYTHONPATH, `:`-separated)."""
 
 
 def _convert(value: Any, kind: type, name: str) -> Any:
@@ -118,6 +124,9 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
         port=top["port"],
         log_level=top["log_level"].upper(),
         settings=SupervisorSettings(backoff=policy, **tunables),
+        handler_path=tuple(
+            Path(part).resolve() for part in top["handler_path"].split(os.pathsep) if part
+        ),
     )
 
 
@@ -130,7 +139,9 @@ def render(config: ServeConfig, environ: Mapping[str, str] | None = None) -> str
 
     settings = config.settings
     lines = [line("data_dir", config.data_dir), line("host", config.host),
-             line("port", config.port), line("log_level", config.log_level), "", "[supervisor]"]
+             line("port", config.port), line("log_level", config.log_level),
+             line("handler_path", os.pathsep.join(map(str, config.handler_path))),
+             "", "[supervisor]"]
     lines += [line(f.name, getattr(settings, f.name))
               for f in fields(SupervisorSettings) if f.name != "backoff"]
     lines += ["", "[backoff]"]

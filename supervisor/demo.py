@@ -11,7 +11,10 @@ import argparse
 import json
 import os
 import secrets
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,15 +26,56 @@ from typing import Any
 from simulator.client import SimClient
 from simulator.testing import SimulatorThread, wait_until
 from supervisor.apiclient import STATUS_COLUMNS, ApiClient, ApiError, table
+from supervisor.preflight import port_is_free
 
 DEMO_APP_ID = "cli_demo_echo"
 DEMO_MESSAGES = ("hello larkfleet", "are you there?", "bye")
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll until `predicate` holds; an API that is not up yet counts as "not yet"."""
+HOST = "127.0.0.1"
+
+
+def choose_port(wanted: int, what: str) -> int:
+    """`wanted` when it is free, else a free port, said plainly (another service holds it)."""
+    if wanted == 0 or port_is_free(HOST, wanted):
+        return wanted
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+    print(f"port {wanted} is taken by another process (a `make run`?); "
+          f"the demo's {what} uses port {port} instead")
+    return port
+
+
+def cli_command() -> str:
+    """How the user reaches the CLI from here: `larkfleet` when on PATH, else its path."""
+    installed = Path(sys.executable).with_name("larkfleet")
+    on_path = shutil.which("larkfleet")
+    if on_path and Path(on_path).resolve() == installed.resolve():
+        return "larkfleet"
+    try:
+        return shlex.quote(os.path.relpath(installed))
+    except ValueError:
+        return shlex.quote(str(installed))
+
+
+class ServiceDied(Exception):
+    """The demo's own `larkfleet serve` exited: its one-line reason is the message."""
+
+
+def _wait(
+    predicate: Callable[[], Any], timeout: float, what: str,
+    service: subprocess.Popen[bytes] | None = None, log: Path | None = None,
+) -> Any:
+    """Poll until `predicate` holds; an API that is not up yet counts as "not yet".
+
+    When the demo's service exits meanwhile, raises ServiceDied with its last line.
+    """
 
     def attempt() -> Any:
+        if service is not None and service.poll() is not None:
+            last = log.read_text(errors="replace").strip().splitlines()[-1:] if log else []
+            raise ServiceDied(last[0] if last else f"exit status {service.returncode}")
         try:
             return predicate()
         except ApiError:
@@ -45,28 +89,33 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def _start_service(data_dir: Path, port: int, token: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "supervisor.cli", "serve",
-               "--data-dir", str(data_dir), "--port", str(port)]
+               "--data-dir", str(data_dir), "--host", HOST, "--port", str(port)]
     env = {**os.environ, "LARKFLEET_ADMIN_TOKEN": token}
     log = (data_dir / "serve.out").open("ab")
     return subprocess.Popen(command, env=env, stdout=log, stderr=log)
 
 
 def _instructions(api: str, sim: str, token: str, bot_id: str, data_dir: Path) -> str:
+    cli = cli_command()
     return f"""
-The demo keeps running; press Ctrl-C to stop it.
+The demo keeps running; press Ctrl-C to stop it (its data directory is removed then).
+In another terminal (the CLI reads these two variables; curl uses them too):
 
-  export TOKEN={token}
+  export LARKFLEET_URL={api} LARKFLEET_TOKEN={token}
+  {cli} status                       # every bot's state
+  {cli} logs {bot_id} -f       # its log, following
   # push a message as a Feishu user would, then read what the bot sent back:
   curl -s -X POST {sim}/_sim/apps/{DEMO_APP_ID}/events -H 'Content-Type: application/json' \\
        -d '{{"text": "ping"}}'
   curl -s {sim}/_sim/apps/{DEMO_APP_ID}/sent
-  # the bot's status, and its log:
-  curl -s -H "Authorization: Bearer $TOKEN" {api}/api/feishu/bots/{bot_id}/ws/status
-  curl -s -H "Authorization: Bearer $TOKEN" '{api}/api/feishu/bots/{bot_id}/logs?tail=20'
+  # the same status through the HTTP API:
+  curl -s -H "Authorization: Bearer $LARKFLEET_TOKEN" \\
+       $LARKFLEET_URL/api/feishu/bots/{bot_id}/ws/status
   # kill the worker and watch it come back (restarts goes up, state returns to connected):
-  larkfleet status --url {api} {bot_id} --json     # note the pid, then:
-  kill -9 <pid>; sleep 2; larkfleet status --url {api} {bot_id}
+  {cli} status {bot_id} --json     # note the pid, then:
+  kill -9 <pid>; sleep 2; {cli} status {bot_id}
 
+Dashboard: {api}/ (sign in with the token above)
 Data directory: {data_dir}
 """
 
@@ -77,20 +126,35 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Runs until Ctrl-C/SIGTERM (exit 0); 1 with one line when the demo cannot run."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    data_dir = Path(tempfile.mkdtemp(prefix="larkfleet-demo-")) / "data"
+    scratch = Path(tempfile.mkdtemp(prefix="larkfleet-demo-"))
+    try:
+        return _run(args, scratch / "data")
+    except ServiceDied as error:
+        print(f"larkfleet demo: the service stopped: {error}", file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, data_dir: Path) -> int:
     data_dir.mkdir(parents=True)
     token = secrets.token_urlsafe(24)
-    api_url = f"http://127.0.0.1:{args.port}"
-    with SimulatorThread(port=args.sim_port) as simulator:
+    sim_port = choose_port(args.sim_port, "simulator")
+    port = choose_port(args.port, "API")
+    api_url = f"http://{HOST}:{port}"
+    with SimulatorThread(host=HOST, port=sim_port) as simulator:
         sim = SimClient(simulator.url)
         sim.create_app(DEMO_APP_ID, "demo-secret", pingInterval=5, reconnectInterval=1,
                        reconnectNonce=0)
-        service = _start_service(data_dir, args.port, token)
+        service = _start_service(data_dir, port, token)
         try:
             print(f"simulator on {simulator.url}; starting larkfleet on {api_url} ...")
             api = ApiClient(api_url, token)
-            _wait(lambda: api.call("GET", "/readyz"), 60, "the service to be ready")
+            # Authenticated, so a service of someone else on this port never passes for ours.
+            _wait(lambda: api.call("GET", "/readyz") and api.call("GET", "/api/feishu/bots"),
+                  60, "the service to be ready", service, data_dir / "serve.out")
             bot = api.json("POST", "/api/feishu/bots", {
                 "name": "demo echo bot", "appId": DEMO_APP_ID, "appSecret": "demo-secret",
                 "domain": simulator.url, "handler": {"kind": "echo"},

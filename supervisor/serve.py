@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import IO
@@ -18,22 +19,19 @@ from typing import IO
 from aiohttp import web
 
 from api.app import create_app
+from shared import exitcodes
 from shared.logs import configure_logging
 from shared.paths import DataPaths
-from store import open_store
+from store import Store, open_store
+from store.secrets_box import SecretKeyError
 from supervisor.config import ConfigError
 from supervisor.config import load as load_config
 from supervisor.config import render as render_config
+from supervisor.preflight import StartupError, bind_api, check_data_dir, check_socket_path
 from supervisor.settings import SupervisorSettings
 from supervisor.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
-
-FORCED_EXIT = 1
-
-
-class AlreadyRunning(Exception):
-    pass
 
 
 def lock_pid_file(path: Path) -> IO[str]:
@@ -48,8 +46,9 @@ def lock_pid_file(path: Path) -> IO[str]:
     except BlockingIOError as error:
         handle.seek(0)
         holder = handle.read().strip()
-        message = f"another supervisor (pid {holder}) uses {path.parent.parent}"
-        raise AlreadyRunning(message) from error
+        message = (f"another supervisor (pid {holder}) uses {path.parent.parent}: "
+                   "stop it, or pass another --data-dir")
+        raise StartupError(exitcodes.SERVE_ALREADY_RUNNING, message) from error
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
@@ -57,27 +56,72 @@ def lock_pid_file(path: Path) -> IO[str]:
     return handle
 
 
-async def serve(paths: DataPaths, host: str, port: int, settings: SupervisorSettings) -> int:
-    store = open_store(paths)
+def open_registry(paths: DataPaths) -> Store:
+    """The store (which writes admin.token atomically); a bad secret key is one line."""
+    try:
+        return open_store(paths)
+    except SecretKeyError as error:
+        raise StartupError(
+            exitcodes.SERVE_SECRET_KEY,
+            f"{error}: restore the secret key this registry was made with "
+            "(LARKFLEET_SECRET_KEY or <data>/secret.key)",
+        ) from None
+
+
+class Signals:
+    """Counts SIGTERM/SIGINT for the whole run, so a second one always means "forced".
+
+    While the loop runs, asyncio delivers them; once the loop is done, a plain
+    handler takes over, so a second Ctrl-C during the last clean-up can
+    neither raise KeyboardInterrupt (exit 130) nor kill the process by default.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.stop_requested = asyncio.Event()
+        self.forced = asyncio.Event()
+
+    def on_signal(self) -> None:
+        self.count += 1
+        if self.stop_requested.is_set():
+            self.forced.set()
+        self.stop_requested.set()
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.on_signal)
+
+    def hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on count signals without the loop (called once the stop is done)."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, self._late)
+
+    def _late(self, _signum: int, _frame: object) -> None:
+        self.count += 1
+
+    @property
+    def exit_code(self) -> int:
+        return exitcodes.SERVE_FORCED if self.count >= 2 else exitcodes.SERVE_OK
+
+
+async def serve(
+    paths: DataPaths, api_socket: socket.socket, settings: SupervisorSettings
+) -> int:
+    """Run until a signal; returns SERVE_OK, or SERVE_FORCED after a second signal."""
+    loop = asyncio.get_running_loop()
+    signals = Signals()
+    signals.install(loop)
+    store = open_registry(paths)
     supervisor = Supervisor(paths, store, settings)
     app = create_app(supervisor, store, paths)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.SockSite(runner, api_socket)
     await site.start()
+    host, port = api_socket.getsockname()[:2]
     logger.info("API listening on http://%s:%d", host, port)
-
-    stop_requested = asyncio.Event()
-    forced = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        if stop_requested.is_set():
-            forced.set()
-        stop_requested.set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal)
+    stop_requested, forced = signals.stop_requested, signals.forced
 
     await supervisor.start()
     await stop_requested.wait()
@@ -89,32 +133,56 @@ async def serve(paths: DataPaths, host: str, port: int, settings: SupervisorSett
     if forced.is_set() and not shutdown.done():
         logger.warning("second signal: killing every worker now")
         supervisor.kill_all()
-        return FORCED_EXIT
+        signals.hand_over(loop)
+        return exitcodes.SERVE_FORCED
     forced_wait.cancel()
     await runner.cleanup()
     store.close()
+    signals.hand_over(loop)
     logger.info("stopped")
-    return 0
+    return signals.exit_code
+
+
+def add_handler_path(folders: tuple[Path, ...]) -> None:
+    """Put the handler folders first on sys.path, before the zygote starts.
+
+    The forkserver takes this process's sys.path when it starts, so every
+    worker imports `python` handler targets from these folders; the API's
+    check of a target at create time sees the same path.
+    """
+    for folder in reversed(folders):
+        sys.path.insert(0, str(folder))
+    if folders:
+        logger.info("python handlers are imported from %s", os.pathsep.join(map(str, folders)))
 
 
 def main(args: argparse.Namespace) -> int:
+    """Exit codes: shared/exitcodes.py (SERVE_*); every start-up failure is one line."""
     try:
         config = load_config(args)
     except ConfigError as error:
         print(f"larkfleet serve: {error}", file=sys.stderr)
-        return 2
+        return exitcodes.SERVE_CONFIG
     if args.print_config:
         print(render_config(config), end="")
-        return 0
+        return exitcodes.SERVE_OK
     paths = DataPaths(config.data_dir)
-    paths.ensure()
-    configure_logging(paths.supervisor_log, config.log_level)
     try:
+        check_socket_path(paths)
+        check_data_dir(paths)
         pid_lock = lock_pid_file(paths.pid_file)
-    except AlreadyRunning as error:
-        print(f"larkfleet: {error}", file=sys.stderr)
-        return 2
+    except StartupError as error:
+        print(f"larkfleet serve: {error}", file=sys.stderr)
+        return error.code
     try:
-        return asyncio.run(serve(paths, config.host, config.port, config.settings))
+        api_socket = bind_api(config.host, config.port)
+        configure_logging(paths.supervisor_log, config.log_level)
+        add_handler_path(config.handler_path)
+        return asyncio.run(serve(paths, api_socket, config.settings))
+    except KeyboardInterrupt:
+        return exitcodes.SERVE_FORCED  # only in the instant the loop hands signals over
+    except StartupError as error:
+        print(f"larkfleet serve: {error}", file=sys.stderr)
+        return error.code
     finally:
         pid_lock.close()

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import lark_oapi.ws.client as sdk_client
+from setproctitle import setproctitle
 
 from shared import exitcodes
 from shared.logs import configure_logging, redactor
@@ -43,8 +44,15 @@ def run_worker(spec_bytes: bytes) -> None:
         os._exit(code)
 
 
+def process_title(spec: WorkerSpec) -> str:
+    """`larkfleet worker <bot-id> <name>`: what ps and top show (architecture.md)."""
+    name = " ".join(spec.bot.name.split())  # one line, whatever the name holds
+    return f"larkfleet worker {spec.bot.id} {name}".rstrip()
+
+
 def _run(spec: WorkerSpec) -> int:
     paths = DataPaths(Path(spec.data_dir))
+    setproctitle(process_title(spec))
     redactor.add(*spec.bot.secrets())
     configure_logging(paths.bot_log(spec.bot.id), spec.log_level, stderr=False)
     logger.info(

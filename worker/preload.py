@@ -16,11 +16,14 @@ import aiohttp  # noqa: F401
 import lark_oapi
 import lark_oapi.ws.client  # noqa: F401
 import msgspec  # noqa: F401
+import setproctitle
 import websockets.asyncio.client
 import websockets.extensions.permessage_deflate  # noqa: F401
 import zmq.asyncio  # noqa: F401
 
 import worker.main  # noqa: F401
+
+setproctitle.setproctitle("larkfleet zygote")
 
 gc.collect()
 gc.freeze()

@@ -1,0 +1,226 @@
+"""The traps a new operator met, each kept as a check against the real `larkfleet` command.
+
+Start-up failures are one line with their own exit code (shared/exitcodes.py);
+the CLI finds the service the way `make run PORT=...` started it; worker
+processes carry the bot's id and name; handler code is found through the
+handler path; a deleted bot leaves no files behind; a second signal always
+means "forced".
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from shared import exitcodes
+from supervisor.serve import Signals
+from tests.fixtures.service import Service, free_port, wait_until
+from tests.fixtures.sim import SimApp
+
+ROOT = Path(__file__).resolve().parents[1]
+LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("LARKFLEET_")}
+
+
+def serve(data_dir: Path | str, *flags: str, **popen: object) -> subprocess.CompletedProcess[str]:
+    command = [LARKFLEET, "serve", "--data-dir", str(data_dir), *flags]
+    return subprocess.run(command, env=CLEAN_ENV, capture_output=True, text=True, timeout=60,
+                          **popen)  # type: ignore[call-overload]
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for word in words:
+        assert word in lines[0]
+
+
+def test_port_in_use_is_one_line_with_its_own_code(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = serve(tmp_path / "data", "--port", str(port))
+    assert_one_line(result, exitcodes.SERVE_PORT_IN_USE, f"port {port}", "--port")
+
+
+def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "data"
+    target.write_text("not a directory")
+    result = serve(target, "--port", str(free_port()))
+    assert_one_line(result, exitcodes.SERVE_DATA_DIR_NOT_A_DIRECTORY, str(target), "--data-dir")
+
+
+def test_data_dir_path_over_the_socket_limit(tmp_path: Path) -> None:
+    target = tmp_path / ("d" * 110)
+    result = serve(target, "--port", str(free_port()))
+    assert_one_line(result, exitcodes.SERVE_SOCKET_PATH_TOO_LONG, "107", "--data-dir")
+    assert not target.exists(), "nothing is created before the checks pass"
+
+
+def test_read_only_data_dir(tmp_path: Path) -> None:
+    """Root ignores permission bits, so as root the service runs as `nobody` here."""
+    target = tmp_path / "ro"
+    target.mkdir(mode=0o555)
+    target.chmod(0o555)
+    tmp_path.chmod(0o755)
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        for parent in tmp_path.parents:  # pytest's base temp is 0700: let nobody through
+            if parent == Path("/tmp") or parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o111)
+    command = [*prefix, LARKFLEET, "serve", "--data-dir", str(target / "data"),
+               "--port", str(free_port())]
+    result = subprocess.run(command, env=CLEAN_ENV, capture_output=True, text=True, timeout=60)
+    assert_one_line(result, exitcodes.SERVE_DATA_DIR_NOT_WRITABLE, "not writable", "--data-dir")
+
+
+def test_exit_codes_are_distinct() -> None:
+    codes = {name: value for name, value in vars(exitcodes).items() if name.startswith("SERVE_")}
+    assert len(set(codes.values())) == len(codes), codes
+
+
+def test_version_and_client_help_name_the_settings() -> None:
+    version = subprocess.run([LARKFLEET, "--version"], capture_output=True, text=True, timeout=30)
+    assert version.returncode == 0 and version.stdout.startswith("larkfleet 0.")
+    helped = subprocess.run([LARKFLEET, "status", "--help"], env=CLEAN_ENV,
+                            capture_output=True, text=True, timeout=30).stdout
+    for name in ("--url", "--data-dir", "LARKFLEET_URL", "LARKFLEET_PORT", "LARKFLEET_TOKEN",
+                 "LARKFLEET_DATA_DIR"):
+        assert name in helped, name
+    for command, default in (("sim", "18080"), ("demo", "13000")):
+        text = subprocess.run([LARKFLEET, command, "--help"], capture_output=True, text=True,
+                              timeout=30).stdout
+        assert f"(default: {default})" in " ".join(text.split()), command
+
+
+def test_make_run_passes_port_and_host() -> None:
+    dry = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), "run", "PORT=13999",
+                          "HOST=0.0.0.0"], capture_output=True, text=True, timeout=30)
+    assert "--port 13999 --host 0.0.0.0" in dry.stdout
+
+
+def test_second_signal_after_the_loop_is_counted_not_raised() -> None:
+    """A second Ctrl-C while the process finishes exits SERVE_FORCED, never 130."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        signals = Signals()
+        signals.install(loop)
+        signals.on_signal()
+        signals.hand_over(loop)
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt after the loop
+        wait_until(lambda: signals.count == 2, 5, "the late signal to be counted")
+        assert signals.exit_code == exitcodes.SERVE_FORCED
+    finally:
+        loop.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_second_signal_while_stopping_kills_at_once_and_exits_forced(
+    service: Service, sim_app: Callable[..., SimApp]
+) -> None:
+    """A stopped (SIGSTOP) worker would hold the graceful stop for the whole grace period."""
+    app = sim_app()
+    bot_id = service.create_bot(app.app_id, app.app_secret, app.url)
+    service.connect(bot_id)
+    pid = service.wait_state(bot_id, "connected")["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    log = service.data_dir / "logs" / "supervisor.log"
+    service.signal(signal.SIGINT)
+    wait_until(lambda: "stopping:" in log.read_text(), 10, "the graceful stop to begin")
+    service.signal(signal.SIGINT)
+    assert service.process is not None
+    assert service.process.wait(3) == exitcodes.SERVE_FORCED
+
+
+def test_admin_token_is_complete_once_the_api_answers(tmp_path: Path) -> None:
+    """The quick tour reads data/admin.token as soon as the API answers: never a partial file."""
+    port = free_port()
+    data_dir = tmp_path / "data"
+    process = subprocess.Popen(
+        [LARKFLEET, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+        env=CLEAN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        def answered() -> bool:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            except requests.ConnectionError:
+                return False
+            return True
+
+        wait_until(answered, 60, "the API to answer")
+        token = (data_dir / "admin.token").read_text().strip()
+        listing = requests.get(f"http://127.0.0.1:{port}/api/feishu/bots", timeout=5,
+                               headers={"Authorization": f"Bearer {token}"})
+        assert listing.status_code == 200
+        cli = subprocess.run([LARKFLEET, "status", "--json", "--data-dir", str(data_dir)],
+                             env={**CLEAN_ENV, "LARKFLEET_PORT": str(port)},
+                             capture_output=True, text=True, timeout=30)
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout) == {"connections": []}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == exitcodes.SERVE_OK
+
+
+HANDLER = '''
+def answer(message):
+    return f"handled: {message.text}"
+'''
+
+
+@pytest.fixture
+def handler_service(tmp_path: Path) -> Iterator[Service]:
+    handlers = tmp_path / "handlers"
+    (handlers / "opsbot").mkdir(parents=True)
+    (handlers / "opsbot" / "__init__.py").write_text("")
+    (handlers / "opsbot" / "replies.py").write_text(HANDLER)
+    service = Service(tmp_path / "data", env={"LARKFLEET_HANDLER_PATH": str(handlers)})
+    service.env.pop("PYTHONPATH", None)  # found through the setting alone
+    service.start()
+    yield service
+    service.stop()
+
+
+def test_worker_named_handler_found_and_files_removed_on_delete(
+    handler_service: Service, sim_app: Callable[..., SimApp]
+) -> None:
+    service = handler_service
+    app = sim_app()
+    bot_id = service.create_bot(app.app_id, app.app_secret, app.url, name="ops  desk",
+                                handler={"kind": "python", "target": "opsbot.replies:answer"})
+    service.connect(bot_id)
+    pid = service.wait_state(bot_id, "connected")["pid"]
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+    assert cmdline.decode() == f"larkfleet worker {bot_id} ops desk"
+
+    app.push("hello")
+    sent = wait_until(app.sent, 15, "the python handler's reply")
+    assert json.loads(sent[0]["content"])["text"] == "handled: hello"
+
+    spool, log = service.data_dir / "bots" / bot_id, service.data_dir / "logs" / f"{bot_id}.log"
+    assert spool.is_dir() and log.is_file()
+    (log.parent / f"{log.name}.1").write_text("a rotated copy\n")
+    assert service.request("DELETE", f"/api/feishu/bots/{bot_id}").status_code == 200
+    assert not spool.exists()
+    assert not list(log.parent.glob(f"{bot_id}.log*"))
+
+
+def test_second_supervisor_on_the_same_data_dir(service: Service) -> None:
+    result = serve(service.data_dir, "--port", str(free_port()))
+    assert_one_line(result, exitcodes.SERVE_ALREADY_RUNNING, "another supervisor", "--data-dir")
