@@ -95,3 +95,16 @@ def test_rows_survive_a_killed_writer(tmp_path: Path) -> None:
     assert spool.counts() == {PENDING: 200}
     assert spool.get("e199").payload == b"payload"
     spool.close()
+
+
+def test_checkpoint_is_needed_only_after_a_write(tmp_path: Path) -> None:
+    """An idle worker skips its once-a-second checkpoint (and the thread hop it costs)."""
+    spool = Spool(tmp_path / "spool.db")
+    assert not spool.written_since_checkpoint()
+    spool.add("ev_1", "chat", "im.message.receive_v1", b"{}")
+    assert spool.written_since_checkpoint()
+    spool.checkpoint()
+    assert not spool.written_since_checkpoint()
+    spool.complete("ev_1")
+    assert spool.written_since_checkpoint()
+    spool.close()

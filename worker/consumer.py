@@ -165,6 +165,8 @@ class Consumer:
     async def _checkpoint_forever(self) -> None:
         while True:
             await asyncio.sleep(self._settings.checkpoint_interval_s)
+            if not self._spool.written_since_checkpoint():
+                continue
             try:
                 await asyncio.to_thread(self._spool.checkpoint)
             except Exception:

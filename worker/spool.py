@@ -129,6 +129,7 @@ class Spool:
         self._conn.executescript(_SCHEMA)
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpointed_changes = self._conn.total_changes
 
     def close(self) -> None:
         """Checkpoint and close; safe to call twice."""
@@ -142,12 +143,22 @@ class Spool:
                 self._conn.close()
                 self._conn = None  # type: ignore[assignment]
 
+    def written_since_checkpoint(self) -> bool:
+        """True when a row changed since the last checkpoint (cheap: a counter read).
+
+        An idle bot must cost nothing at rest: without this check every worker hopped
+        to a thread and back each second to checkpoint an unchanged WAL.
+        """
+        return self._conn.total_changes != self._checkpointed_changes
+
     def checkpoint(self) -> None:
         """Copy the WAL into the database without blocking `add` (call from a thread)."""
         with self._checkpoint_lock:
+            changes = self._conn.total_changes
             if self._checkpoint_conn is None:
                 self._checkpoint_conn = _connect(self.path)
             self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._checkpointed_changes = changes
 
     def add(self, event_id: str, chat_key: str, event_type: str, payload: bytes) -> bool:
         """Commit a new event; False when the event id is already known (a duplicate)."""
