@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.proc import rss_mib, uss_mib
-from bench.service import Service, process_tree
+from bench.service import Service, is_zygote, process_tree
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,12 @@ class Fleet:
     def restart(self) -> float:
         """Stop, then start a new supervisor on the same data dir; returns stop seconds."""
         stopped = self.stop()
-        self.service = Service(self.data_dir, env=self.env)
+        self.restart_after_kill()
         return stopped
+
+    def restart_after_kill(self) -> None:
+        """A new (not started) supervisor on the same data dir, once the old one ended."""
+        self.service = Service(self.data_dir, env=self.env)
 
     def create_bots(self, apps: list[tuple[str, str]], url: str,
                     handler: dict[str, Any]) -> list[str]:
@@ -96,13 +100,8 @@ class Fleet:
 
     def zygote_pid(self) -> int | None:
         """The supervisor's child running the multiprocess forkserver."""
-        for pid in process_tree().get(self.supervisor_pid, []):
-            try:
-                if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return pid
-            except OSError:
-                continue
-        return None
+        return next((pid for pid in process_tree().get(self.supervisor_pid, [])
+                     if is_zygote(pid)), None)
 
     def pids(self, statuses: dict[str, dict[str, Any]]) -> list[int]:
         """Supervisor, zygote and the workers of `statuses`: every process the fleet runs."""

@@ -119,6 +119,14 @@ class Service:
         tree = process_tree()
         return {pid for child in tree.get(self.process.pid, []) for pid in tree.get(child, [])}
 
+    def fleet_pids(self) -> set[int]:
+        """Pids of the zygote and every live worker: all the supervisor started but
+        the resource tracker."""
+        assert self.process is not None
+        tree = process_tree()
+        zygotes = [pid for pid in tree.get(self.process.pid, []) if is_zygote(pid)]
+        return {*zygotes, *(pid for zygote in zygotes for pid in tree.get(zygote, []))}
+
 
 def process_tree() -> dict[int, list[int]]:
     """Parent pid -> child pids of every live process, from /proc."""
@@ -133,6 +141,16 @@ def process_tree() -> dict[int, list[int]]:
         if stat[0] != "Z":
             children.setdefault(int(stat[1]), []).append(int(entry.name))
     return children
+
+
+def is_zygote(pid: int) -> bool:
+    """The multiprocess forkserver, told by its command line (the title worker.preload
+    sets, or the forkserver's own before its preload ran)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return cmdline.startswith(b"larkfleet zygote") or b"forkserver" in cmdline
 
 
 def alive(pid: int) -> bool:

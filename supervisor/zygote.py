@@ -20,8 +20,9 @@ from shared.messages import WorkerSpec
 
 logger = logging.getLogger(__name__)
 
-PRELOAD = ["supervisor.cli", "worker.preload"]
-"""Each child re-runs the main script (`larkfleet`) as __mp_main__, which imports
+PRELOAD = ["supervisor.zygote_guard", "supervisor.cli", "worker.preload"]
+"""zygote_guard first: the zygote's exit takes its workers with it. Each child
+re-runs the main script (`larkfleet`) as __mp_main__, which imports
 supervisor.cli and argparse: preloaded, that costs nothing private per worker.
 worker.preload comes last: it freezes the GC over everything imported before."""
 

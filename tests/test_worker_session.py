@@ -293,7 +293,8 @@ def test_send_goes_out_through_the_bot(
 def test_worker_dies_with_its_parent(
     supervisor: SupervisorStandIn, sim_app: Callable[..., SimApp]
 ) -> None:
-    """The parent death signal, not the supervisor's silence: pings keep coming here."""
+    """The parent death signal, not the supervisor's silence: pings keep coming here,
+    and the worker is SIGSTOPped, so it could not act on anything itself."""
     app = sim_app()
     spec = supervisor.spec(bot_for(app), supervisor_timeout=30)
     parent = subprocess.Popen(
@@ -301,17 +302,21 @@ def test_worker_dies_with_its_parent(
         cwd=REPO,
         stdout=subprocess.PIPE,
     )
+    pid = 0
     try:
         assert parent.stdout is not None
         pid = int(parent.stdout.readline())
         supervisor.wait_for(state_is(ConnState.CONNECTED), BOOT, "StateChanged connected")
+        os.kill(pid, signal.SIGSTOP)
         parent.kill()
         parent.wait(5)
-        wait_until(lambda: not alive(pid), 2, what="the orphaned worker to die")
+        wait_until(lambda: not alive(pid), 1.0, what="the orphaned worker to die", interval=0.01)
         wait_until(lambda: app.info()["connections"] == 0, 5, what="connection closed")
     finally:
         parent.kill()
         parent.wait(5)
+        if pid and alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 PARENT = """

@@ -1,9 +1,12 @@
 """How a worker notices that its supervisor is gone, and what it reports about itself.
 
 A worker must never outlive the supervisor holding a platform connection
-(architecture.md, "Liveness"). Three independent signals cover it: the kernel's
-parent-death signal, the parent pid changing, and the supervisor's pings
-stopping (which also catches a hung supervisor that is still alive).
+(architecture.md, "Liveness"). The immediate path: the supervisor's death
+closes the zygote's "alive" pipe, the zygote exits and SIGKILLs its process
+group (`supervisor.zygote_guard`), and the kernel's parent-death signal kills
+each worker whose zygote is gone. Two slower signals stay as a net: the parent
+pid changing, and the supervisor's pings stopping (which also catches a hung
+supervisor that is still alive).
 """
 
 import asyncio
@@ -11,8 +14,11 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import select
 import signal
 import time
+
+from multiprocess import forkserver
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +33,29 @@ def die_with_parent() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     except (OSError, AttributeError) as error:
         logger.warning("no parent death signal (%s); relying on supervisor pings", error)
+
+
+def release_zygote() -> bool:
+    """Close the zygote's "alive" pipe inherited over the fork; False if the zygote is gone.
+
+    multiprocess's forkserver hands every child a copy of the pipe's write end
+    (multiprocess/forkserver.py, `_serve_one`) and exits only on EOF, so a
+    worker holding it keeps the zygote, and with it the parent-death signal,
+    from ever firing. Call after `die_with_parent`: a zygote that died before
+    the signal was armed shows as POLLERR on the write end (no reader left).
+    Returns True outside a forkserver child (`python -m worker`).
+    """
+    server = forkserver._forkserver
+    fd = server._forkserver_alive_fd
+    if fd is None:
+        return True
+    server._forkserver_alive_fd = None
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return not any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    finally:
+        os.close(fd)
 
 
 class PrivateMemory:

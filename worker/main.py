@@ -1,9 +1,10 @@
 """The worker process entry: called in the child forked from the zygote.
 
 Everything process-wide happens here, once, before the session starts: the
-parent death signal, the per-bot log file with the bot's secrets redacted,
-and a fresh asyncio loop handed to the SDK (its module-level loop was created
-in the zygote and is shared over fork, so it must never run here).
+parent death signal and the release of the zygote's "alive" pipe, the per-bot
+log file with the bot's secrets redacted, and a fresh asyncio loop handed to
+the SDK (its module-level loop was created in the zygote and is shared over
+fork, so it must never run here).
 """
 
 import asyncio
@@ -19,7 +20,7 @@ from shared.logs import configure_logging, redactor
 from shared.messages import WorkerSpec, decode_spec
 from shared.paths import DataPaths
 from worker.control import ControlChannel
-from worker.liveness import die_with_parent
+from worker.liveness import die_with_parent, release_zygote
 from worker.session import WorkerSession
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ def run_worker(spec_bytes: bytes) -> None:
     code = exitcodes.TRANSIENT
     try:
         die_with_parent()
+        if not release_zygote():
+            code = exitcodes.SUPERVISOR_GONE
+            return
         code = _run(decode_spec(spec_bytes))
     except BaseException:
         logger.exception("worker crashed")
