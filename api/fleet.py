@@ -8,6 +8,7 @@ from typing import Protocol
 
 from shared.changes import DEFAULT_QUEUE, Subscription
 from shared.messages import RetryResult, SendResult
+from shared.results import Reply
 from shared.status import BotMetrics, BotStatus
 
 
@@ -50,9 +51,10 @@ class Fleet(Protocol):
         """Hand a webhook push to the bot's worker: (HTTP status, body, content type)."""
 
     async def send_message(
-        self, bot_id: str, receive_id: str, receive_id_type: str, text: str, uuid: str | None
+        self, bot_id: str, receive_id: str, receive_id_type: str, replies: list[Reply] | str,
+        uuid: str | None,
     ) -> SendResult:
-        """Send an outbound message through the bot's worker.
+        """Send outbound messages (handler result shapes, or one text) through the bot's worker.
 
         When no worker takes it, the result has ok=False and incarnation NO_WORKER: the
         API answers 409 then, and 502 for a failure a worker reported.

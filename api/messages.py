@@ -18,6 +18,7 @@ from api.schemas import (
     iso,
 )
 from shared.messages import NO_WORKER
+from shared.results import ResultError, parse_result
 from worker.spool import read_dead_letters
 
 MAX_DEAD_LETTERS = 1000
@@ -33,14 +34,27 @@ def _failure(incarnation: int, error: str | None, code: int | None = None) -> Ap
 
 
 async def send_message(request: web.Request) -> web.Response:
+    """Send text, post, card, cardTemplate, image, file, or `messages` (in order)."""
     bot_id = owned_bot(request).config.id
     body = await decode_body(request, SendMessage)
+    shape = body.result()
+    if not shape:
+        raise ApiError(400, "one of text, post, card, cardTemplate, image, file, messages"
+                       " is required - at `$`")
+    try:
+        replies = parse_result(shape)
+    except ResultError as exc:
+        raise ApiError(400, str(exc)) from None
+    if not replies:
+        raise ApiError(400, "no message to send - at `$.messages`")
     result = await request.app[FLEET].send_message(
-        bot_id, body.receive_id, body.receive_id_type, body.text, body.uuid
+        bot_id, body.receive_id, body.receive_id_type, replies, body.uuid
     )
     if not result.ok:
         raise _failure(result.incarnation, result.error, result.code)
-    return json_response(MessageSent(bot_id=bot_id, message_id=result.message_id))
+    ids = result.message_ids or ([result.message_id] if result.message_id else [])
+    return json_response(MessageSent(bot_id=bot_id, message_id=result.message_id,
+                                     message_ids=ids))
 
 
 async def dead_letters(request: web.Request) -> web.Response:
@@ -71,7 +85,8 @@ async def retry_dead_letter(request: web.Request) -> web.Response:
 
 
 ROUTES = [
-    Route("POST", "/api/feishu/bots/{id}/messages", send_message, "Send a text message",
+    Route("POST", "/api/feishu/bots/{id}/messages", send_message,
+          "Send messages: text, post, card, cardTemplate, image, file, or messages in order",
           SendMessage, MessageSent, (200, 400, 401, 404, 409, 413, 502)),
     Route("GET", "/api/feishu/bots/{id}/dead-letters", dead_letters,
           "Events the handler gave up on (newest first)",

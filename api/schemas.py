@@ -61,10 +61,28 @@ class CreateUser(_Body):
 
 
 class SendMessage(_Body):
+    """One message of any handler result shape (shared/results.py), or `messages` in order.
+
+    The shapes are validated by `parse_result` (api/messages.py), which names the field.
+    """
+
     receive_id: Annotated[str, Meta(min_length=1, max_length=200)]
     receive_id_type: ReceiveIdType
-    text: Annotated[str, Meta(min_length=1, max_length=150_000)]
     uuid: Annotated[str, Meta(min_length=1, max_length=50)] | None = None
+    text: Annotated[str, Meta(min_length=1, max_length=150_000)] | None = None
+    post: dict[str, Any] | None = None
+    card: dict[str, Any] | None = None
+    card_template: dict[str, Any] | None = None
+    image: dict[str, Any] | None = None
+    file: dict[str, Any] | None = None
+    messages: list[Any] | None = None
+
+    def result(self) -> dict[str, Any]:
+        """The handler-result object this body carries (the fields given, camelCase)."""
+        fields = {"text": self.text, "post": self.post, "card": self.card,
+                  "cardTemplate": self.card_template, "image": self.image, "file": self.file,
+                  "messages": self.messages}
+        return {key: value for key, value in fields.items() if value is not None}
 
 
 def _public_handler(kind: type) -> type:
@@ -201,9 +219,12 @@ class TokensRevoked(Struct, rename="camel", kw_only=True):
 
 
 class MessageSent(Struct, rename="camel", kw_only=True):
+    """`messageId` is the first message's platform id; `messageIds` all of them, in order."""
+
     success: bool = True
     bot_id: str
     message_id: str | None
+    message_ids: list[str] = msgspec.field(default_factory=list)
 
 
 class DeadLetterView(Struct, rename="camel", kw_only=True):

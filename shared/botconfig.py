@@ -21,7 +21,7 @@ class EchoHandler(_HandlerBase, tag="echo"):
 
 
 class ForwardHandler(_HandlerBase, tag="forward"):
-    """POST the event JSON, HMAC-signed with `secret`, and reply with the answer's `text`."""
+    """POST the event JSON, HMAC-signed with `secret`; the JSON answer is a handler result."""
 
     url: str
     secret: str = ""
@@ -29,7 +29,7 @@ class ForwardHandler(_HandlerBase, tag="forward"):
 
 
 class PythonHandler(_HandlerBase, tag="python"):
-    """Call `package.module:function` with the parsed message; it returns text or None."""
+    """Call `package.module:function` with the parsed message; it returns a handler result."""
 
     target: str
 
@@ -43,6 +43,8 @@ class OpenAIHandler(_HandlerBase, tag="openai"):
     system_prompt: str = ""
     history_turns: int = 10
     timeout: float = 30.0
+    stream: bool = True
+    """Ask for a streamed answer and show it as one card updated while it is written."""
 
 
 HandlerSpec = EchoHandler | ForwardHandler | PythonHandler | OpenAIHandler

@@ -10,6 +10,7 @@ from http import HTTPStatus
 import msgspec
 
 from shared.botconfig import BotConfig
+from shared.results import Reply
 from shared.states import ConnState
 
 
@@ -116,21 +117,29 @@ class DeliverResult(_FromWorker, tag="deliver_result"):
 
 
 class Send(_Msg, tag="send"):
-    """An outbound message from the API, sent through the bot."""
+    """Outbound messages from the API, sent through the bot in order (shared/results.py).
+
+    `text` is the older form of one text message, still understood; `uuid` is
+    the caller's key of the first message (shared/idempotency.py).
+    """
 
     request_id: str
     receive_id: str
     receive_id_type: str
-    text: str
+    text: str = ""
     uuid: str | None = None
+    replies: list[Reply] = msgspec.field(default_factory=list)
 
 
 class SendResult(_FromWorker, tag="send_result"):
+    """`message_id` is the first message's id; `message_ids` every one sent, in order."""
+
     request_id: str
     ok: bool
     message_id: str | None = None
     code: int | None = None
     error: str | None = None
+    message_ids: list[str] = msgspec.field(default_factory=list)
 
 
 class RetryDeadLetter(_Msg, tag="retry_dead"):

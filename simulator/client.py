@@ -77,6 +77,11 @@ class SimClient:
         return self._call("POST", f"/_sim/apps/{app_id}/flood",
                           {"count": count, "window": window})
 
+    def card_action(self, app_id: str, **fields: Any) -> dict[str, Any]:
+        """Push a card click (over webhook when `url` is given) and return what came back:
+        {eventId, via, response, seconds, ...}."""
+        return self._call("POST", f"/_sim/apps/{app_id}/card-actions", _camel_keys(fields))
+
     def webhook(self, app_id: str, url: str, **fields: Any) -> dict[str, Any]:
         """Have the simulator push to `url` as Feishu would; returns {status, body, ...}."""
         body = {"url": url, **_camel_keys(fields)}

@@ -58,6 +58,7 @@ class CreateApp(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_o
     """What `GET /open-apis/bot/v3/info` answers as the bot's open_id (minted if absent)."""
     bot_name: str = ""
     uuid_ttl: Seconds = DEFAULT_UUID_TTL
+    rate_limits: bool = True
 
 
 class ImErrors(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
@@ -65,6 +66,7 @@ class ImErrors(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_on
     code: int = 99991400
     status: Annotated[int, msgspec.Meta(ge=400, le=599)] = 429
     msg: str = "request trigger frequency limit"
+    reset: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class EndpointError(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
@@ -86,6 +88,7 @@ class Faults(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only
     """Revoke the app's live tenant/app tokens now (99991663 for them from then on)."""
     pong_delay: NonNegSeconds | None = None
     """Seconds each pong is held after its ping (0 = at once): a slow first pong."""
+    rate_limits: bool | None = None
 
 
 class PushEvent(MessageSpec, forbid_unknown_fields=True, kw_only=True):
@@ -158,6 +161,7 @@ async def create_app(request: web.Request) -> web.Response:
         max_connections=body.max_connections,
         bot_name=body.bot_name,
         uuid_ttl=body.uuid_ttl,
+        rate_limits=body.rate_limits,
     )
     if body.bot_open_id:
         app.bot_open_id = body.bot_open_id
@@ -238,12 +242,12 @@ async def flood(request: web.Request) -> web.Response:
 
 async def _start(
     state: SimState, app: App, event_id: str, envelope: dict[str, Any], parts: int,
-    wait_ack: bool = False,
+    wait_ack: bool = False, frame_type: str = "event",
 ) -> Delivery:
     previous = app.events.get(event_id)
     if previous is not None and previous.timer is not None:
         previous.timer.cancel()
-    item = Delivery(event_id, encode(envelope), parts)
+    item = Delivery(event_id, encode(envelope), parts, frame_type=frame_type)
     if wait_ack:
         item.ack_waiter = asyncio.get_running_loop().create_future()
     app.events[event_id] = item
@@ -283,7 +287,7 @@ async def faults(request: web.Request) -> web.Response:
         app.handshake_mode = body.handshake
     if body.im_errors is not None:
         e = body.im_errors
-        app.im_errors = ImErrorFault(e.count, e.code, e.status, e.msg) if e.count else None
+        app.im_errors = ImErrorFault(e.count, e.code, e.status, e.msg, e.reset) if e.count else None
     if body.endpoint_error is not msgspec.UNSET:
         e2 = body.endpoint_error
         app.endpoint_error = None if e2 is None else EndpointErrorFault(e2.code, e2.msg, e2.status)
@@ -291,6 +295,8 @@ async def faults(request: web.Request) -> web.Response:
         request.app[STATE_KEY].revoke_tokens(app)
     if body.pong_delay is not None:
         app.pong_delay = body.pong_delay
+    if body.rate_limits is not None:
+        app.rate_limits = body.rate_limits
     if body.drop:
         conns = list(app.connections.values())
         app.connections.clear()

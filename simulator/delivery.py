@@ -8,6 +8,7 @@ import logging
 import random
 import time
 import uuid
+from typing import Any
 
 from simulator import frames
 from simulator.state import App, Delivery, SimState, now_ms
@@ -37,6 +38,7 @@ async def deliver(state: SimState, app: App, delivery: Delivery) -> bool:
         trace_id=uuid.uuid4().hex,
         timestamp_ms=now_ms(),
         parts=delivery.parts,
+        frame_type=delivery.frame_type,
     )
     delivery.sent_at = time.time()
     try:
@@ -79,8 +81,10 @@ async def _redeliver(state: SimState, app: App, delivery: Delivery, prior_seq: i
     await deliver(state, app, delivery)
 
 
-def record_ack(state: SimState, app: App, seq_id: int, code: int | None) -> None:
-    """Every ACK is recorded for tests; only a 200 on the outstanding attempt ends delivery."""
+def record_ack(state: SimState, app: App, seq_id: int, code: int | None,
+               data: Any = None) -> None:
+    """Every ACK is recorded for tests (with the callback answer it carried, `data`); only a
+    200 on the outstanding attempt ends delivery."""
     delivery = app.pending.pop(seq_id, None)
     entry = {
         "eventId": delivery.event_id if delivery else None,
@@ -89,6 +93,8 @@ def record_ack(state: SimState, app: App, seq_id: int, code: int | None) -> None
         "at": time.time(),
         "sentAt": delivery.sent_at if delivery else None,
     }
+    if data is not None:
+        entry["data"] = data
     app.acked.append(entry)
     if delivery is None:
         return

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from typing import Any
 
 from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 
@@ -50,6 +52,7 @@ def event_frames(
     trace_id: str,
     timestamp_ms: int,
     parts: int = 1,
+    frame_type: str = "event",
 ) -> list[bytes]:
     """DATA frames for one event, split into `parts` byte slices sharing SeqID and
     message_id: the SDK requires every one of these headers or it drops the frame unACKed."""
@@ -58,7 +61,7 @@ def event_frames(
     out = []
     for index in range(parts):
         frame = Frame(SeqID=seq_id, LogID=log_id, service=service_id, method=DATA)
-        _add_header(frame, "type", "event")
+        _add_header(frame, "type", frame_type)
         _add_header(frame, "message_id", message_id)
         _add_header(frame, "sum", str(parts))
         _add_header(frame, "seq", str(index))
@@ -77,3 +80,14 @@ def ack_code(frame: Frame) -> int | None:
         return None
     code = body.get("code") if isinstance(body, dict) else None
     return code if isinstance(code, int) else None
+
+
+def ack_data(frame: Frame) -> Any:
+    """The callback answer an ACK carries: `data` is base64 of the handler's JSON (SDK
+    ws/client.py); None when there is none or it does not decode."""
+    try:
+        body = json.loads(frame.payload or b"{}")
+        data = body.get("data") if isinstance(body, dict) else None
+        return json.loads(base64.b64decode(data)) if data else None
+    except ValueError:
+        return None

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from shared.ratelimits import RESET_HEADER
+from simulator import limits
 from simulator.state import STATE_KEY, App, SimState
 
 logger = logging.getLogger(__name__)
@@ -97,7 +99,10 @@ def _injected_fault(app: App) -> web.Response | None:
     fault.count -= 1
     if fault.count <= 0:
         app.im_errors = None
-    return _error(fault.code, fault.msg, fault.status)
+    response = _error(fault.code, fault.msg, fault.status)
+    if fault.reset is not None:
+        response.headers[RESET_HEADER] = str(fault.reset)
+    return response
 
 
 async def _send(request: web.Request, kind: str) -> web.Response:
@@ -127,6 +132,14 @@ async def _send(request: web.Request, kind: str) -> web.Response:
     earlier = app.sent_by_uuid.get(uid) if uid else None
     if earlier is not None and time.time() - earlier["at"] >= app.uuid_ttl:
         earlier = None  # the platform keeps a uuid for one hour only
+    media = _media_error(app, msg_type, content)
+    if media is not None:
+        return media
+    chat_id = app.chats.get(reply_to or "", "") if kind == "reply" else str(body["receive_id"])
+    if not earlier:
+        refused = limits.admit(app, chat_id, kind)
+        if refused is not None:
+            return refused
     record = {
         "kind": kind,
         "replyTo": reply_to,
@@ -146,6 +159,8 @@ async def _send(request: web.Request, kind: str) -> web.Response:
     app.sent.append(record)
     if uid and not earlier:
         app.sent_by_uuid[uid] = record
+    if not earlier and chat_id:
+        app.chats[record["messageId"]] = chat_id
     shown = earlier or record
     return web.json_response({"code": 0, "msg": "success", "data": _message(app, shown)})
 
@@ -158,6 +173,17 @@ def _thread_of(app: App, reply_to: str | None, in_thread: bool) -> str:
     if not thread and in_thread:
         thread = app.threads[reply_to] = "omt_" + secrets.token_hex(8)
     return thread
+def _media_error(app: App, msg_type: str, content: str) -> web.Response | None:
+    """An image or file message must name a key this app uploaded (simulator/media.py)."""
+    if msg_type not in ("image", "file"):
+        return None
+    try:
+        key = json.loads(content).get(f"{msg_type}_key")
+    except (ValueError, AttributeError):
+        key = None
+    if not key or key not in app.uploads:
+        return _error(BAD_REQUEST, f"{msg_type}_key is not an uploaded {msg_type}")
+    return None
 
 
 def _text(msg_type: str, content: str) -> str | None:

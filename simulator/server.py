@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from simulator import control, openapi, tls, webhook, ws
+from simulator import cardactions, control, media, openapi, tls, webhook, ws
 from simulator.state import STATE_KEY, SimState
 
 logger = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ def build_app() -> web.Application:
     app.add_routes(control.routes)
     app.add_routes(openapi.routes)
     app.add_routes(webhook.routes)
+    app.add_routes(media.routes)
+    app.add_routes(cardactions.routes)
     app.on_shutdown.append(_on_shutdown)
     return app
 

@@ -39,6 +39,8 @@ class ImErrorFault:
     code: int
     status: int
     msg: str
+    reset: int | None = None
+    """Seconds sent in the `x-ogw-ratelimit-reset` header, when set."""
 
 
 @dataclass
@@ -78,6 +80,8 @@ class Delivery:
     """time.time() just before the current attempt's first frame left."""
     ack_waiter: asyncio.Future[dict[str, Any]] | None = None
     """Set when a pusher waits for the first ACK (`waitAck`): resolved with its entry."""
+    frame_type: str = "event"
+    """`card` sends an old-style card callback frame, which every SDK drops unACKed."""
 
 
 @dataclass
@@ -105,6 +109,8 @@ class App:
     im_errors: ImErrorFault | None = None
     endpoint_error: EndpointErrorFault | None = None
     pong_delay: float = 0.0
+    rate_limits: bool = True
+    """Refuse sends past the platform's limits (simulator/limits.py), as the platform does."""
     endpoint_released: asyncio.Event = field(default_factory=asyncio.Event)
     # observations
     connections: dict[str, Connection] = field(default_factory=dict)
@@ -123,6 +129,13 @@ class App:
     chats: dict[str, str] = field(default_factory=dict)
     threads: dict[str, str] = field(default_factory=dict)
     """message_id -> thread_id of the pushed messages that are in a thread."""
+    limits: Any = None
+    """The app's send windows (simulator/limits.py), made on first use."""
+    refusals: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    uploads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reactions: list[dict[str, Any]] = field(default_factory=list)
+    card_actions: list[dict[str, Any]] = field(default_factory=list)
     tenant_token: tuple[str, float] | None = None
     app_token: tuple[str, float] | None = None
 
@@ -155,6 +168,12 @@ class App:
             "maxConnections": self.max_connections,
             "acked": list(self.acked),
             "sent": list(self.sent),
+            "rateLimits": self.rate_limits,
+            "refusals": list(self.refusals),
+            "updates": list(self.updates),
+            "uploads": list(self.uploads.values()),
+            "reactions": list(self.reactions),
+            "cardActions": list(self.card_actions),
         }
 
 

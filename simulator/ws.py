@@ -143,7 +143,8 @@ async def _on_frame(state: SimState, app: App, conn: Connection, data: bytes) ->
             return
         await _pong(app, conn)
     elif frame.method == frames.DATA:
-        delivery.record_ack(state, app, frame.SeqID, frames.ack_code(frame))
+        delivery.record_ack(state, app, frame.SeqID, frames.ack_code(frame),
+                            frames.ack_data(frame))
     else:
         logger.debug("ignored frame type %s from %s", kind, conn.device_id)
 

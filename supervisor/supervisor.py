@@ -16,7 +16,7 @@ from typing import Any
 
 from multiprocess.process import BaseProcess
 
-from shared import exitcodes
+from shared import exitcodes, results
 from shared.changes import DEFAULT_QUEUE, Change, ChangeFeed, ChangeKind, Subscription
 from shared.logs import redactor
 from shared.messages import (
@@ -190,14 +190,18 @@ class Supervisor:
         return result.status, result.body, result.content_type
 
     async def send_message(
-        self, bot_id: str, receive_id: str, receive_id_type: str, text: str, uuid_: str | None
+        self, bot_id: str, receive_id: str, receive_id_type: str,
+        replies: list[results.Reply] | str, uuid_: str | None,
     ) -> SendResult:
+        """Send messages through the bot's worker: a list of replies, or one text."""
+        if isinstance(replies, str):
+            replies = [results.Text(text=replies)]
         request = Send(
             request_id=uuid.uuid4().hex,
             receive_id=receive_id,
             receive_id_type=receive_id_type,
-            text=text,
             uuid=uuid_,
+            replies=replies,
         )
         result = await self._request(bot_id, request)
         assert isinstance(result, SendResult)

@@ -103,7 +103,8 @@ class FakeFleet:
         return self.webhook_answer
 
     async def send_message(
-        self, bot_id: str, receive_id: str, receive_id_type: str, text: str, uuid: str | None
+        self, bot_id: str, receive_id: str, receive_id_type: str, replies: Any,
+        uuid: str | None,
     ) -> SendResult:
         self.calls.append(("send_message", bot_id))
         if self.send_result is not None:

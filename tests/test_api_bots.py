@@ -205,7 +205,8 @@ def test_send_message_success_no_worker_and_platform_failure(api: Api) -> None:
     body = {"receiveId": "ou_1", "receiveIdType": "open_id", "text": "hello"}
     sent = api.call(api.admin, "POST", path, json=body)
     assert sent.status_code == 200
-    assert sent.json() == {"success": True, "botId": bot_id, "messageId": "om_1"}
+    assert sent.json() == {"success": True, "botId": bot_id, "messageId": "om_1",
+                           "messageIds": ["om_1"]}
 
     api.fleet.send_result = SendResult(bot_id=bot_id, incarnation=0, request_id="r", ok=False,
                                        error="bot has no running worker")

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from shared.botconfig import ForwardHandler, OpenAIHandler, PythonHandler
+from shared.results import reply_text
 from tests.eventkit import bot_config, event, pipeline_for, running, sent_until, serve
 from worker.content import Message, parse_event
 from worker.errors import EventError
@@ -41,7 +42,9 @@ async def _handle(spec, payload: bytes, tmp_path: Path) -> str | None:
     http = HttpSession()
     handler = build_handler(spec, http, spool)
     try:
-        return await handler.handle(parse_event(payload))
+        answer = await handler.handle(parse_event(payload))
+        assert isinstance(answer, list), "a text stream where replies were expected"
+        return reply_text(answer) or None
     finally:
         handler.close()
         await http.close()
@@ -136,7 +139,7 @@ def test_openai_handler_keeps_history_per_chat(sim_app, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with serve(completions) as url:
             spec = OpenAIHandler(base_url=url + "/v1", model="m1", api_key="sk-test",
-                                 system_prompt="be brief", history_turns=1)
+                                 system_prompt="be brief", history_turns=1, stream=False)
             async with running(pipeline_for(bot_config(app, handler=spec), tmp_path)) as pipeline:
                 for i, text in enumerate(["one", "two", "three"]):
                     pipeline.accept(event(text, chat_id="oc_hist"))

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from shared.botconfig import PythonHandler
+from shared.results import Text
 from tests.eventkit import bot_config, event, pipeline_for, running, sent_until, until
 from worker.replies import reply_uuid
 
@@ -96,7 +97,7 @@ def test_unfinished_rows_are_processed_after_restart(sim_app, tmp_path: Path) ->
 
 def test_platform_errors_retry_then_dead_letter_then_manual_retry(sim_app, tmp_path: Path) -> None:
     app = sim_app()
-    app.faults(im_errors={"count": 3, "code": 230020, "status": 400, "msg": "chat rate limit"})
+    app.faults(im_errors={"count": 3, "code": 2200, "status": 500, "msg": "internal error"})
 
     async def scenario() -> None:
         async with running(pipeline_for(bot_config(app), tmp_path)) as pipeline:
@@ -105,7 +106,7 @@ def test_platform_errors_retry_then_dead_letter_then_manual_retry(sim_app, tmp_p
             assert pipeline.counters.pending == 0
             [dead] = pipeline.dead_letters()
             assert dead.event_id == "ev-dead" and dead.attempts == 3
-            assert "230020" in dead.last_error
+            assert "2200" in dead.last_error
             assert await pipeline.retry_dead_letter("ev-dead") == (True, None)
             assert (await pipeline.retry_dead_letter("nope"))[0] is False
             [reply] = await sent_until(app, 1)
@@ -169,11 +170,12 @@ def test_send_creates_a_message(sim_app, tmp_path: Path) -> None:
 
     async def scenario() -> None:
         pipeline = pipeline_for(bot_config(app), tmp_path)
-        ok, message_id, code, error = await pipeline.send("ou_1", "open_id", "hi", "u-1")
-        assert (ok, code, error) == (True, 0, None) and message_id
-        again = await pipeline.send("ou_1", "open_id", "hi", "u-1")
-        assert again[1] == message_id
-        bad = await pipeline.send("", "open_id", "hi", None)
+        hi = [Text(text="hi")]
+        ok, message_ids, code, error = await pipeline.send("ou_1", "open_id", hi, "u-1")
+        assert (ok, code, error) == (True, 0, None) and len(message_ids) == 1
+        again = await pipeline.send("ou_1", "open_id", hi, "u-1")
+        assert again[1] == message_ids
+        bad = await pipeline.send("", "open_id", hi, None)
         assert bad[0] is False and bad[2] and bad[3]
         await pipeline.close()
 

@@ -12,6 +12,8 @@ pointed `lark_oapi.ws.client.loop` at the running loop first (worker/main.py).
 """
 
 import asyncio
+import base64
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -59,6 +61,13 @@ def classify(error: BaseException) -> Failure:
     if isinstance(error, ServerException):
         return Failure(permanent=False, message=str(error.args[0]), code=error.code)
     return Failure(permanent=False, message=f"{type(error).__name__}: {error}")
+
+
+def _header(frame: Frame, key: str) -> str | None:
+    for header in frame.headers:
+        if header.key == key:
+            return header.value
+    return None
 
 
 def _sdk_level(level: str) -> LogLevel:
@@ -161,6 +170,37 @@ class LarkConnection(sdk.Client):
     async def _handle_message(self, msg: bytes) -> None:
         self._last_frame_at = time.monotonic()
         await super()._handle_message(msg)
+
+    async def _handle_data_frame(self, frame: Frame) -> None:
+        """Callbacks (card actions) are answered here, off the SDK's synchronous path.
+
+        The SDK calls the handler synchronously and ACKs with its return value
+        (ws/client.py `_handle_data_frame`), which would leave no way to await a
+        handler under a deadline. A single-part event frame whose payload is a
+        callback is answered by `answer_callback` and ACKed exactly as the SDK
+        would (same frame, `biz_rt` header, payload `{"code": 200, "data":
+        base64(JSON)}`); everything else goes through the SDK unchanged.
+        Old-style `type=card` frames are dropped by the SDK without an ACK.
+        """
+        handler = self._event_handler
+        if (not hasattr(handler, "answer_callback") or _header(frame, "type") != "event"
+                or _header(frame, "sum") != "1" or not handler.is_callback(frame.payload)):
+            await super()._handle_data_frame(frame)
+            return
+        started = time.monotonic()
+        try:
+            answer = await handler.answer_callback(frame.payload)
+            response: dict[str, object] = {"code": 200}
+            if answer is not None:
+                data = json.dumps(answer, ensure_ascii=False).encode()
+                response["data"] = base64.b64encode(data).decode()
+            rt = frame.headers.add()
+            rt.key, rt.value = "biz_rt", str(int((time.monotonic() - started) * 1000))
+        except Exception:
+            logger.exception("answering a callback failed")
+            response = {"code": 500}
+        frame.payload = json.dumps(response).encode()
+        await self._write_message(frame.SerializeToString())
 
     async def _handle_control_frame(self, frame: Frame) -> None:
         await super()._handle_control_frame(frame)

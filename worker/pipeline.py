@@ -7,23 +7,34 @@ wakes the consumer. Everything slow (parsing, handler, reply, logging the
 event) happens later in the consumer.
 """
 
+import asyncio
+import json
 import logging
 import time
 from time import perf_counter
+from typing import Any
 
 import msgspec
 
 from shared.botconfig import BotConfig
+from shared.idempotency import api_send_uuid
 from shared.paths import DataPaths
+from shared.results import Reply
+from worker.cardaction import CARD_ACTION_EVENT, is_card_action, parse_card_action
 from worker.consumer import Consumer, ConsumerSettings
 from worker.counters import Counters
+from worker.errors import EventError
 from worker.handlers import HttpSession, build_handler
 from worker.processor import EventProcessor
-from worker.replies import Messenger
+from worker.replies import Messenger, Target
 from worker.spool import DEAD, PENDING, DeadLetter, Spool
-from worker.webhook import WebhookReceiver
+from worker.webhook import JSON_TYPE, CallbackRequest, WebhookReceiver
 
 log = logging.getLogger(__name__)
+
+CARD_ACTION_DEADLINE_S = 2.5
+"""A card action's answer must reach the platform within ~3 s (feishu-protocol.md 1.7, 3.5);
+past this the handler is abandoned and the answer is empty."""
 
 __all__ = ["ConsumerSettings", "Counters", "EventPipeline", "SpoolingEventHandler"]
 
@@ -62,7 +73,20 @@ class SpoolingEventHandler:
         self._pipeline = pipeline
 
     def _do_without_validation(self, payload: bytes) -> None:
+        if is_card_action(payload):
+            log.warning("a card action arrived on the synchronous path (in parts?): "
+                        "answered empty")
+            return
         self._pipeline.accept(payload)
+
+    async def answer_callback(self, payload: bytes) -> dict[str, Any] | None:
+        """A callback's answer for the ACK's `data` (worker/connection.py), None for an empty
+        one; only card actions are callbacks."""
+        return await self._pipeline.answer_card_action(payload)
+
+    @staticmethod
+    def is_callback(payload: bytes) -> bool:
+        return is_card_action(payload)
 
 
 class EventPipeline:
@@ -135,21 +159,80 @@ class EventPipeline:
         await self._consumer.run()
 
     async def handle_webhook(self, headers: dict[str, str], body: bytes) -> tuple[int, bytes, str]:
-        """Verify, decrypt and spool a webhook push: (status, body, content type)."""
-        return self._webhook.handle(headers, body)
+        """Verify, decrypt and spool a webhook push: (status, body, content type).
+
+        A card action is answered in the response body (its CardActionResult, `{}` if none).
+        """
+        outcome = self._webhook.handle(headers, body)
+        if isinstance(outcome, CallbackRequest):
+            answer = await self.answer_card_action(outcome.payload)
+            return 200, json.dumps(answer or {}, ensure_ascii=False).encode(), JSON_TYPE
+        return outcome
+
+    async def answer_card_action(self, payload: bytes) -> dict[str, Any] | None:
+        """Run the handler on a card click within CARD_ACTION_DEADLINE_S: the answer as the
+        platform reads it (CardActionResult.wire), or None for an empty one.
+
+        Deduplicated by event id like messages: a redelivery gets the first answer again
+        (or an empty one while the first is still being worked out). A handler that is
+        late or fails gets an empty answer and a log line; the click is not retried.
+        """
+        started = perf_counter()
+        try:
+            action = parse_card_action(payload)
+        except ValueError as exc:
+            log.warning("dropped a card action: %s", exc)
+            return None
+        if not self._spool.add_answered(action.event_id, CARD_ACTION_EVENT, payload):
+            self.counters.duplicates += 1
+            known = self._spool.answer_of(action.event_id)
+            log.info("card action %s is a redelivery: %s", action.event_id,
+                     "the first answer again" if known and known[1] else "empty answer")
+            return json.loads(known[1]) if known and known[1] else None
+        self.counters.events_received += 1
+        self.counters.last_event_at = time.time()
+        try:
+            async with asyncio.timeout(CARD_ACTION_DEADLINE_S):
+                result = await self._handler.card_action(action)
+        except TimeoutError:
+            log.warning("card action %s: no answer within %.1f s; answered empty",
+                        action.event_id, CARD_ACTION_DEADLINE_S)
+            return None
+        except Exception as exc:
+            log.warning("card action %s: handler failed, answered empty: %s", action.event_id,
+                        exc, exc_info=not isinstance(exc, EventError))
+            return None
+        answer = result.wire() if result is not None else None
+        self._spool.save_answer(action.event_id,
+                                json.dumps(answer, ensure_ascii=False) if answer else None)
+        self.counters.events_handled += 1
+        log.info("card action %s answered in %d ms (%s)", action.event_id,
+                 (perf_counter() - started) * 1000,
+                 ", ".join(answer) if answer else "empty")
+        return answer
 
     async def send(
-        self, receive_id: str, receive_id_type: str, text: str, uuid: str | None
-    ) -> tuple[bool, str | None, int | None, str | None]:
-        """Send a message: (ok, message_id, code, error). Counted in messages_sent."""
-        result = await self._messenger.create(receive_id, receive_id_type, text, uuid)
-        if result.ok:
+        self, receive_id: str, receive_id_type: str, replies: list[Reply], uuid: str | None
+    ) -> tuple[bool, list[str], int | None, str | None]:
+        """Send messages in order, stopping at the first failure:
+        (ok, message ids sent, code, error). Each counts in messages_sent.
+
+        Message i carries the caller's uuid (i = 0) or one derived from it
+        (shared/idempotency.py), so a repeated request sends nothing twice.
+        """
+        target = Target.new(receive_id, receive_id_type)
+        message_ids: list[str] = []
+        for position, reply in enumerate(replies):
+            result = await self._messenger.send_reply(
+                target, reply, api_send_uuid(uuid, position))
+            if not result.ok:
+                log.warning("send %d to %s %s failed: code %s: %s", position, receive_id_type,
+                            receive_id, result.code, result.error)
+                return False, message_ids, result.code, result.error
             self.counters.messages_sent += 1
+            message_ids.append(result.message_id or "")
             log.info("sent message %s to %s %s", result.message_id, receive_id_type, receive_id)
-        else:
-            log.warning("send to %s %s failed: code %s: %s", receive_id_type, receive_id,
-                        result.code, result.error)
-        return result.ok, result.message_id, result.code, result.error
+        return True, message_ids, 0, None
 
     async def retry_dead_letter(self, event_id: str) -> tuple[bool, str | None]:
         """Queue a dead letter again with fresh attempts: (ok, error)."""

@@ -1,21 +1,27 @@
-"""One attempt at one spooled event: parse, run the handler, reply, mark done.
+"""One attempt at one spooled event: parse, run the handler, send its replies, mark done.
 
-The handler's answer is stored before the reply is sent, so a failed reply
+The handler's answer is stored before the replies are sent, so a failed send
 is retried without running the handler again (a forward target or a model
-is not asked twice). The reply carries uuid = a hash of the event id, so a
-resend after a crash is dropped by the platform instead of shown twice.
+is not asked twice). Reply number i carries uuid = a hash of (event id, i)
+(shared/idempotency.py), so a resend after a crash is dropped by the
+platform instead of shown twice, and a result's messages keep their order.
+A text stream is shown in one card (worker/streaming.py).
 """
 
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from shared.botconfig import BotConfig
-from worker.content import ContentError, NotForBot, parse_event
+from shared.idempotency import send_uuid
+from shared.results import Reply, decode_replies, encode_replies, reply_text
+from worker.content import ContentError, Message, NotForBot, parse_event
 from worker.counters import Counters
 from worker.errors import EventError
 from worker.handlers import Handler
-from worker.replies import Messenger, reply_uuid
+from worker.replies import Messenger, Target
 from worker.spool import Spool, SpooledEvent
+from worker.streaming import StreamedCard
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +52,49 @@ class EventProcessor:
             self._spool.complete(event.event_id)
             log.info("event %s ignored: %s", event.event_id, message.reason)
             return
+        target = Target.reply(message.message_id, message.chat_id)
         if event.handled:
-            answer = event.answer
+            replies = decode_replies(event.answer or "")
         else:
             started = time.monotonic()
             answer = await self._handler.handle(message)
-            if answer:
-                self._spool.save_answer(event.event_id, answer)
+            if not isinstance(answer, list):
+                await self._stream(event, message, target, answer, started)
+                return
+            replies = answer
+            if replies:
+                self._spool.save_answer(event.event_id, encode_replies(replies))
             log.info("event %s handled in %d ms (%s)", event.event_id,
-                     (time.monotonic() - started) * 1000, "reply" if answer else "no reply")
-        if answer:
-            result = await self._messenger.reply(message.message_id, answer,
-                                                 reply_uuid(event.event_id))
-            if not result.ok:
-                raise EventError(f"reply failed: code {result.code}: {result.error}",
-                                 rate_limited=result.rate_limited)
-            latency = time.time() - event.created_at
-            self._counters.replies_sent += 1
-            self._counters.reply_latency.observe(latency)
-            log.info("event %s replied as %s (latency %d ms)", event.event_id,
-                     result.message_id, latency * 1000)
+                     (time.monotonic() - started) * 1000,
+                     f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'}"
+                     if replies else "no reply")
+        await self._send(event, target, replies)
         self._spool.complete(event.event_id, message.chat_id,
-                             self._handler.history(message, answer))
+                             self._handler.history(message, reply_text(replies) or None))
+
+    async def _send(self, event: SpooledEvent, target: Target, replies: list[Reply]) -> None:
+        for position, reply in enumerate(replies):
+            result = await self._messenger.send_reply(
+                target, reply, send_uuid(event.event_id, position))
+            if not result.ok:
+                raise EventError(f"reply {position} failed: code {result.code}: {result.error}",
+                                 rate_limited=result.rate_limited)
+            self._replied(event, result.message_id)
+
+    async def _stream(self, event: SpooledEvent, message: Message, target: Target,
+                      pieces: AsyncIterator[str], started: float) -> None:
+        card = StreamedCard(self._messenger, self._spool, event.event_id, target)
+        text = await card.show(pieces)
+        self._replied(event, card.message_id)
+        log.info("event %s streamed in %d ms into card %s (%d updates, %d chars)",
+                 event.event_id, (time.monotonic() - started) * 1000, card.message_id,
+                 card.updates, len(text))
+        self._spool.complete(event.event_id, message.chat_id,
+                             self._handler.history(message, text or None))
+
+    def _replied(self, event: SpooledEvent, message_id: str | None) -> None:
+        latency = time.time() - event.created_at
+        self._counters.replies_sent += 1
+        self._counters.reply_latency.observe(latency)
+        log.info("event %s replied as %s (latency %d ms)", event.event_id, message_id,
+                 latency * 1000)

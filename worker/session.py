@@ -36,6 +36,7 @@ from shared.messages import (
     failed_reply,
 )
 from shared.paths import DataPaths
+from shared.results import parse_result
 from shared.states import ConnState
 from worker.connection import Failure, LarkConnection, classify
 from worker.control import ControlChannel
@@ -277,14 +278,16 @@ class WorkerSession:
                         content_type=content_type,
                     )
                 case Send():
-                    ok, message_id, code, error = await pipeline.send(
-                        message.receive_id, message.receive_id_type, message.text, message.uuid
+                    replies = message.replies or parse_result(message.text)
+                    ok, message_ids, code, error = await pipeline.send(
+                        message.receive_id, message.receive_id_type, replies, message.uuid
                     )
                     reply = SendResult(
                         **ident,
                         request_id=message.request_id,
                         ok=ok,
-                        message_id=message_id,
+                        message_id=message_ids[0] if message_ids else None,
+                        message_ids=message_ids,
                         code=code,
                         error=error,
                     )

@@ -59,8 +59,18 @@ CREATE TABLE IF NOT EXISTS history (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_chat ON history (chat_id, id);
+CREATE TABLE IF NOT EXISTS streams (
+    event_id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    final_text TEXT,
+    updated_at REAL NOT NULL
+);
 """
 
+_INSERT_DONE = (
+    "INSERT OR IGNORE INTO events (event_id, chat_key, event_type, payload, status,"
+    " handled, created_at, updated_at) VALUES (?, ?, ?, ?, 'done', 0, ?, ?)"
+)
 _INSERT = (
     "INSERT OR IGNORE INTO events (event_id, chat_key, event_type, payload, created_at, updated_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -80,6 +90,14 @@ class SpooledEvent:
     handled: bool
     answer: str | None
     created_at: float
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """The card a streamed answer is shown in; `final_text` once the stream ended."""
+
+    message_id: str
+    final_text: str | None
 
 
 @dataclass(frozen=True)
@@ -166,6 +184,46 @@ class Spool:
         with self._lock:
             cur = self._conn.execute(_INSERT, (event_id, chat_key, event_type, payload, now, now))
         return cur.rowcount == 1
+
+    def add_answered(self, event_id: str, event_type: str, payload: bytes) -> bool:
+        """Record a callback answered at once (a card action): done from the start, so the
+        consumer never runs it, yet kept for the retention period to recognise a redelivery.
+        False when the event id is already known."""
+        now = time.time()
+        with self._lock:
+            cur = self._conn.execute(_INSERT_DONE, (event_id, event_id, event_type, payload,
+                                                    now, now))
+        return cur.rowcount == 1
+
+    def answer_of(self, event_id: str) -> tuple[bool, str | None] | None:
+        """(handled, answer) of a known event, None when unknown."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT handled, answer FROM events WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return None if row is None else (bool(row[0]), row[1])
+
+    def stream(self, event_id: str) -> StreamState | None:
+        """The card of an event's streamed answer, if one was sent."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT message_id, final_text FROM streams WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return None if row is None else StreamState(row[0], row[1])
+
+    def stream_started(self, event_id: str, message_id: str) -> None:
+        """Remember the card before any update, so a retry after a crash finishes it."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO streams (event_id, message_id, final_text, updated_at)"
+                " VALUES (?, ?, NULL, ?)", (event_id, message_id, time.time()))
+
+    def stream_finished(self, event_id: str, final_text: str) -> None:
+        """The stream ended: a retry only has to show `final_text`, never runs it again."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE streams SET final_text = ?, updated_at = ? WHERE event_id = ?",
+                (final_text, time.time(), event_id))
 
     def counts(self) -> dict[str, int]:
         """Rows per status, to seed the counters at start."""
@@ -281,6 +339,7 @@ class Spool:
             cur = self._conn.execute(
                 "DELETE FROM events WHERE status = 'done' AND updated_at < ?", (cutoff,)
             )
+            self._conn.execute("DELETE FROM streams WHERE updated_at < ?", (cutoff,))
             self._conn.execute(
                 "DELETE FROM history WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()"
                 " OVER (PARTITION BY chat_id ORDER BY id DESC) AS rn FROM history) WHERE rn > ?)",

@@ -11,6 +11,7 @@ The body and the secrets are never logged.
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import lark_oapi as lark
 from lark_oapi.core.const import (
@@ -23,6 +24,7 @@ from lark_oapi.core.exception import NoAuthorizationException
 from lark_oapi.core.model import RawRequest
 
 from shared.botconfig import BotConfig
+from worker.cardaction import CARD_ACTION_EVENT
 from worker.content import MESSAGE_EVENT
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,13 @@ JSON_TYPE = "application/json; charset=utf-8"
 _CANONICAL_HEADERS = (LARK_REQUEST_TIMESTAMP, LARK_REQUEST_NONCE, LARK_REQUEST_SIGNATURE)
 
 WebhookResponse = tuple[int, bytes, str]
+
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """A verified callback (card.action.trigger) whose answer is the HTTP response body."""
+
+    payload: bytes
 
 
 def _error(status: int, code: str, message: str) -> WebhookResponse:
@@ -53,8 +62,14 @@ class WebhookReceiver:
         self._dispatcher = (
             lark.EventDispatcherHandler.builder(bot.encrypt_key, bot.verification_token)
             .register_p2_customized_event(MESSAGE_EVENT, self._on_message)
+            .register_p2_customized_event(CARD_ACTION_EVENT, self._on_callback)
             .build()
         )
+        self._callback: bytes | None = None
+
+    def _on_callback(self, _event: lark.CustomizedEvent) -> None:
+        """Verified by the SDK; answered by the caller, asynchronously, with a deadline."""
+        self._callback = self._plaintext
 
     def _on_message(self, _event: lark.CustomizedEvent) -> None:
         try:
@@ -63,8 +78,11 @@ class WebhookReceiver:
             self._spool_error = exc
             raise _SpoolFailed("spool failed") from None
 
-    def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse:
-        """Verify, decrypt and spool one push; see the module docstring for the statuses."""
+    def handle(self, headers: Mapping[str, str], body: bytes) -> WebhookResponse | CallbackRequest:
+        """Verify, decrypt and spool one push; see the module docstring for the statuses.
+
+        A verified card action comes back as a CallbackRequest for the caller to answer.
+        """
         try:
             envelope = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -87,10 +105,13 @@ class WebhookReceiver:
         request.headers = self._canonical_headers(headers)
         self._plaintext = plaintext.encode()
         self._spool_error = None
+        self._callback = None
         try:
             response = self._dispatcher.do(request)
         finally:
             self._plaintext = b""
+        if response.status_code == 200 and self._callback is not None:
+            return CallbackRequest(self._callback)
         if response.status_code == 200:
             return 200, response.content or b"{}", JSON_TYPE
         return self._map_failure(response.content or b"")
