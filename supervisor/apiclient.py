@@ -51,7 +51,7 @@ class ApiClient:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.read()
         except urllib.error.HTTPError as error:
-            raise ApiError(_error_text(error.code, error.read())) from error
+            raise ApiError(error_text(error.code, error.read())) from error
         except urllib.error.URLError as error:
             raise ApiError(f"cannot reach {self.url}: {error.reason}") from error
 
@@ -59,7 +59,7 @@ class ApiClient:
         return json.loads(self.call(method, path, body))
 
 
-def _error_text(status: int, body: bytes) -> str:
+def error_text(status: int, body: bytes) -> str:
     try:
         error = json.loads(body)["error"]
         return f"HTTP {status} {error['code']}: {error['message']}"
@@ -127,6 +127,11 @@ def bots_add(client: ApiClient, args: argparse.Namespace) -> None:
         "domain": args.domain,
         "useWebSocket": not args.webhook,
     }
+    for name, field in (("verification_token", "verificationToken"),
+                        ("encrypt_key", "encryptKey")):
+        value = os.environ.get(f"LARKFLEET_{name.upper()}") or getattr(args, name, None)
+        if value:
+            body[field] = value
     if args.handler:
         body["handler"] = json.loads(args.handler)
     result = client.json("POST", "/api/feishu/bots", body)

@@ -85,10 +85,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=lambda a: _call("bench.__main__", "main", a))
 
 
-def _add_clients(sub: argparse._SubParsersAction) -> None:
-    """Thin clients of the HTTP API; they share --url, --data-dir (for the token) and --json."""
-    from supervisor import apiclient
-
+def _client_options() -> argparse.ArgumentParser:
+    """--url, --data-dir (for the token) and --json, shared by every client command."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=default_url(),
                         help="the service's base URL (LARKFLEET_URL, else "
@@ -97,36 +95,93 @@ def _add_clients(sub: argparse._SubParsersAction) -> None:
                         help="read the admin token from <data-dir>/admin.token when "
                         "LARKFLEET_TOKEN is unset (LARKFLEET_DATA_DIR; now %(default)s)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
+    return common
 
-    def client(name: str, action: Callable[..., None], help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help_, epilog=CLIENT_ENVIRONMENT,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def _add_clients(sub: argparse._SubParsersAction) -> None:
+    """Thin clients of the HTTP API: one command per API operation."""
+    from supervisor import apiclient, climanage, cliwatch
+
+    common = _client_options()
+
+    def client(group: argparse._SubParsersAction, name: str, action: Callable[..., None],
+               help_: str) -> argparse.ArgumentParser:
+        p = group.add_parser(name, parents=[common], help=help_, epilog=CLIENT_ENVIRONMENT,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(run=apiclient.run, action=action)
         return p
 
-    client("status", apiclient.status, "show bots' connection state").add_argument(
-        "bot_id", nargs="?"
-    )
-    client("connect", apiclient.connect, "connect a bot").add_argument("bot_id")
-    client("disconnect", apiclient.disconnect, "disconnect a bot").add_argument("bot_id")
-    logs = client("logs", apiclient.logs, "print a bot's log")
+    def group(name: str, help_: str) -> argparse._SubParsersAction:
+        return sub.add_parser(name, help=help_).add_subparsers(
+            dest=f"{name}_command", required=True)
+
+    status = client(sub, "status", cliwatch.status, "show bots' connection state")
+    status.add_argument("bot_id", nargs="?")
+    status.add_argument("-w", "--watch", action="store_true",
+                        help="then print each state change as it happens (every record "
+                        "as a JSON line with --json), until Ctrl-C")
+    connect = client(sub, "connect", cliwatch.connect, "connect a bot")
+    connect.add_argument("bot_id")
+    connect.add_argument("--wait", action="store_true",
+                         help="return once connected (exit 0) or refused (exit 1)")
+    connect.add_argument("--timeout", type=float, default=60.0,
+                         help="seconds --wait waits (default 60)")
+    client(sub, "disconnect", apiclient.disconnect, "disconnect a bot").add_argument("bot_id")
+    logs = client(sub, "logs", apiclient.logs, "print a bot's log")
     logs.add_argument("bot_id")
     logs.add_argument("-n", "--tail", type=int, default=100)
     logs.add_argument("-f", "--follow", action="store_true")
+    send = client(sub, "send", climanage.send, "send a text message through a bot")
+    send.add_argument("bot_id")
+    send.add_argument("text")
+    send.add_argument("--to", required=True, help="the receiver's id")
+    send.add_argument("--to-type", default="open_id",
+                      choices=("open_id", "user_id", "union_id", "email", "chat_id"))
+    send.add_argument("--uuid", help="idempotency key: a resend with it is not sent twice")
 
-    bots = sub.add_parser("bots", help="list or add bots").add_subparsers(
-        dest="bots_command", required=True
-    )
-    listing = bots.add_parser("list", parents=[common], help="list bots")
-    listing.set_defaults(run=apiclient.run, action=apiclient.bots_list)
-    add = bots.add_parser("add", parents=[common], help="register a bot")
-    add.set_defaults(run=apiclient.run, action=apiclient.bots_add)
+    bots = group("bots", "list, add, show, edit or delete bots")
+    client(bots, "list", apiclient.bots_list, "list bots")
+    add = client(bots, "add", apiclient.bots_add, "register a bot")
     add.add_argument("--name", required=True)
     add.add_argument("--app-id", required=True)
     add.add_argument("--app-secret", default="", help="or LARKFLEET_APP_SECRET (safer)")
     add.add_argument("--domain", default="feishu")
     add.add_argument("--webhook", action="store_true", help="webhook mode instead of WebSocket")
+    add.add_argument("--verification-token", help="webhook mode; or "
+                     "LARKFLEET_VERIFICATION_TOKEN")
+    add.add_argument("--encrypt-key", help="webhook mode; or LARKFLEET_ENCRYPT_KEY")
     add.add_argument("--handler", help='JSON, e.g. \'{"kind": "echo"}\'')
+    client(bots, "show", climanage.bots_show, "one bot (never its secrets)").add_argument(
+        "bot_id")
+    edit = client(bots, "edit", climanage.bots_edit,
+                  "change a bot's fields (a running worker restarts with them)")
+    edit.add_argument("bot_id")
+    climanage.add_bot_fields(edit)
+    client(bots, "delete", climanage.bots_delete,
+           "disconnect and delete a bot, its spool and its log").add_argument("bot_id")
+
+    users = group("users", "list, add or delete users (admin)")
+    client(users, "list", climanage.users_list, "every user")
+    client(users, "add", climanage.users_add, "a new user; prints its token once").add_argument(
+        "name")
+    client(users, "delete", climanage.users_delete, "a user owning no bots").add_argument(
+        "user_id")
+
+    tokens = group("tokens", "issue or revoke a user's tokens (admin)")
+    issue = client(tokens, "add", climanage.tokens_add, "another token; printed once")
+    issue.add_argument("user_id")
+    issue.add_argument("--scope", choices=("owner", "viewer"),
+                       help="viewer: read-only (default owner)")
+    issue.add_argument("--expires-at", help="ISO-8601 time the token stops working")
+    client(tokens, "revoke", climanage.tokens_revoke, "revoke every token of a user"
+           ).add_argument("user_id")
+
+    letters = group("dead-letters", "events a bot's handler gave up on")
+    client(letters, "list", climanage.dead_letters_list, "a bot's dead letters").add_argument(
+        "bot_id")
+    retry = client(letters, "retry", climanage.dead_letters_retry, "queue one again")
+    retry.add_argument("bot_id")
+    retry.add_argument("event_id")
 
 
 def _call(module: str, func: str, args: argparse.Namespace) -> int:

@@ -22,6 +22,8 @@ def test_no_generated_request_makes_a_500(api: Api) -> None:
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == sum(len(ops) for ops in spec["paths"].values())
     for operation in operations:
+        if operation.path == "/api/feishu/events":
+            continue  # a stream that ends only with the service: tests/test_api_events.py
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, database=None,

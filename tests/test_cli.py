@@ -71,3 +71,69 @@ def test_token_is_read_from_the_data_dir(service: Service, tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"connections": []}
+
+
+def test_every_operation_has_a_command(service: Service, sim_app: Callable[..., SimApp]) -> None:
+    app = sim_app()
+    added = cli(service, "bots", "add", "--name", "parity", "--app-id", app.app_id,
+                "--app-secret", app.app_secret, "--domain", app.url, "--json")
+    bot_id = json.loads(added.stdout)["id"]
+    edited = cli(service, "bots", "edit", bot_id, "--name", "parity-2", "--handler",
+                 '{"kind": "echo"}', "--verification-token", "vt-cli-secret", "--json")
+    assert edited.returncode == 0, edited.stderr
+    shown = json.loads(cli(service, "bots", "show", bot_id, "--json").stdout)
+    assert shown["name"] == "parity-2" and shown["hasVerificationToken"] is True
+    assert "vt-cli-secret" not in edited.stdout + json.dumps(shown)
+
+    watch = subprocess.Popen(
+        [LARKFLEET, "status", bot_id, "--watch", "--json", "--url", service.url],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("LARKFLEET_")},
+             "LARKFLEET_TOKEN": ADMIN_TOKEN},
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert watch.stdout is not None
+        first = json.loads(watch.stdout.readline())
+        assert (first["botId"], first["kind"], first["state"]) == (bot_id, "snapshot",
+                                                                    "disconnected")
+        waited = cli(service, "connect", bot_id, "--wait", "--timeout", "30")
+        assert (waited.returncode, waited.stdout.strip()) == (0, f"{bot_id}: connected")
+        states = []
+        while "connected" not in states:
+            record = json.loads(watch.stdout.readline())
+            assert record["botId"] == bot_id
+            states.append(record["state"])
+        assert states[0] == "connecting"
+    finally:
+        watch.terminate()
+        watch.wait(10)
+
+    sent = cli(service, "send", bot_id, "hello from the cli", "--to", "ou_cli_user", "--json")
+    assert sent.returncode == 0, sent.stderr
+    assert any("hello from the cli" in m["content"] for m in app.sent())
+
+    letters = cli(service, "dead-letters", "list", bot_id)
+    assert letters.returncode == 0 and letters.stdout.split()[0] == "eventId"
+    retry = cli(service, "dead-letters", "retry", bot_id, "no-such-event")
+    assert retry.returncode == 1 and retry.stderr.startswith("larkfleet: HTTP 404")
+
+    user = json.loads(cli(service, "users", "add", "carol", "--json").stdout)
+    assert user["id"] in cli(service, "users", "list").stdout
+    token = json.loads(cli(service, "tokens", "add", user["id"], "--json").stdout)["token"]
+    assert cli(service, "status", "--json", token=token).returncode == 0
+    revoked = json.loads(cli(service, "tokens", "revoke", user["id"], "--json").stdout)
+    assert revoked["revoked"] == 2
+    assert cli(service, "status", token=token).returncode == 1
+    assert cli(service, "users", "delete", user["id"]).returncode == 0
+
+    deleted = cli(service, "bots", "delete", bot_id)
+    assert deleted.stdout.strip().startswith(f"{bot_id}: deleted")
+    assert cli(service, "bots", "show", bot_id).returncode == 1
+
+
+def test_connect_wait_reports_a_refusal(service: Service, sim_app: Callable[..., SimApp]) -> None:
+    app = sim_app()
+    bot_id = service.create_bot(app.app_id, "wrong-secret", app.url)
+    refused = cli(service, "connect", bot_id, "--wait", "--timeout", "30")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"larkfleet: {bot_id}: error")
