@@ -70,6 +70,16 @@ def test_challenge_encrypted_event_and_forged_signature(sim_app, tmp_path: Path)
     asyncio.run(scenario())
 
 
+GARBAGE = [
+    (b"garbage", 400, "bad_body"),
+    (b"[1]", 400, "bad_body"),
+    (b'{"encrypt": "bm90IGFlcw=="}', 401, "no_encrypt_key"),
+    (b'{"schema": 5}', 400, "bad_event"),
+]
+"""Bodies that are not a usable push, with the status and code each must get (docs/event-path.md:
+400 for a garbage body, 401 for a missing key, a wrong token or signature)."""
+
+
 def test_wrong_token_and_garbage_bodies_are_refused(sim_app, tmp_path: Path) -> None:
     app = sim_app(verification_token="someone-else")
     bot = bot_config(app, verification_token=TOKEN, use_websocket=False)
@@ -81,10 +91,11 @@ def test_wrong_token_and_garbage_bodies_are_refused(sim_app, tmp_path: Path) -> 
             assert wrong["status"] == 401
             assert json.loads(wrong["body"])["error"]["code"] == "invalid_token"
             async with aiohttp.ClientSession() as http:
-                for body in (b"garbage", b"[1]", b'{"encrypt": "bm90IGFlcw=="}', b'{"schema": 5}'):
+                for body, status, code in GARBAGE:
                     async with http.post(url, data=body) as resp:
-                        assert resp.status in (400, 401), body
-                        assert (await resp.json())["success"] is False
+                        answer = await resp.json()
+                        assert (resp.status, answer["error"]["code"]) == (status, code), body
+                        assert answer["success"] is False
         assert pipeline.counters.events_received == 0
         await pipeline.close()
 

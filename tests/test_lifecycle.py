@@ -1,10 +1,25 @@
-"""Every (from, to) pair of the lifecycle: listed moves succeed, all others raise."""
+"""Every (from, to) pair of the lifecycle against the table written here from the docs.
+
+The expected moves are written in this test, not read from the product: a changed table in
+supervisor/lifecycle.py fails here until the docs and this table agree.
+"""
 
 import itertools
 
 import pytest
 
 from supervisor.lifecycle import ALIVE, TRANSITIONS, IllegalTransition, Lifecycle, Phase
+
+EXPECTED: dict[str, set[str]] = {
+    "stopped": {"starting"},
+    "starting": {"running", "backoff", "fatal", "stopping"},
+    "running": {"backoff", "fatal", "stopping"},
+    "backoff": {"starting", "stopped"},
+    "stopping": {"stopped", "starting"},
+    "fatal": {"starting", "stopped"},
+}
+"""Forked -> Hello -> running; a transient end -> backoff, a permanent one -> fatal; stop
+from any live phase; a restart (config change, connect during stop) from stopping."""
 
 PAIRS = list(itertools.product(Phase, Phase))
 
@@ -15,31 +30,24 @@ def lifecycle_in(phase: Phase) -> Lifecycle:
     return lifecycle
 
 
+def test_the_table_is_the_documented_one() -> None:
+    assert {str(p): {str(t) for t in targets} for p, targets in TRANSITIONS.items()} == EXPECTED
+    assert {str(p) for p in ALIVE} == {"starting", "running", "stopping"}
+
+
 @pytest.mark.parametrize(("source", "target"), PAIRS, ids=[f"{a}-to-{b}" for a, b in PAIRS])
 def test_transition(source: Phase, target: Phase) -> None:
     lifecycle = lifecycle_in(source)
-    if target in TRANSITIONS[source]:
+    if str(target) in EXPECTED[str(source)]:
+        assert lifecycle.can(target)
         lifecycle.change(target, "test")
         assert lifecycle.phase == target
     else:
-        with pytest.raises(IllegalTransition):
+        assert not lifecycle.can(target)
+        with pytest.raises(IllegalTransition, match=f"bot_test: {source} -> {target} \\(test\\)"):
             lifecycle.change(target, "test")
         assert lifecycle.phase == source
 
 
-def test_every_phase_has_a_way_out() -> None:
-    assert set(TRANSITIONS) == set(Phase)
-    assert all(TRANSITIONS[phase] for phase in Phase)
-
-
-def test_a_bot_that_stopped_can_always_be_started_again() -> None:
-    for phase in (Phase.STOPPED, Phase.BACKOFF, Phase.FATAL):
-        assert Phase.STARTING in TRANSITIONS[phase]
-
-
-def test_only_phases_with_a_process_can_stop() -> None:
-    assert {p for p in Phase if Phase.STOPPING in TRANSITIONS[p]} == ALIVE - {Phase.STOPPING}
-
-
-def test_fatal_is_reached_only_from_a_running_or_starting_worker() -> None:
-    assert {p for p in Phase if Phase.FATAL in TRANSITIONS[p]} == {Phase.STARTING, Phase.RUNNING}
+def test_a_new_lifecycle_is_stopped() -> None:
+    assert Lifecycle("bot_new").phase == Phase.STOPPED

@@ -75,10 +75,10 @@ def test_stopped_worker_is_found_hung_and_replaced(
             20,
             "a replacement for the stopped worker",
         )
+        wait_until(lambda: not alive(status["pid"]), 5, "the supervisor to kill the hung worker")
     finally:
-        if alive(status["pid"]):
+        if alive(status["pid"]):  # only when the assertions above failed
             os.kill(status["pid"], signal.SIGKILL)
-    wait_until(lambda: not alive(status["pid"]), 5, "the hung worker to be gone")
 
 
 def test_blackholed_connection_is_noticed_and_reopened(
@@ -113,7 +113,7 @@ def test_invalid_secret_is_a_permanent_error_without_retries(
     assert "wrong-secret" not in log
     with pytest.raises(TimeoutError):
         fleet.wait_status(bot_id, lambda s: s["state"] != "error", 3, "a retry")
-    assert app.info()["endpointCalls"] <= calls + 1
+    assert app.info()["endpointCalls"] == calls, "no retry at all"
 
 
 def test_hanging_endpoint_is_bounded_and_retried(
@@ -153,7 +153,7 @@ def test_twenty_bots_connect_concurrently(
         fleet.wait_state(bot_id, "connected", 60)
     assert all(a.info()["connections"] == 1 for a in apps)
     for bot_id in bot_ids:
-        assert fleet.request("DELETE", f"/api/feishu/bots/{bot_id}").status_code in (200, 204)
+        assert fleet.request("DELETE", f"/api/feishu/bots/{bot_id}").status_code == 200
     wait_until(lambda: all(a.info()["connections"] == 0 for a in apps), 15, "all closed")
 
 
