@@ -31,6 +31,9 @@ COUNTERS = [
     ("larkfleet_bot_events_failed", "Failed attempts at an event (each retry counts)",
      "events_failed"),
     ("larkfleet_bot_replies_sent", "Replies sent", "replies_sent"),
+    ("larkfleet_bot_replies_dropped",
+     "Answers dropped because the message to answer was withdrawn or deleted",
+     "replies_dropped"),
 ]
 HISTOGRAMS = [
     ("larkfleet_bot_ack_latency_seconds",

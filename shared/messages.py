@@ -78,6 +78,7 @@ class Heartbeat(_FromWorker, tag="hb"):
     """USS in bytes, resampled about once a minute (worker/liveness.py PrivateMemory)."""
     events_handled: int = 0
     events_failed: int = 0
+    replies_dropped: int = 0
     ack_latency: Histogram = msgspec.field(default_factory=Histogram)
     reply_latency: Histogram = msgspec.field(default_factory=Histogram)
 

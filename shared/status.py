@@ -40,6 +40,7 @@ class BotMetrics(msgspec.Struct, kw_only=True):
     replies_sent: int = 0
     events_handled: int = 0
     events_failed: int = 0
+    replies_dropped: int = 0
     ack_latency: Histogram = msgspec.field(default_factory=Histogram)
     reply_latency: Histogram = msgspec.field(default_factory=Histogram)
 
@@ -51,6 +52,7 @@ class BotMetrics(msgspec.Struct, kw_only=True):
             replies_sent=self.replies_sent + report.replies_sent,
             events_handled=self.events_handled + report.events_handled,
             events_failed=self.events_failed + report.events_failed,
+            replies_dropped=self.replies_dropped + report.replies_dropped,
             ack_latency=self.ack_latency.plus(report.ack_latency),
             reply_latency=self.reply_latency.plus(report.reply_latency),
         )

@@ -7,14 +7,24 @@ import json
 import pytest
 
 from tests.eventkit import event
-from worker.content import MAX_CONTENT_BYTES, ContentError, Message, NotForBot, parse_event
+from worker.content import (
+    MAX_CONTENT_BYTES,
+    Addressee,
+    ContentError,
+    IdentityNeeded,
+    Message,
+    NotForBot,
+    neutralise_at_all,
+    parse_event,
+)
 
 BOT = {"key": "@_user_1", "name": "Bot", "id": {"open_id": "ou_bot"}}
 ALICE = {"key": "@_user_2", "name": "Alice", "id": {"open_id": "ou_alice"}}
+ME = Addressee("ou_bot")
 
 
 def test_text_message() -> None:
-    msg = parse_event(event("hello", event_id="e1", chat_id="oc_1"), "Bot")
+    msg = parse_event(event("hello", event_id="e1", chat_id="oc_1"))
     assert isinstance(msg, Message)
     assert (msg.text, msg.chat_id, msg.chat_type, msg.open_id, msg.event_id) == (
         "hello", "oc_1", "p2p", "ou_sender", "e1",
@@ -35,21 +45,66 @@ def test_post_is_flattened_to_text() -> None:
     }
     payload = event(message_type="post", content=json.dumps(post), chat_type="group",
                     mentions=[BOT])
-    assert parse_event(payload, "Bot").text == "Title\nline link\nq"
+    assert parse_event(payload, ME).text == "Title\nline link\nq"
     wrapped = {"zh_cn": {"title": "", "content": [[{"tag": "text", "text": "hi"}]]}}
     assert parse_event(event(message_type="post", content=json.dumps(wrapped))).text == "hi"
 
 
 def test_group_message_needs_a_mention_which_is_stripped() -> None:
-    assert isinstance(parse_event(event("hi all", chat_type="group"), "Bot"), NotForBot)
-    msg = parse_event(event("@_user_1 what  time?", chat_type="group", mentions=[BOT]), "Bot")
+    assert isinstance(parse_event(event("hi all", chat_type="group"), ME), NotForBot)
+    msg = parse_event(event("@_user_1 what  time?", chat_type="group", mentions=[BOT]), ME)
     assert msg.text == "what time?"
 
 
-def test_bot_mention_found_by_name_others_kept_readable() -> None:
+def test_bot_mention_found_by_open_id_others_kept_readable() -> None:
     payload = event("@_user_2 ping @_user_1 now", chat_type="group", mentions=[ALICE, BOT])
-    assert parse_event(payload, "Bot").text == "@Alice ping now"
-    assert parse_event(payload, "Other").text == "ping @Bot now", "first mention is the bot"
+    assert parse_event(payload, ME).text == "@Alice ping now"
+    with pytest.raises(IdentityNeeded):
+        parse_event(payload)
+
+
+def test_field_case_3_only_the_bots_own_open_id_addresses_it() -> None:
+    alice = {"key": "@_user_1", "name": "Alice", "id": {"open_id": "ou_alice"}}
+    only_alice = event("@_user_1 can you review my PR?", chat_type="group", mentions=[alice])
+    assert isinstance(parse_event(only_alice, ME), NotForBot)
+    helpdesk = {"key": "@_user_2", "name": "HelpDesk Bot", "id": {"open_id": "ou_bot"}}
+    both = event("@_user_1 please ask @_user_2 about it", chat_type="group",
+                 mentions=[alice, helpdesk])
+    assert parse_event(both, ME).text == "@Alice please ask about it"
+
+
+def test_field_case_1_at_all_is_not_a_mention_unless_opted_in() -> None:
+    at_all = {"key": "@_all", "name": "所有人", "id": {"open_id": ""}}
+    payload = event("@_all standup moved to 10:00", chat_type="group", mentions=[at_all])
+    assert isinstance(parse_event(payload, ME), NotForBot)
+    assert isinstance(parse_event(payload), NotForBot), "no identity needed to ignore it"
+    opted = parse_event(payload, Addressee("ou_bot", answer_at_all=True))
+    assert opted.text == "standup moved to 10:00"
+
+
+def test_field_case_2_placeholders_are_whole_tokens() -> None:
+    mentions = [BOT] + [{"key": f"@_user_{i}", "name": f"U{i}", "id": {"open_id": f"ou_{i}"}}
+                        for i in range(2, 12)]
+    payload = event("@_user_1 ping @_user_10 and @_user_11", chat_type="group", mentions=mentions)
+    assert parse_event(payload, ME).text == "ping @U10 and @U11"
+
+
+def test_field_case_13_app_senders() -> None:
+    def from_app(open_id: str) -> bytes:
+        body = json.loads(event("echo me"))
+        body["event"]["sender"] = {"sender_id": {"open_id": open_id}, "sender_type": "app"}
+        return json.dumps(body).encode()
+
+    assert isinstance(parse_event(from_app("ou_other"), ME), NotForBot)
+    assert isinstance(parse_event(from_app("ou_bot"), ME), NotForBot)
+    bots = Addressee("ou_bot", answer_bots=True)
+    assert isinstance(parse_event(from_app("ou_bot"), bots), NotForBot), "never its own"
+    assert parse_event(from_app("ou_other"), bots).text == "echo me"
+
+
+def test_at_all_tags_are_neutralised() -> None:
+    text = 'hi <at user_id="all">所有人</at> and <AT user_id=all></at> <at user_id="ou_1">A</at>'
+    assert neutralise_at_all(text) == 'hi @所有人 and @all <at user_id="ou_1">A</at>'
 
 
 def test_other_types_pass_with_raw_content_and_no_text() -> None:
@@ -58,8 +113,25 @@ def test_other_types_pass_with_raw_content_and_no_text() -> None:
     assert (msg.text, msg.content, msg.message_type) == (None, content, "image")
 
 
-def test_non_message_events_are_not_for_the_bot() -> None:
-    assert isinstance(parse_event(event(event_type="im.chat.updated_v1")), NotForBot)
+def test_other_events_reach_handlers_as_v2_envelopes() -> None:
+    added = {"schema": "2.0", "header": {"event_id": "e2", "event_type":
+                                         "im.chat.member.bot.added_v1"},
+             "event": {"chat_id": "oc_9", "operator_id": {"open_id": "ou_op"}}}
+    msg = parse_event(json.dumps(added).encode())
+    assert (msg.event_type, msg.chat_id, msg.open_id, msg.text, msg.message_id) == (
+        "im.chat.member.bot.added_v1", "oc_9", "ou_op", None, "")
+    assert msg.envelope() == added and not msg.is_message
+    v1 = {"uuid": "u1", "token": "t", "ts": "1502199207.7171419", "type": "event_callback",
+          "event": {"type": "p2p_chat_create", "app_id": "cli_1", "tenant_key": "tk",
+                    "chat_id": "oc_p2p"}}
+    converted = parse_event(json.dumps(v1).encode())
+    assert converted.envelope() == {
+        "schema": "1.0",
+        "header": {"event_id": "u1", "event_type": "p2p_chat_create",
+                   "create_time": "1502199207717", "token": "t", "app_id": "cli_1",
+                   "tenant_key": "tk"},
+        "event": v1["event"]}
+    assert converted.chat_id == "oc_p2p"
 
 
 @pytest.mark.parametrize(

@@ -322,7 +322,7 @@ def test_raising_handler_is_dead_lettered_then_retried_through_the_api(
 def test_group_message_needs_a_mention_which_is_stripped(
     fleet: Service, sim_app: Callable[..., SimApp]
 ) -> None:
-    app = sim_app()
+    app = sim_app(botOpenId="ou_the_bot")
     bot_id, _ = connected_bot(fleet, app)
     chat = "oc_group_" + uuid.uuid4().hex[:8]
     ignored = app.push("hello everyone", chat_type="group", chat_id=chat)

@@ -14,7 +14,7 @@ from aiohttp import web
 from shared.botconfig import ForwardHandler, OpenAIHandler, PythonHandler
 from shared.results import reply_text
 from tests.eventkit import bot_config, event, pipeline_for, running, sent_until, serve
-from worker.content import Message, parse_event
+from worker.content import Addressee, Message, parse_event
 from worker.errors import EventError
 from worker.handlers import HttpSession, build_handler
 from worker.spool import Spool
@@ -42,7 +42,7 @@ async def _handle(spec, payload: bytes, tmp_path: Path) -> str | None:
     http = HttpSession()
     handler = build_handler(spec, http, spool)
     try:
-        answer = await handler.handle(parse_event(payload))
+        answer = await handler.handle(parse_event(payload, Addressee("ou_b")))
         assert isinstance(answer, list), "a text stream where replies were expected"
         return reply_text(answer) or None
     finally:

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from shared.botconfig import PythonHandler
+from shared.idempotency import send_uuid
 from shared.results import Text
 from tests.eventkit import bot_config, event, pipeline_for, running, sent_until, until
-from worker.replies import reply_uuid
 
 FLAKY_CALLS: dict[str, int] = {}
 
@@ -32,14 +32,14 @@ def test_echo_reply_targets_the_message_with_a_stable_uuid(sim_app, tmp_path: Pa
             [reply] = await sent_until(app, 1)
             assert (reply["kind"], reply["replyTo"]) == ("reply", "om_target")
             assert reply["text"] == "ping"
-            assert reply["uuid"] == reply_uuid("ev-1") and len(reply["uuid"]) <= 50
+            assert reply["uuid"] == send_uuid("om_target") and len(reply["uuid"]) <= 50
             counters = pipeline.counters
             await until(lambda: counters.replies_sent == 1 and not counters.pending)
             assert pipeline.counters.events_received == 1
             assert pipeline.counters.last_event_at is not None
 
     asyncio.run(scenario())
-    assert reply_uuid("ev-1") == reply_uuid("ev-1") != reply_uuid("ev-2")
+    assert send_uuid("om_target") == send_uuid("om_target") != send_uuid("om_other")
 
 
 def test_same_event_three_times_gives_one_reply(sim_app, tmp_path: Path) -> None:
@@ -85,12 +85,12 @@ def test_unfinished_rows_are_processed_after_restart(sim_app, tmp_path: Path) ->
 
     async def scenario() -> None:
         first = pipeline_for(bot, tmp_path)
-        first.accept(event("left behind", event_id="ev-restart"))
+        first.accept(event("left behind", event_id="ev-restart", message_id="om_restart"))
         await first.close()
         async with running(pipeline_for(bot, tmp_path)) as second:
             assert second.counters.pending == 1
             [reply] = await sent_until(app, 1)
-            assert reply["uuid"] == reply_uuid("ev-restart")
+            assert reply["uuid"] == send_uuid("om_restart")
 
     asyncio.run(scenario())
 
@@ -148,7 +148,7 @@ def test_undecodable_content_is_dead_lettered_at_once(sim_app, tmp_path: Path) -
 
 
 def test_group_without_mention_ignored_with_mention_answered(sim_app, tmp_path: Path) -> None:
-    app = sim_app()
+    app = sim_app(botOpenId="ou_bot")
     mention = [{"key": "@_user_1", "name": "Bot", "id": {"open_id": "ou_bot"}}]
 
     async def scenario() -> None:

@@ -50,5 +50,7 @@ class Counters:
     messages_sent: int = 0
     events_handled: int = 0
     events_failed: int = 0
+    replies_dropped: int = 0
+    """Answers not sent because the message to answer was gone (withdrawn, deleted)."""
     ack_latency: Latencies = field(default_factory=lambda: Latencies(ACK_BUCKETS))
     reply_latency: Latencies = field(default_factory=lambda: Latencies(REPLY_BUCKETS))

@@ -46,11 +46,13 @@ class _AckHeader(msgspec.Struct):
 
 class _AckMessage(msgspec.Struct):
     chat_id: str = ""
+    message_id: str = ""
 
 
 class _AckEvent(msgspec.Struct):
     message: _AckMessage | None = None
     type: str = ""
+    chat_id: str = ""
 
 
 class _AckEnvelope(msgspec.Struct):
@@ -117,7 +119,7 @@ class EventPipeline:
         return SpoolingEventHandler(self)
 
     def accept(self, payload: bytes) -> None:
-        """Commit the raw event to the spool (dedup by event_id) before the ACK.
+        """Commit the raw event to the spool (dedup by event_id and message_id) before the ACK.
 
         A payload that is not an event is dropped with a warning (ACK 200:
         redelivering it cannot help); a spool failure raises (ACK 500, so the
@@ -143,9 +145,11 @@ class EventPipeline:
         if not event_id:
             log.warning("dropped an event without an event id (%d bytes)", len(payload))
             return
-        chat_id = event.message.chat_id if event is not None and event.message else ""
+        message = event.message if event is not None else None
+        chat_id = message.chat_id if message is not None else (event.chat_id if event else "")
         chat_key = chat_id or event_id
-        if self._spool.add(event_id, chat_key, event_type, payload):
+        message_id = message.message_id if message is not None else ""
+        if self._spool.add(event_id, chat_key, event_type, payload, message_id):
             counters = self.counters
             counters.events_received += 1
             counters.pending += 1

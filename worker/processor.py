@@ -2,10 +2,12 @@
 
 The handler's answer is stored before the replies are sent, so a failed send
 is retried without running the handler again (a forward target or a model
-is not asked twice). Reply number i carries uuid = a hash of (event id, i)
-(shared/idempotency.py), so a resend after a crash is dropped by the
-platform instead of shown twice, and a result's messages keep their order.
-A text stream is shown in one card (worker/streaming.py).
+is not asked twice). Reply number i (part j) carries uuid = a hash of (the
+message answered, i, j) (shared/idempotency.py, worker/outbox.py), so a
+resend after a crash, or the same message pushed again under a new event
+id, is dropped by the platform instead of shown twice, and a result's
+messages keep their order. A text stream is shown in one card
+(worker/streaming.py).
 """
 
 import logging
@@ -13,12 +15,13 @@ import time
 from collections.abc import AsyncIterator
 
 from shared.botconfig import BotConfig
-from shared.idempotency import send_uuid
 from shared.results import Reply, decode_replies, encode_replies, reply_text
-from worker.content import ContentError, Message, NotForBot, parse_event
+from worker.content import Addressee, ContentError, IdentityNeeded, Message, NotForBot, parse_event
 from worker.counters import Counters
 from worker.errors import EventError
 from worker.handlers import Handler
+from worker.identity import BotIdentity
+from worker.outbox import Outbox, target_of
 from worker.replies import Messenger, Target
 from worker.spool import Spool, SpooledEvent
 from worker.streaming import StreamedCard
@@ -38,27 +41,29 @@ class EventProcessor:
         self._handler = handler
         self._messenger = messenger
         self._counters = counters
+        self._identity = BotIdentity(messenger, bot.app_id)
+        self._outbox = Outbox(messenger, bot.options, counters)
 
     async def process(self, event: SpooledEvent) -> None:
         """Handle and reply; marks the row done on success."""
         if event.attempts == 0 and not event.handled:
             log.info("event %s received (chat %s, %s)", event.event_id, event.chat_key,
                      event.event_type)
-        try:
-            message = parse_event(event.payload, self._bot.name)
-        except ContentError as exc:
-            raise EventError(str(exc), permanent=True) from None
+        message = await self._parse(event)
         if isinstance(message, NotForBot):
             self._spool.complete(event.event_id)
             log.info("event %s ignored: %s", event.event_id, message.reason)
             return
-        target = Target.reply(message.message_id, message.chat_id)
+        target = target_of(message)
         if event.handled:
             replies = decode_replies(event.answer or "")
         else:
             started = time.monotonic()
             answer = await self._handler.handle(message)
             if not isinstance(answer, list):
+                if target is None:
+                    raise EventError(f"a {message.event_type} event names no chat to stream to",
+                                     permanent=True)
                 await self._stream(event, message, target, answer, started)
                 return
             replies = answer
@@ -68,18 +73,34 @@ class EventProcessor:
                      (time.monotonic() - started) * 1000,
                      f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'}"
                      if replies else "no reply")
-        await self._send(event, target, replies)
-        self._spool.complete(event.event_id, message.chat_id,
-                             self._handler.history(message, reply_text(replies) or None))
+        shown = await self._send(event, message, replies)
+        self._spool.complete(event.event_id, message.conversation,
+                             self._handler.history(message, reply_text(shown) or None))
 
-    async def _send(self, event: SpooledEvent, target: Target, replies: list[Reply]) -> None:
-        for position, reply in enumerate(replies):
-            result = await self._messenger.send_reply(
-                target, reply, send_uuid(event.event_id, position))
-            if not result.ok:
-                raise EventError(f"reply {position} failed: code {result.code}: {result.error}",
-                                 rate_limited=result.rate_limited)
-            self._replied(event, result.message_id)
+    async def _parse(self, event: SpooledEvent) -> Message | NotForBot:
+        """Parse with what is known of the bot; fetch its open_id first when that is needed."""
+        options = self._bot.options
+        try:
+            try:
+                return parse_event(event.payload, Addressee(
+                    self._identity.known, options.answer_at_all, options.answer_bots))
+            except IdentityNeeded:
+                return parse_event(event.payload, Addressee(
+                    await self._identity.open_id(), options.answer_at_all, options.answer_bots))
+        except ContentError as exc:
+            raise EventError(str(exc), permanent=True) from None
+
+    async def _send(self, event: SpooledEvent, message: Message,
+                    replies: list[Reply]) -> list[Reply]:
+        """Send the replies; the ones the user was shown ([] when the answer was dropped)."""
+        if not replies:
+            return []
+        message_ids = await self._outbox.deliver(message, replies)
+        if not message_ids:
+            return []
+        for message_id in message_ids:
+            self._replied(event, message_id)
+        return replies
 
     async def _stream(self, event: SpooledEvent, message: Message, target: Target,
                       pieces: AsyncIterator[str], started: float) -> None:
@@ -89,7 +110,7 @@ class EventProcessor:
         log.info("event %s streamed in %d ms into card %s (%d updates, %d chars)",
                  event.event_id, (time.monotonic() - started) * 1000, card.message_id,
                  card.updates, len(text))
-        self._spool.complete(event.event_id, message.chat_id,
+        self._spool.complete(event.event_id, message.conversation,
                              self._handler.history(message, text or None))
 
     def _replied(self, event: SpooledEvent, message_id: str | None) -> None:

@@ -31,6 +31,7 @@ from lark_oapi.api.im.v1 import (
     ReplyMessageRequestBody,
 )
 from lark_oapi.core.model import Config
+from lark_oapi.core.token.manager import TokenManager
 
 from shared.botconfig import BotConfig
 from shared.idempotency import send_uuid
@@ -48,6 +49,21 @@ DEFAULT_RESET_S = 1.0
 FILE_TYPES = {"pdf": "pdf", "doc": "doc", "docx": "doc", "xls": "xls", "xlsx": "xls",
               "ppt": "ppt", "pptx": "ppt", "mp4": "mp4", "opus": "opus"}
 """im/v1/files `file_type` by file extension; anything else is uploaded as `stream`."""
+
+
+TOKEN_INVALID_CODES = frozenset({99991661, 99991663, 99991668})
+"""The tenant token was refused (missing, invalid, expired) before the SDK's cached expiry."""
+
+
+def forget_tenant_token(app_id: str) -> None:
+    """Drop the SDK's cached tenant token of `app_id`, so the next call fetches a fresh one.
+
+    lark_oapi caches it process-wide under `self_tenant_token:{app_id}` until
+    expire - 10 min and never clears it on 99991663 (core/token/manager.py,
+    core/cache/local_cache.py); the cache has no delete, so the entry is
+    overwritten as already expired.
+    """
+    TokenManager.cache.set(f"self_tenant_token:{app_id}", "", 0)
 
 
 def reply_uuid(event_id: str) -> str:
@@ -115,10 +131,15 @@ def _im_service(bot: BotConfig) -> ImService:
 
 
 class Messenger:
-    """Sends as the bot: messages, uploads, card updates, reactions; sends and updates paced."""
+    """Sends as the bot: messages, uploads, card updates, reactions; sends and updates paced.
+
+    A call refused for its token (TOKEN_INVALID_CODES) drops the SDK's cached
+    token and is made once more with a fresh one.
+    """
 
     def __init__(self, bot: BotConfig, threads: int = 4, pacer: Pacer | None = None) -> None:
         self._im = _im_service(bot)
+        self._app_id = bot.app_id
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="im-send")
         self.pacer = pacer or Pacer()
 
@@ -126,9 +147,27 @@ class Messenger:
         """Stop the sender threads (calls in flight finish on their own)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, method, request, key_of=None) -> SendResult:
+    @property
+    def config(self) -> Config:
+        """The SDK config the IM calls use (domain, app credentials, timeout)."""
+        return self._im.v1.message.config
+
+    async def run_blocking(self, function, *args):
+        """Run a blocking SDK call on the sender threads (never on the event loop)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._call, method, request, key_of)
+        return await loop.run_in_executor(self._executor, function, *args)
+
+    async def _run(self, method, request, key_of=None) -> SendResult:
+        return await self.run_blocking(self._call_refreshing, method, request, key_of)
+
+    def _call_refreshing(self, method, request, key_of=None) -> SendResult:
+        result = self._call(method, request, key_of)
+        if result.code in TOKEN_INVALID_CODES:
+            log.warning("tenant token refused (code %s): fetching a fresh one and retrying once",
+                        result.code)
+            forget_tenant_token(self._app_id)
+            result = self._call(method, request, key_of)
+        return result
 
     async def _paced(self, chat_key: str, method, request) -> SendResult:
         """One call through the chat's and the app's windows; refusals for rate wait the

@@ -233,6 +233,7 @@ class WorkerSession:
             message.dead_letters = counters.dead_letters
             message.events_handled = counters.events_handled
             message.events_failed = counters.events_failed
+            message.replies_dropped = counters.replies_dropped
             message.ack_latency = counters.ack_latency.snapshot()
             message.reply_latency = counters.reply_latency.snapshot()
         return message

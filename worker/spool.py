@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS history (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_chat ON history (chat_id, id);
+CREATE TABLE IF NOT EXISTS messages (
+    message_id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS streams (
     event_id TEXT PRIMARY KEY,
     message_id TEXT NOT NULL,
@@ -178,12 +183,29 @@ class Spool:
             self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self._checkpointed_changes = changes
 
-    def add(self, event_id: str, chat_key: str, event_type: str, payload: bytes) -> bool:
-        """Commit a new event; False when the event id is already known (a duplicate)."""
+    def add(self, event_id: str, chat_key: str, event_type: str, payload: bytes,
+            message_id: str = "") -> bool:
+        """Commit a new event; False when its event id, or its IM message id, is already
+        known (a duplicate: the platform may push one message again under a new event id,
+        feishu receive-event doc)."""
         now = time.time()
         with self._lock:
-            cur = self._conn.execute(_INSERT, (event_id, chat_key, event_type, payload, now, now))
-        return cur.rowcount == 1
+            if not message_id:
+                cur = self._conn.execute(_INSERT, (event_id, chat_key, event_type, payload, now,
+                                                   now))
+                return cur.rowcount == 1
+            self._conn.execute("BEGIN")
+            try:
+                seen = self._conn.execute(
+                    "INSERT OR IGNORE INTO messages (message_id, event_id, created_at)"
+                    " VALUES (?, ?, ?)", (message_id, event_id, now)).rowcount == 0
+                added = not seen and self._conn.execute(
+                    _INSERT, (event_id, chat_key, event_type, payload, now, now)).rowcount == 1
+                self._conn.execute("COMMIT" if added else "ROLLBACK")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return added
 
     def add_answered(self, event_id: str, event_type: str, payload: bytes) -> bool:
         """Record a callback answered at once (a card action): done from the start, so the
@@ -340,6 +362,7 @@ class Spool:
                 "DELETE FROM events WHERE status = 'done' AND updated_at < ?", (cutoff,)
             )
             self._conn.execute("DELETE FROM streams WHERE updated_at < ?", (cutoff,))
+            self._conn.execute("DELETE FROM messages WHERE created_at < ?", (cutoff,))
             self._conn.execute(
                 "DELETE FROM history WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()"
                 " OVER (PARTITION BY chat_id ORDER BY id DESC) AS rn FROM history) WHERE rn > ?)",

@@ -2,9 +2,12 @@
 
 The SDK answers every failure with HTTP 500; the platform would then retry a
 forged or garbage push for hours. Here a body that is not JSON or cannot be
-decrypted is 400, a wrong token or signature is 401, an event type the bot
-does not handle is 200 (nothing to retry), and only a failure to spool is
-500 (so the platform retries). 200 for a message means it is in the spool.
+decrypted is 400, a wrong token or signature is 401, and only a failure to
+spool is 500 (so the platform retries). Every event type, v2 or v1, is
+spooled once verified (handlers see them all, docs/event-path.md); 200
+means it is in the spool. The SDK dispatches only the message type it has a
+processor for; it verifies token and signature before looking for one, so
+its "processor not found" answer marks a verified event of another type.
 The body and the secrets are never logged.
 """
 
@@ -114,7 +117,17 @@ class WebhookReceiver:
             return CallbackRequest(self._callback)
         if response.status_code == 200:
             return 200, response.content or b"{}", JSON_TYPE
+        if b"processor not found" in (response.content or b""):
+            return self._spool_verified(plaintext.encode())
         return self._map_failure(response.content or b"")
+
+    def _spool_verified(self, plaintext: bytes) -> WebhookResponse:
+        try:
+            self._accept(plaintext)
+        except Exception as exc:
+            log.error("webhook event could not be spooled: %s", exc)
+            return _error(500, "spool_failed", "event could not be stored, retry later")
+        return 200, b'{"msg":"success"}', JSON_TYPE
 
     def _canonical_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """The SDK reads exact-case names; a missing signature header must fail as forged."""
@@ -136,6 +149,4 @@ class WebhookReceiver:
             return _error(401, "invalid_token", "verification token does not match")
         if "signature" in message:
             return _error(401, "invalid_signature", "signature does not match")
-        if "processor not found" in message:
-            return 200, b'{"msg":"ignored"}', JSON_TYPE
         return _error(400, "bad_event", "event could not be parsed")

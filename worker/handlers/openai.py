@@ -18,7 +18,7 @@ import aiohttp
 
 from shared.botconfig import OpenAIHandler as OpenAISpec
 from shared.results import Text
-from worker.content import Message
+from worker.content import Message, neutralise_at_all
 from worker.errors import EventError
 from worker.handlers.base import Answer, Handler
 from worker.handlers.http import HttpSession
@@ -26,7 +26,8 @@ from worker.spool import Spool
 
 
 class OpenAIHandler(Handler):
-    """Sends system prompt + the chat's last turns + the new text; replies with the answer."""
+    """Sends system prompt + the thread's (or chat's) last turns + the new text; replies
+    with the answer, `<at user_id="all">` neutralised. Acts on messages only."""
 
     def __init__(self, spec: OpenAISpec, http: HttpSession, spool: Spool) -> None:
         self._spec = spec
@@ -37,18 +38,19 @@ class OpenAIHandler(Handler):
         messages = []
         if self._spec.system_prompt:
             messages.append({"role": "system", "content": self._spec.system_prompt})
-        for role, content in self._spool.history(message.chat_id, 2 * self._spec.history_turns):
+        turns = self._spool.history(message.conversation, 2 * self._spec.history_turns)
+        for role, content in turns:
             messages.append({"role": role, "content": content})
         messages.append({"role": "user", "content": message.text or ""})
         return messages
 
     async def handle(self, message: Message) -> Answer:
-        if not message.text:
+        if not message.is_message or not message.text:
             return []
         if self._spec.stream:
             return self._stream(message)
         answer = "".join([piece async for piece in self._stream(message)])
-        return [Text(text=answer)] if answer else []
+        return [Text(text=neutralise_at_all(answer))] if answer else []
 
     async def _stream(self, message: Message) -> AsyncIterator[str]:
         """The answer's pieces as they arrive (one piece when the endpoint does not stream)."""
