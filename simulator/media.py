@@ -27,23 +27,33 @@ async def _upload(request: web.Request, kind: str) -> web.Response:
     app = await _app(request)
     if isinstance(app, web.Response):
         return app
-    form = await request.post()
-    field = form.get(kind)
-    if field is None or not hasattr(field, "file"):
+    form = await _multipart(request)
+    data = form.get(kind)
+    if data is None:
         return _error(BAD_REQUEST, f"{kind} is required (multipart)")
-    data = field.file.read()
     prefix = "img_v3_" if kind == "image" else "file_v3_"
     key = prefix + secrets.token_hex(12)
     app.uploads[key] = {
         "key": key,
         "kind": kind,
         "size": len(data),
-        "type": str(form.get("image_type" if kind == "image" else "file_type", "")),
-        "name": str(form.get("file_name", "")) if kind == "file" else "",
+        "type": form.get("image_type" if kind == "image" else "file_type", b"").decode(),
+        "name": form.get("file_name", b"").decode() if kind == "file" else "",
         "head": data[:16].hex(),
         "at": time.time(),
     }
     return web.json_response({"code": 0, "msg": "success", "data": {f"{kind}_key": key}})
+
+
+async def _multipart(request: web.Request) -> dict[str, bytes]:
+    """Every part as bytes: the SDK sends the file without a filename, which aiohttp's
+    `post()` would then try to decode as text."""
+    parts: dict[str, bytes] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if part.name:
+            parts[part.name] = await part.read()
+    return parts
 
 
 @routes.post("/open-apis/im/v1/images")

@@ -293,7 +293,7 @@ class Messenger:
         if not response.success():
             return SendResult(False, code=response.code, error=response.msg, http_status=status,
                               reset_s=_reset_seconds(raw.headers if raw is not None else {}))
-        data = response.data
+        data = getattr(response, "data", None)
         message_id = getattr(data, "message_id", None) if data is not None else None
         key = key_of(data) if key_of is not None and data is not None else None
         return SendResult(True, message_id=message_id, code=0, http_status=status, key=key)

@@ -74,6 +74,7 @@ class StreamedCard:
         self._target = target
         self._interval_s = interval_s
         self._message_id = ""
+        self._updated_at = 0.0
         self.updates = 0
 
     @property
@@ -139,23 +140,31 @@ class StreamedCard:
         An update that fails is logged and skipped: the next one (or the final
         one, which is checked) carries all the text anyway.
         """
-        last = 0.0
         while True:
             await changed.wait()
-            delay = last + self._interval_s - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            await self._pace()
             changed.clear()
-            text = "".join(written)
-            last = time.monotonic()
             try:
-                await self._update(stream_card(text, final=False))
+                await self._update(stream_card("".join(written), final=False))
             except EventError as exc:
                 log.warning("event %s: card update skipped: %s", self._event_id, exc)
-            last = time.monotonic()
+            except Exception:
+                log.exception("event %s: card update failed; skipped", self._event_id)
+
+    async def _pace(self) -> None:
+        """Wait until the interval since the last update has passed."""
+        delay = self._updated_at + self._interval_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def _update(self, card: dict[str, Any]) -> None:
-        result = await self._messenger.update_card(self._message_id, card, self._target.chat_key)
+        """One update, starting no sooner than the interval after the previous one ended."""
+        await self._pace()
+        try:
+            result = await self._messenger.update_card(self._message_id, card,
+                                                       self._target.chat_key)
+        finally:
+            self._updated_at = time.monotonic()
         if not result.ok:
             raise EventError(f"card update failed: code {result.code}: {result.error}",
                              rate_limited=result.rate_limited)
