@@ -104,7 +104,8 @@ class EventProcessor:
 
     async def _stream(self, event: SpooledEvent, message: Message, target: Target,
                       pieces: AsyncIterator[str], started: float) -> None:
-        card = StreamedCard(self._messenger, self._spool, event.event_id, target)
+        card = StreamedCard(self._messenger, self._spool, event.event_id, target,
+                            message.message_id or event.event_id)
         text = await card.show(pieces)
         self._replied(event, card.message_id)
         log.info("event %s streamed in %d ms into card %s (%d updates, %d chars)",

@@ -7,7 +7,7 @@ app's windows like any send (worker/pacing.py). On top of that they are
 coalesced: at most one update per UPDATE_INTERVAL_S, carrying all the text
 written so far, so a fast model costs a bounded number of calls.
 
-Crash safety: the card is sent with the event's position-0 uuid and its
+Crash safety: the card is sent with the position-0 uuid of its trigger and its
 message id is stored in the spool before the first update. A retry after a
 kill -9 finds it and writes into the same card (running the stream again,
 or, when the stream had ended, only showing its stored final text); a
@@ -67,10 +67,13 @@ class StreamedCard:
     """Shows one event's text stream in one card; `show` returns the text the user saw."""
 
     def __init__(self, messenger: Messenger, spool: Spool, event_id: str, target: Target,
-                 interval_s: float = UPDATE_INTERVAL_S) -> None:
+                 trigger: str = "", interval_s: float = UPDATE_INTERVAL_S) -> None:
+        """`trigger` names the card's uuid (shared/idempotency.py): the message answered,
+        as every reply to it; the event id when there is none."""
         self._messenger = messenger
         self._spool = spool
         self._event_id = event_id
+        self._trigger = trigger or event_id
         self._target = target
         self._interval_s = interval_s
         self._message_id = ""
@@ -104,7 +107,7 @@ class StreamedCard:
     async def _send_card(self) -> None:
         card = stream_card("", final=False)
         result = await self._messenger.send(
-            self._target, "interactive", _json(card), send_uuid(self._event_id, 0))
+            self._target, "interactive", _json(card), send_uuid(self._trigger, 0))
         if not result.ok or not result.message_id:
             raise EventError(f"streaming card send failed: code {result.code}: {result.error}",
                              rate_limited=result.rate_limited)
