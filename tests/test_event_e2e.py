@@ -52,11 +52,24 @@ def answer(message):
 '''
 
 
+CRASHING_HANDLER = '''"""A python handler for the e2e tests: "poison" ends the worker at once."""
+
+import os
+
+
+def answer(message):
+    if message.text == "poison":
+        os._exit(1)
+    return f"fine: {message.text}"
+'''
+
+
 @pytest.fixture(scope="module")
 def handlers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory on the service's PYTHONPATH holding the python handler module."""
     path = tmp_path_factory.mktemp("handlers")
     (path / "e2e_flaky.py").write_text(FLAKY_HANDLER)
+    (path / "e2e_crashing.py").write_text(CRASHING_HANDLER)
     return path
 
 
@@ -377,3 +390,26 @@ def test_outbound_message_goes_through_the_bot(
     assert (sent["kind"], sent["receiveId"], sent["receiveIdType"], sent["text"]) == (
         "create", "ou_someone", "open_id", "outbound hello")
     assert sent["messageId"] == response.json()["messageId"]
+
+
+def test_a_handler_that_kills_its_worker_is_dead_lettered_and_the_chat_moves_on(
+    fleet: Service, sim_app: Callable[..., SimApp]
+) -> None:
+    """Attempts count when the row is taken, so os._exit inside the handler counts too."""
+    app = sim_app()
+    bot_id, _ = connected_bot(fleet, app, handler={"kind": "python",
+                                                   "target": "e2e_crashing:answer"})
+    poison = app.push("poison", chat_id="oc_poisoned")
+    fleet.wait_status(bot_id, lambda s: s["deadLetters"] == 1 and s["state"] == "connected",
+                      30, "the poison event dead-lettered, the bot connected")
+    [letter] = fleet.request("GET", f"/api/feishu/bots/{bot_id}/dead-letters").json()[
+        "deadLetters"]
+    assert (letter["eventId"], letter["attempts"]) == (poison["eventId"], 3)
+    assert "ended with its worker" in letter["lastError"]
+
+    later = app.push("after", chat_id="oc_poisoned")
+    [reply] = wait_replies(app, later["messageId"])
+    assert reply["text"] == "fine: after"
+    status = fleet.status(bot_id)
+    assert status["state"] == "connected" and status["restarts"] == 3, status
+    assert replies_to(app, poison["messageId"]) == []

@@ -39,6 +39,7 @@ def test_pending_lists_unfinished_events_in_arrival_order(tmp_path: Path) -> Non
 def test_dead_letter_and_revive(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.db")
     spool.add("e1", "c1", "t", b"{}")
+    spool.take("e1")
     spool.save_answer("e1", "cached")
     spool.fail("e1", "gave up", None)
     assert spool.status("e1") == DEAD
@@ -50,6 +51,25 @@ def test_dead_letter_and_revive(tmp_path: Path) -> None:
     assert (row.attempts, row.handled, row.answer) == (0, False, None)
     assert read_dead_letters(tmp_path / "missing.db") == []
     spool.close()
+
+
+def test_take_counts_the_attempt_before_it_runs(tmp_path: Path) -> None:
+    """A worker that dies inside the handler leaves the attempt counted, with a reason."""
+    spool = Spool(tmp_path / "spool.db")
+    spool.add("e1", "c1", "t", b"{}")
+    assert spool.take("e1").attempts == 1
+    spool.close()
+    reopened = Spool(tmp_path / "spool.db")  # as after the worker died
+    row = reopened.get("e1")
+    assert (row.attempts, reopened.status("e1")) == (1, PENDING)
+    assert reopened.take("e1").attempts == 2
+    reopened.untake("e1")
+    assert reopened.get("e1").attempts == 1, "a cancelled run gives its attempt back"
+    reopened.fail("e1", "dead", None)
+    assert reopened.take("e1") is None, "only pending rows are taken"
+    [dead] = reopened.dead_letters()
+    assert dead.attempts == 1
+    reopened.close()
 
 
 def test_prune_keeps_recent_done_rows_pending_and_dead(tmp_path: Path) -> None:

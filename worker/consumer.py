@@ -4,7 +4,10 @@ Only the oldest pending event of a chat may run, so a chat's replies keep the
 order of its messages; an event waiting for a retry holds its chat back
 until it succeeds or becomes a dead letter. Failures retry with exponential
 backoff (longer when rate-limited) and become dead letters after
-`max_attempts`. Cancelling `run` leaves in-flight rows pending: they are
+`max_attempts`. Taking a row counts the attempt before the handler runs, so
+an event that kills its worker is dead-lettered too once its attempts are
+used up (checked when it is taken again after the restart). Cancelling `run`
+leaves in-flight rows pending with the attempt given back: they are
 processed again on the next start.
 """
 
@@ -20,7 +23,7 @@ from shared.logs import redactor
 from worker.counters import Counters
 from worker.errors import EventError
 from worker.schedule import Schedule
-from worker.spool import Spool, SpooledEvent
+from worker.spool import NO_OUTCOME, Spool, SpooledEvent
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +121,16 @@ class Consumer:
             event = self._spool.get(event_id)
             if event is None:
                 return
+            if event.attempts >= self._settings.max_attempts:
+                self._bury(event)
+                return
+            event = self._spool.take(event_id)
+            if event is None:
+                return
             try:
                 await self._process(event)
             except asyncio.CancelledError:
+                self._spool.untake(event_id)
                 raise
             except Exception as exc:
                 retry_at = self._record_failure(event, exc)
@@ -138,9 +148,19 @@ class Consumer:
                 self._schedule.retry(chat_key, retry_at)
             self._wake.set()
 
+    def _bury(self, event: SpooledEvent) -> None:
+        """Dead-letter an event whose every attempt ended with its worker: the chat moves on."""
+        self._spool.fail(event.event_id, NO_OUTCOME, None)
+        self._counters.pending -= 1
+        self._counters.events_failed += 1
+        self._counters.dead_letters += 1
+        log.error("event %s dead-lettered after %d attempt(s): %s",
+                  event.event_id, event.attempts, NO_OUTCOME)
+
     def _record_failure(self, event: SpooledEvent, exc: Exception) -> float | None:
-        """Count the failed attempt; return when to retry, or None once it is a dead letter."""
-        attempts = event.attempts + 1
+        """Record the failed attempt (`take` counted it); return when to retry, or None once
+        it is a dead letter."""
+        attempts = event.attempts
         self._counters.events_failed += 1
         permanent = isinstance(exc, EventError) and exc.permanent
         rate_limited = isinstance(exc, EventError) and exc.rate_limited

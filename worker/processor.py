@@ -46,7 +46,7 @@ class EventProcessor:
 
     async def process(self, event: SpooledEvent) -> None:
         """Handle and reply; marks the row done on success."""
-        if event.attempts == 0 and not event.handled:
+        if event.attempts == 1 and not event.handled:
             log.info("event %s received (chat %s, %s)", event.event_id, event.chat_key,
                      event.event_type)
         message = await self._parse(event)

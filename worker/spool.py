@@ -8,7 +8,10 @@ events (they were ACKed, so at worst they are lost, never doubled).
 
 Rows: `pending` (to process, maybe waiting for `next_attempt_at`), `done`
 (kept for the retention period so redeliveries are still recognised as
-duplicates), `dead` (gave up after N attempts; kept until retried).
+duplicates), `dead` (gave up after N attempts; kept until retried). An
+attempt is counted when the consumer takes the row (`take`), before the
+handler runs, so a poison event that kills its worker still runs out of
+attempts.
 All calls are short single-statement transactions; a lock makes the object
 safe to share between the event loop thread and any other thread.
 
@@ -28,6 +31,9 @@ from pathlib import Path
 PENDING = "pending"
 DONE = "done"
 DEAD = "dead"
+
+NO_OUTCOME = "the attempt ended with its worker (killed, crashed or hung) before any outcome"
+"""`last_error` of a taken row until its attempt records how it went."""
 
 MIN_RETENTION_S = 8 * 3600.0
 SAFETY_CHECKPOINT_PAGES = 20_000
@@ -274,6 +280,35 @@ class Spool:
             return None
         return SpooledEvent(*row[:6], bool(row[6]), row[7], row[8])
 
+    def take(self, event_id: str) -> SpooledEvent | None:
+        """Count an attempt at a pending event before it runs; the row with that count.
+
+        Committed before the handler runs, so an attempt that ends with the
+        worker (os._exit, a native crash, a loop blocked past the heartbeat
+        timeout, SIGKILL) is counted too; `last_error` says so until the
+        attempt records its real outcome. None when the row is not pending.
+        """
+        sql = (
+            "UPDATE events SET attempts = attempts + 1, last_error = ?, updated_at = ?"
+            " WHERE event_id = ? AND status = 'pending'"
+            " RETURNING seq, event_id, chat_key, event_type, payload, attempts, handled, answer,"
+            " created_at"
+        )
+        with self._lock:
+            row = self._conn.execute(sql, (NO_OUTCOME, time.time(), event_id)).fetchone()
+        if row is None:
+            return None
+        return SpooledEvent(*row[:6], bool(row[6]), row[7], row[8])
+
+    def untake(self, event_id: str) -> None:
+        """Give back the attempt `take` counted: the run was cancelled (an orderly stop)."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE events SET attempts = MAX(attempts - 1, 0), updated_at = ?"
+                " WHERE event_id = ? AND status = 'pending'",
+                (time.time(), event_id),
+            )
+
     def status(self, event_id: str) -> str | None:
         """The row's status, or None when unknown (never spooled or pruned)."""
         with self._lock:
@@ -314,11 +349,12 @@ class Spool:
                 raise
 
     def fail(self, event_id: str, error: str, next_attempt_at: float | None) -> None:
-        """Count a failed attempt: retry at `next_attempt_at`, or dead when it is None."""
+        """Record a failed attempt (`take` counted it): retry at `next_attempt_at`, or dead
+        when it is None."""
         status = DEAD if next_attempt_at is None else PENDING
         with self._lock:
             self._conn.execute(
-                "UPDATE events SET status = ?, attempts = attempts + 1, next_attempt_at = ?,"
+                "UPDATE events SET status = ?, next_attempt_at = ?,"
                 " last_error = ?, updated_at = ? WHERE event_id = ?",
                 (status, next_attempt_at or 0.0, error[:1000], time.time(), event_id),
             )
