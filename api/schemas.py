@@ -13,7 +13,13 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from shared.botconfig import SECRET_HANDLER_FIELDS, BotOptions, EchoHandler, HandlerSpec
+from shared.botconfig import (
+    SECRET_HANDLER_FIELDS,
+    BotOptions,
+    EchoHandler,
+    HandlerSpec,
+    mask_proxy,
+)
 from shared.status import BotStatus
 from store import BotRecord, User
 
@@ -156,7 +162,8 @@ def bot_view(record: BotRecord) -> BotView:
         use_websocket=config.use_websocket,
         domain=config.domain,
         handler=handler_view(config.handler),
-        options=config.options,
+        options=msgspec.structs.replace(
+            config.options, proxy=config.options.proxy and mask_proxy(config.options.proxy)),
         owner=record.owner,
         desired_connected=record.desired_connected,
         created_at=iso(record.created) or "",

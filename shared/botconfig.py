@@ -5,6 +5,7 @@ schema for handlers (camelCase on the wire, as the HTTP API speaks).
 """
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -59,10 +60,19 @@ SECRET_HANDLER_FIELDS: dict[type, tuple[str, ...]] = {
 ProxySetting = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^(direct|(https?|socks5h?)://[^\s/]+/?)$",
-        description="`direct`, or a proxy URL (http, https, socks5, socks5h)",
+        pattern=r"^(direct|https?://[^\s/]+/?)$",
+        description="`direct`, or an HTTP proxy URL (`http://[user:password@]host:port`)",
     ),
 ]
+
+
+def mask_proxy(url: str) -> str:
+    """A proxy URL fit for a log line: its password replaced by `***`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class BotOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
@@ -105,6 +115,8 @@ class BotConfig(msgspec.Struct, kw_only=True):
         values = [self.app_secret, self.verification_token, self.encrypt_key]
         fields = SECRET_HANDLER_FIELDS.get(type(self.handler), ())
         values += [getattr(self.handler, f) for f in fields]
+        if self.options.proxy:
+            values.append(urlsplit(self.options.proxy).password or "")
         return [v for v in values if v]
 
 

@@ -202,6 +202,9 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     """Handler attempts before an event becomes a dead letter."""
     event_retry_base: float = 1.0
     """First retry delay (s) of an event; doubles per attempt."""
+    proxy: str = ""
+    """The service's proxy setting for platform connections ("" = the environment's);
+    a bot's own `options.proxy` wins (worker/proxy.py)."""
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -24,6 +24,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from shared.botconfig import ProxySetting, mask_proxy
 from supervisor.backoff import BackoffPolicy
 from supervisor.settings import SupervisorSettings
 
@@ -118,6 +121,7 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
                        f"LARKFLEET_BACKOFF_{f.name.upper()}", env)
         for f in fields(BackoffPolicy)
     })
+    _check_proxy(tunables["proxy"])
     return ServeConfig(
         data_dir=Path(top["data_dir"]).resolve(),
         host=top["host"],
@@ -128,6 +132,15 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
             Path(part).resolve() for part in top["handler_path"].split(os.pathsep) if part
         ),
     )
+
+
+def _check_proxy(value: str) -> None:
+    """The global proxy takes what a bot's `options.proxy` takes (shared/botconfig.py)."""
+    if value:
+        try:
+            msgspec.convert(value, ProxySetting)
+        except msgspec.ValidationError as error:
+            raise ConfigError(f"proxy: expected `direct` or a proxy URL, got {value!r}") from error
 
 
 def render(config: ServeConfig, environ: Mapping[str, str] | None = None) -> str:
@@ -142,7 +155,8 @@ def render(config: ServeConfig, environ: Mapping[str, str] | None = None) -> str
              line("port", config.port), line("log_level", config.log_level),
              line("handler_path", os.pathsep.join(map(str, config.handler_path))),
              "", "[supervisor]"]
-    lines += [line(f.name, getattr(settings, f.name))
+    lines += [line(f.name, mask_proxy(settings.proxy) if f.name == "proxy"
+                   else getattr(settings, f.name))
               for f in fields(SupervisorSettings) if f.name != "backoff"]
     lines += ["", "[backoff]"]
     lines += [line(f.name, getattr(settings.backoff, f.name)) for f in fields(BackoffPolicy)]

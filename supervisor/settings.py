@@ -30,3 +30,7 @@ class SupervisorSettings:
     """Handler attempts before an event becomes a dead letter (handed to workers)."""
     event_retry_base: float = 1.0
     """First retry delay of a failed event, doubling per attempt (handed to workers)."""
+    proxy: str = ""
+    """Proxy for every bot's platform connections, WebSocket included: "" follows
+    HTTPS_PROXY/HTTP_PROXY/NO_PROXY, `direct` uses none, or a proxy URL (handed to
+    workers; a bot's `options.proxy` wins)."""

@@ -285,6 +285,7 @@ class Supervisor:
             endpoint_timeout=self.settings.endpoint_timeout,
             event_max_attempts=self.settings.event_max_attempts,
             event_retry_base=self.settings.event_retry_base,
+            proxy=self.settings.proxy,
         )
         self._spawn_task(self._fork(bot, spec))
 

@@ -70,3 +70,12 @@ def test_print_config_masks_secrets() -> None:
     assert "very-secret-admin" not in text and "k" * 44 not in text
     assert "LARKFLEET_ADMIN_TOKEN = ***" in text
     assert "heartbeat_timeout = 5.0" in text
+
+
+def test_global_proxy_is_checked_and_masked() -> None:
+    config = load(serve_args(), environ={"LARKFLEET_PROXY": "http://u:pw@proxy.internal:3128"})
+    assert config.settings.proxy == "http://u:pw@proxy.internal:3128"
+    assert 'proxy = "http://u:***@proxy.internal:3128"' in render(config, {})
+    assert load(serve_args(), environ={"LARKFLEET_PROXY": "direct"}).settings.proxy == "direct"
+    with pytest.raises(ConfigError, match="proxy"):
+        load(serve_args(), environ={"LARKFLEET_PROXY": "ftp://proxy"})
