@@ -87,6 +87,9 @@ class BotOptions(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_
     reply_fallback: Literal["drop", "send"] = "drop"
     """When the message to answer is gone (withdrawn or deleted: 230011, 231003): `send`
     the answer as a new message in the chat, or `drop` it (logged and counted)."""
+    typing_reaction: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    """An emoji type (e.g. `Typing`, `OnIt`) put on the message being answered while the
+    handler works and removed when the answer is out; null for none."""
     proxy: ProxySetting | None = None
     """Proxy for every platform connection (WebSocket and HTTP); null follows the
     service's setting (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY), `direct` uses none."""

@@ -10,6 +10,7 @@ messages keep their order. A text stream is shown in one card
 (worker/streaming.py).
 """
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -54,6 +55,10 @@ class EventProcessor:
             self._spool.complete(event.event_id)
             log.info("event %s ignored: %s", event.event_id, message.reason)
             return
+        async with self._typing(event, message):
+            await self._answer(event, message)
+
+    async def _answer(self, event: SpooledEvent, message: Message) -> None:
         target = target_of(message)
         if event.handled:
             replies = decode_replies(event.answer or "")
@@ -76,6 +81,27 @@ class EventProcessor:
         shown = await self._send(event, message, replies)
         self._spool.complete(event.event_id, message.conversation,
                              self._handler.history(message, reply_text(shown) or None))
+
+    @contextlib.asynccontextmanager
+    async def _typing(self, event: SpooledEvent, message: Message) -> AsyncIterator[None]:
+        """The bot's `typingReaction` on the message while it is answered (im/v1 message
+        reactions); a reaction that cannot be set or removed is logged, never fatal."""
+        emoji = self._bot.options.typing_reaction
+        if not emoji or not message.message_id or event.handled:
+            yield
+            return
+        added = await self._messenger.add_reaction(message.message_id, emoji)
+        if not added.ok:
+            log.warning("event %s: typing reaction not set: code %s: %s", event.event_id,
+                        added.code, added.error)
+        try:
+            yield
+        finally:
+            if added.ok and added.key:
+                removed = await self._messenger.remove_reaction(message.message_id, added.key)
+                if not removed.ok:
+                    log.warning("event %s: typing reaction not removed: code %s: %s",
+                                event.event_id, removed.code, removed.error)
 
     async def _parse(self, event: SpooledEvent) -> Message | NotForBot:
         """Parse with what is known of the bot; fetch its open_id first when that is needed."""
