@@ -57,7 +57,7 @@ def test_bot_options_default_safe_validated_and_replaced_whole(api: Api) -> None
     body = {"name": "b", "appId": "cli_opts", "appSecret": "s"}
     bot = api.call(api.admin, "POST", "/api/feishu/bots", json=body).json()
     assert bot["options"] == {"answerAtAll": False, "answerBots": False,
-                              "replyFallback": "drop", "proxy": None}
+                              "replyFallback": "drop", "typingReaction": None, "proxy": None}
     path = f"/api/feishu/bots/{bot['id']}"
     patch = {"options": {"answerAtAll": True, "proxy": "http://proxy.internal:3128"}}
     patched = api.call(api.admin, "PATCH", path, json=patch).json()
