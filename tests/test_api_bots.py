@@ -65,7 +65,8 @@ def test_bot_options_default_safe_validated_and_replaced_whole(api: Api) -> None
     assert api.registry.bot_config(bot["id"]).options.proxy == "http://proxy.internal:3128"
     again = api.call(api.admin, "PATCH", path, json={"options": {"replyFallback": "send"}})
     assert again.json()["options"] == {"answerAtAll": False, "answerBots": False,
-                                       "replyFallback": "send", "proxy": None}
+                                       "replyFallback": "send", "typingReaction": None,
+                                       "proxy": None}
     for options, field in (({"proxy": "ftp://x"}, "$.options.proxy"),
                            ({"replyFallback": "retry"}, "$.options.replyFallback"),
                            ({"answerEveryone": True}, "answerEveryone")):
