@@ -3,13 +3,13 @@
 Workers are forked from it, so each one starts in milliseconds and shares the
 SDK's pages instead of paying 2-4 s and ~165 MB per process. Starting a
 process blocks until the forkserver answers, so callers run `spawn` in a
-thread; `warm_up` pays the preload once at boot and tells readiness.
+thread; `warm_up` pays the preload once at boot and tells readiness. Workers
+are `WorkerProcess` handles: the zygote reaps them, so they are signalled
+through a pidfd, never a bare pid that may have been reused.
 """
 
 import contextlib
 import logging
-import os
-import signal
 
 import multiprocess
 from multiprocess.context import ForkServerContext
@@ -17,6 +17,7 @@ from multiprocess.process import BaseProcess
 
 from shared import messages
 from shared.messages import WorkerSpec
+from supervisor.worker_process import WorkerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class Zygote:
         """Fork a worker for `spec` (blocking until the fork happened: run in a thread)."""
         from worker.main import run_worker
 
-        process = self._ctx.Process(
+        process = WorkerProcess(
             target=run_worker,
             args=(messages.encode(spec),),
             name=f"larkfleet-{spec.bot.id}",
@@ -58,8 +59,9 @@ class Zygote:
 
 
 def kill(process: BaseProcess) -> None:
-    """SIGKILL a worker; a process that already ended is not an error."""
+    """SIGKILL a worker through its pidfd (`WorkerProcess`); one that already ended, or
+    was never started, is not an error."""
     if process.pid is None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError, ValueError):
+        process.kill()
