@@ -13,8 +13,11 @@ from shared.status import BotMetrics, BotStatus
 
 
 class Fleet(Protocol):
+    node_id: str
+    """This node's id (the hostname unless set): in /readyz and every bot status."""
+
     def ready(self) -> bool:
-        """Registry open and zygote ready: what /readyz reports."""
+        """Registry open, zygote ready and (cluster mode) leases renewed: what /readyz reports."""
 
     def subscribe(self, maxsize: int = DEFAULT_QUEUE) -> Subscription:
         """Change records (shared.changes.Change) published from now on, for every bot.

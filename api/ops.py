@@ -2,6 +2,7 @@
 
 import sqlite3
 
+import psycopg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -20,14 +21,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """200 once the registry answers and the fleet (zygote) is ready; 503 before."""
+    """200 once the registry answers and the fleet is ready; 503 before (or while, in
+    cluster mode, this node's leases are not renewed in time). Names the node."""
     try:
         request.app[REGISTRY].schema_version()
-    except sqlite3.Error as error:
-        raise ApiError(503, f"registry unavailable: {error}") from error
-    if not request.app[FLEET].ready():
-        raise ApiError(503, "the supervisor is still starting (zygote warming up)")
-    return json_response(Health("ready"))
+    except (sqlite3.Error, psycopg.Error) as error:
+        raise ApiError(503, f"registry unavailable: {type(error).__name__}") from error
+    fleet = request.app[FLEET]
+    if not fleet.ready():
+        raise ApiError(503, f"node {fleet.node_id} is not ready (starting, or its leases"
+                            " are not renewed in time)")
+    return json_response(Health("ready", node=fleet.node_id))
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -256,5 +256,7 @@ class RetryQueued(Struct, rename="camel", kw_only=True):
     status: Literal["pending"] = "pending"
 
 
-class Health(Struct):
+class Health(Struct, omit_defaults=True):
     status: str
+    node: str | None = None
+    """/readyz: this node's id (cluster mode and single host alike)."""

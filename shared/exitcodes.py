@@ -50,3 +50,6 @@ SERVE_ALREADY_RUNNING = 15
 
 SERVE_SECRET_KEY = 16
 """The secret key cannot be read or does not match the registry."""
+
+SERVE_DATABASE = 17
+"""`larkfleet serve --database`: PostgreSQL unreachable or refusing (password masked)."""

@@ -26,6 +26,8 @@ class BotStatus(msgspec.Struct, rename="camel", kw_only=True):
     flapping: bool = False
     private_bytes: int = 0
     owner: str | None = None
+    node: str | None = None
+    """The node running the bot's worker (cluster mode: the lease holder); null when none."""
 
 
 class BotMetrics(msgspec.Struct, kw_only=True):

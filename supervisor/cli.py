@@ -52,6 +52,13 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--handler-path", help="folders (separated by ':') that python handler "
                    "modules are imported from, searched first (LARKFLEET_HANDLER_PATH)")
     p.add_argument("--config", help="a TOML file (LARKFLEET_CONFIG)")
+    p.add_argument("--database", dest="database_url", metavar="URL",
+                   help="cluster mode: postgresql://user:password@host/db shared by every node"
+                        " (LARKFLEET_DATABASE_URL); default: the embedded SQLite registry")
+    p.add_argument("--node-id", help="this node's id, default the hostname (LARKFLEET_NODE_ID)")
+    p.add_argument("--node-address",
+                   help="URL the other nodes reach this node's API at, default"
+                        " http://<hostname>:<port> (LARKFLEET_NODE_ADDRESS)")
     p.add_argument("--print-config", action="store_true",
                    help="print the effective configuration, secrets masked, and exit")
     p.set_defaults(run=lambda a: _call("supervisor.serve", "main", a))

@@ -27,16 +27,20 @@ from typing import Any
 import msgspec
 
 from shared.botconfig import ProxySetting, mask_proxy
+from store.postgres import url
 from supervisor.backoff import BackoffPolicy
+from supervisor.cluster.node import LeaseTimings
+from supervisor.placement import default_node_id, node_host
 from supervisor.settings import SupervisorSettings
 
 SECRET_ENV = ("LARKFLEET_ADMIN_TOKEN", "LARKFLEET_SECRET_KEY")
 TOP_LEVEL: dict[str, type] = {
     "data_dir": str, "host": str, "port": int, "log_level": str, "handler_path": str,
+    "database_url": str, "node_id": str, "node_address": str,
 }
 DEFAULTS: dict[str, Any] = {
     "data_dir": "./data", "host": "127.0.0.1", "port": 13000, "log_level": "INFO",
-    "handler_path": "",
+    "handler_path": "", "database_url": "", "node_id": "", "node_address": "",
 }
 
 
@@ -53,6 +57,12 @@ class ServeConfig:
     settings: SupervisorSettings
     handler_path: tuple[Path, ...] = ()
     """Folders searched first for `python` handler modules (like PYTHONPATH, `:`-separated)."""
+    database_url: str = ""
+    """Cluster mode when set (postgresql://...); the embedded SQLite registry otherwise."""
+    node_id: str = ""
+    """This node's id (default: the hostname)."""
+    node_address: str = ""
+    """The URL other nodes reach this node's API at (default http://<hostname>:<port>)."""
 
 
 def _convert(value: Any, kind: type, name: str) -> Any:
@@ -122,15 +132,32 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
         for f in fields(BackoffPolicy)
     })
     _check_proxy(tunables["proxy"])
+    database_url = top["database_url"].strip()
+    if database_url:
+        try:
+            url.check(database_url)
+        except url.DatabaseUrlError as error:
+            raise ConfigError(str(error)) from error
+    node_id = top["node_id"].strip() or default_node_id()
+    host_for_peers = top["host"] if top["host"] not in ("0.0.0.0", "::", "") else node_host()
+    try:
+        settings = SupervisorSettings(backoff=policy, **tunables)
+        if database_url:
+            LeaseTimings.of(settings)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     return ServeConfig(
         data_dir=Path(top["data_dir"]).resolve(),
         host=top["host"],
         port=top["port"],
         log_level=top["log_level"].upper(),
-        settings=SupervisorSettings(backoff=policy, **tunables),
+        settings=settings,
         handler_path=tuple(
             Path(part).resolve() for part in top["handler_path"].split(os.pathsep) if part
         ),
+        database_url=database_url,
+        node_id=node_id,
+        node_address=top["node_address"] or f"http://{host_for_peers}:{top['port']}",
     )
 
 
@@ -154,6 +181,8 @@ def render(config: ServeConfig, environ: Mapping[str, str] | None = None) -> str
     lines = [line("data_dir", config.data_dir), line("host", config.host),
              line("port", config.port), line("log_level", config.log_level),
              line("handler_path", os.pathsep.join(map(str, config.handler_path))),
+             line("database_url", url.masked(config.database_url)),
+             line("node_id", config.node_id), line("node_address", config.node_address),
              "", "[supervisor]"]
     lines += [line(f.name, mask_proxy(settings.proxy) if f.name == "proxy"
                    else getattr(settings, f.name))

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import IO
 
+import psycopg
 from aiohttp import web
 
 from api.app import create_app
@@ -23,12 +24,14 @@ from shared import exitcodes
 from shared.logs import configure_logging
 from shared.paths import DataPaths
 from store import Store, open_store
+from store.postgres.url import masked
 from store.secrets_box import SecretKeyError
-from supervisor.config import ConfigError
+from supervisor.cluster.node import ClusterNode, LeaseTimings
+from supervisor.config import ConfigError, ServeConfig
 from supervisor.config import load as load_config
 from supervisor.config import render as render_config
+from supervisor.placement import SingleNode
 from supervisor.preflight import StartupError, bind_api, check_data_dir, check_socket_path
-from supervisor.settings import SupervisorSettings
 from supervisor.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -56,10 +59,16 @@ def lock_pid_file(path: Path) -> IO[str]:
     return handle
 
 
-def open_registry(paths: DataPaths) -> Store:
-    """The store (which writes admin.token atomically); a bad secret key is one line."""
+def open_registry(paths: DataPaths, database_url: str = "") -> Store:
+    """The store (which writes admin.token atomically); a bad secret key is one line,
+    and so is a PostgreSQL that cannot be reached (cluster mode), password masked."""
     try:
-        return open_store(paths)
+        return open_store(paths, database_url or None)
+    except psycopg.Error as error:
+        raise StartupError(
+            exitcodes.SERVE_DATABASE,
+            f"database {masked(database_url)}: {str(error).strip().splitlines()[0]}",
+        ) from None
     except SecretKeyError as error:
         raise StartupError(
             exitcodes.SERVE_SECRET_KEY,
@@ -105,15 +114,19 @@ class Signals:
         return exitcodes.SERVE_FORCED if self.count >= 2 else exitcodes.SERVE_OK
 
 
-async def serve(
-    paths: DataPaths, api_socket: socket.socket, settings: SupervisorSettings
-) -> int:
+async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig) -> int:
     """Run until a signal; returns SERVE_OK, or SERVE_FORCED after a second signal."""
+    settings = config.settings
     loop = asyncio.get_running_loop()
     signals = Signals()
     signals.install(loop)
-    store = open_registry(paths)
-    supervisor = Supervisor(paths, store, settings)
+    store = open_registry(paths, config.database_url)
+    node: ClusterNode | None = None
+    if config.database_url:
+        node = ClusterNode(config.database_url, config.node_id, config.node_address,
+                           LeaseTimings.of(settings))
+        logger.info("cluster mode: node %s on %s", config.node_id, masked(config.database_url))
+    supervisor = Supervisor(paths, store, settings, node or SingleNode(config.node_id))
     app = create_app(supervisor, store, paths)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -124,10 +137,24 @@ async def serve(
     stop_requested, forced = signals.stop_requested, signals.forced
 
     await supervisor.start()
+    if node is not None:
+        try:
+            await node.start(supervisor)
+        except psycopg.Error as error:
+            raise StartupError(exitcodes.SERVE_DATABASE,
+                               f"database {masked(config.database_url)}: {error}") from None
     await stop_requested.wait()
     logger.info("stopping: API closed, workers told to stop (grace %.0f s)", settings.stop_grace)
     await site.stop()
-    shutdown = asyncio.ensure_future(supervisor.shutdown())
+
+    async def stop_everything() -> None:
+        if node is not None:
+            await node.leave(supervisor.stop_bound())  # hand every bot over first
+        await supervisor.shutdown()
+        if node is not None:
+            await node.close()
+
+    shutdown = asyncio.ensure_future(stop_everything())
     forced_wait = asyncio.ensure_future(forced.wait())
     await asyncio.wait({shutdown, forced_wait}, return_when=asyncio.FIRST_COMPLETED)
     if forced.is_set() and not shutdown.done():
@@ -178,7 +205,7 @@ def main(args: argparse.Namespace) -> int:
         api_socket = bind_api(config.host, config.port)
         configure_logging(paths.supervisor_log, config.log_level)
         add_handler_path(config.handler_path)
-        return asyncio.run(serve(paths, api_socket, config.settings))
+        return asyncio.run(serve(paths, api_socket, config))
     except KeyboardInterrupt:
         return exitcodes.SERVE_FORCED  # only in the instant the loop hands signals over
     except StartupError as error:

@@ -34,3 +34,11 @@ class SupervisorSettings:
     """Proxy for every bot's platform connections, WebSocket included: "" follows
     HTTPS_PROXY/HTTP_PROXY/NO_PROXY, `direct` uses none, or a proxy URL (handed to
     workers; a bot's `options.proxy` wins)."""
+    lease_ttl: float = 8.0
+    """Cluster mode: a bot's lease lasts this long past its holder's last renewal."""
+    lease_renew_interval: float = 2.0
+    """Cluster mode: renewal (and planning) rhythm of every node."""
+    lease_margin: float = 3.0
+    """Cluster mode: a node that could not renew stops its workers this long before lapse."""
+    lease_max_moves: int = 4
+    """Cluster mode: bots one node hands over per round when rebalancing after a join."""

@@ -39,10 +39,12 @@ from shared.messages import (
     failed_reply,
 )
 from shared.paths import DataPaths
+from shared.states import ConnState
 from shared.status import BotMetrics, BotStatus
-from store import Store
+from store import NotFound, Store
 from supervisor.bot import ManagedBot
 from supervisor.lifecycle import ALIVE, Phase
+from supervisor.placement import Placement, SingleNode, default_node_id
 from supervisor.requests import PendingRequests
 from supervisor.router import Router
 from supervisor.settings import SupervisorSettings
@@ -50,11 +52,20 @@ from supervisor.zygote import Zygote, kill
 
 logger = logging.getLogger(__name__)
 
+LEASE_STOP_GRACE = 1.0
+"""Seconds a worker gets to stop when its lease is lost; inside the lease margin."""
+
 class Supervisor:
-    def __init__(self, paths: DataPaths, store: Store, settings: SupervisorSettings) -> None:
+    def __init__(
+        self, paths: DataPaths, store: Store, settings: SupervisorSettings,
+        placement: Placement | None = None,
+    ) -> None:
         self.paths = paths
         self.store = store
         self.settings = settings
+        self.placement: Placement = placement or SingleNode(default_node_id())
+        """Where bots may run: always here on one host, by lease in cluster mode."""
+        self.node_id = self.placement.node_id
         self._zygote = Zygote()
         self._router = Router(paths.control_socket)
         self._bots: dict[str, ManagedBot] = {}
@@ -73,7 +84,7 @@ class Supervisor:
         self._spawn_task(self._router.serve(self._on_message))
         await asyncio.to_thread(self._zygote.warm_up)
         self._zygote_ready = True
-        wanted = set(self.store.desired_bots())
+        wanted = {b for b in self.store.desired_bots() if self.placement.may_run(b)}
         for bot_id in wanted:
             bot = self._bot(bot_id)
             self._start(bot, "desired at boot")
@@ -116,7 +127,7 @@ class Supervisor:
     # -- Fleet: what the API calls ------------------------------------------------
 
     def ready(self) -> bool:
-        return self._zygote_ready
+        return self._zygote_ready and self.placement.healthy()
 
     def subscribe(self, maxsize: int = DEFAULT_QUEUE) -> Subscription:
         """Every change record published from now on (see shared.changes).
@@ -138,7 +149,9 @@ class Supervisor:
     async def connect(self, bot_id: str) -> None:
         self.store.set_desired_connected(bot_id, True)
         bot = self._bot(bot_id)
-        bot.wanted = True
+        bot.wanted = self._wanted(bot_id)
+        if not bot.wanted:
+            return  # cluster mode: another node holds it, or will take it
         bot.backoff.reset()
         bot.error = bot.error_code = None
         if bot.phase in (Phase.STOPPED, Phase.FATAL, Phase.BACKOFF):
@@ -150,6 +163,7 @@ class Supervisor:
         bot.wanted = self._wanted(bot_id)
         if not bot.wanted:
             await self._stop_and_wait(bot, "disconnect requested")
+        await self.placement.wait_released(bot_id, self.stop_bound())
 
     async def bot_changed(self, bot_id: str) -> None:
         bot = self._bot(bot_id)
@@ -176,7 +190,16 @@ class Supervisor:
         ))
 
     def status(self, bot_id: str) -> BotStatus:
-        return self._bot(bot_id).to_status()
+        bot = self._bot(bot_id)
+        status = bot.to_status()
+        holder = self.placement.holder(bot_id)
+        if holder is not None and holder != self.node_id and bot.phase == Phase.STOPPED:
+            published = self.placement.published_state(bot_id)
+            status.state = ConnState(published) if published else ConnState.CONNECTING
+            status.node = holder
+        elif bot.phase != Phase.STOPPED:
+            status.node = self.node_id
+        return status
 
     def metrics(self, bot_id: str) -> BotMetrics:
         return self._bot(bot_id).to_metrics()
@@ -264,7 +287,48 @@ class Supervisor:
         ))
 
     def _wanted(self, bot_id: str) -> bool:
-        return self.store.is_desired(bot_id)
+        """Wanted here: the user's wish AND this node's right to run it (its lease)."""
+        return self.placement.may_run(bot_id) and self.store.is_desired(bot_id)
+
+    # -- what cluster mode asks (supervisor.cluster.node.Workers) -------------------
+
+    def lease_gained(self, bot_id: str) -> None:
+        self._spawn_task(self._reconcile(bot_id, "lease taken"))
+
+    def lease_lost(self, bot_ids: list[str]) -> None:
+        """Stop these workers within LEASE_STOP_GRACE: the lease is lapsing or gone."""
+        for bot_id in bot_ids:
+            bot = self._bots.get(bot_id)
+            if bot is not None:
+                self._stop(bot, "lease lost", wanted_after=False, grace=LEASE_STOP_GRACE)
+
+    async def hand_over(self, bot_id: str) -> None:
+        bot = self._bots.get(bot_id)
+        if bot is not None:
+            await self._stop_and_wait(bot, "handover to another node")
+
+    async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
+        """A change made through any node's API, heard by the holder."""
+        try:
+            if config_changed:
+                await self.bot_changed(bot_id)
+            else:
+                await self._reconcile(bot_id, "wish changed")
+        except NotFound:
+            await self.bot_removed(bot_id)
+
+    def api_state(self, bot_id: str) -> str:
+        bot = self._bots.get(bot_id)
+        return bot.api_state() if bot is not None else ConnState.DISCONNECTED
+
+    async def _reconcile(self, bot_id: str, reason: str) -> None:
+        """Start or stop the worker so it matches `_wanted` (wish AND lease)."""
+        bot = self._bot(bot_id)
+        bot.wanted = self._wanted(bot_id)
+        if bot.wanted and bot.phase == Phase.STOPPED:
+            self._start(bot, reason)
+        elif not bot.wanted and bot.phase in ALIVE:
+            self._stop(bot, reason, wanted_after=False)
 
     def _start(self, bot: ManagedBot, reason: str) -> None:
         """Fork a new incarnation of the bot's worker (the fork itself runs in a thread)."""
@@ -349,22 +413,27 @@ class Supervisor:
                 await wakeups.get(remaining)
         return True
 
-    def _stop(self, bot: ManagedBot, reason: str, *, wanted_after: bool) -> None:
+    def _stop(
+        self, bot: ManagedBot, reason: str, *, wanted_after: bool, grace: float | None = None
+    ) -> None:
         bot.wanted = wanted_after
-        if bot.phase in (Phase.STARTING, Phase.RUNNING):
+        grace = self.settings.stop_grace if grace is None else grace
+        if bot.phase == Phase.STOPPING:
+            bot.stop_deadline_at = min(bot.stop_deadline_at, time.monotonic() + grace)
+        elif bot.phase in (Phase.STARTING, Phase.RUNNING):
             bot.lifecycle.change(Phase.STOPPING, reason)
-            bot.stop_deadline_at = time.monotonic() + self.settings.stop_grace
+            bot.stop_deadline_at = time.monotonic() + grace
             if bot.process is not None:
-                self._router.send(bot.identity, Stop(grace=self.settings.stop_grace))
+                self._router.send(bot.identity, Stop(grace=grace))
         elif bot.phase in (Phase.BACKOFF, Phase.FATAL):
             bot.lifecycle.change(Phase.STOPPED, reason)
 
     async def _stop_and_wait(self, bot: ManagedBot, reason: str) -> None:
         """Stop the bot's worker and return once it is gone (SIGKILL after the grace)."""
         self._stop(bot, reason, wanted_after=False)
-        await self._wait_until(lambda: bot.phase not in ALIVE, self._stop_bound())
+        await self._wait_until(lambda: bot.phase not in ALIVE, self.stop_bound())
 
-    def _stop_bound(self) -> float:
+    def stop_bound(self) -> float:
         """Longest a stop can take: the grace, then SIGKILL and its reaping (a few ticks)."""
         return self.settings.stop_grace + 10 * self.settings.tick + 2.0
 

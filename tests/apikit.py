@@ -48,6 +48,7 @@ class FakeFleet:
     """Records every call; answers as configured by the test."""
 
     def __init__(self) -> None:
+        self.node_id = "test-node"
         self.is_ready = True
         self.calls: list[tuple[str, str]] = []
         self.states: dict[str, ConnState] = {}

@@ -12,7 +12,8 @@ def test_healthz_always_readyz_follows_the_fleet(api: Api) -> None:
     assert_error(api.call(api.anonymous, "GET", "/readyz"), 503, "not_ready")
     assert api.call(api.anonymous, "GET", "/healthz").status_code == 200
     api.fleet.is_ready = True
-    assert api.call(api.anonymous, "GET", "/readyz").json() == {"status": "ready"}
+    assert api.call(api.anonymous, "GET", "/readyz").json() == {
+        "status": "ready", "node": "test-node"}
 
 
 def test_metrics_names_and_values(api: Api) -> None:

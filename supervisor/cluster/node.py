@@ -22,27 +22,35 @@ from typing import Any, Protocol
 
 import psycopg
 
+from store.postgres.schema import CHANNEL
 from supervisor.cluster.balance import plan
-from supervisor.cluster.leases import CHANNEL, LeaseStore, LeaseView, NodeView
+from supervisor.cluster.leases import LeaseStore, LeaseView, NodeView
+from supervisor.settings import SupervisorSettings
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LeaseTimings:
-    """Lease period and rhythm (seconds); the defaults give failover <= 15 s.
+    """Lease period and rhythm (seconds); defaults in SupervisorSettings (lease_*).
 
     A dead node's leases lapse at most `ttl` after its last renewal; another
     node takes them within one `renew_interval` more, and connects in ~1-2 s.
     """
 
-    ttl: float = 8.0
-    renew_interval: float = 2.0
-    margin: float = 3.0
+    ttl: float
+    renew_interval: float
+    margin: float
     """Workers stop this long before the lease could lapse (stop grace fits inside)."""
-    max_moves: int = 4
+    max_moves: int
     """Bots handed over per round when rebalancing after a join."""
     statement_timeout: float = 2.0
+
+    @classmethod
+    def of(cls, settings: SupervisorSettings) -> "LeaseTimings":
+        return cls(ttl=settings.lease_ttl, renew_interval=settings.lease_renew_interval,
+                   margin=settings.lease_margin, max_moves=settings.lease_max_moves,
+                   statement_timeout=min(2.0, settings.lease_renew_interval))
 
     def __post_init__(self) -> None:
         if not 0 < self.renew_interval < self.ttl - self.margin:
@@ -56,7 +64,7 @@ class Workers(Protocol):
         """The lease is ours: start the worker if the bot is wanted."""
 
     def lease_lost(self, bot_ids: list[str]) -> None:
-        """The leases are gone or about to lapse: stop those workers now."""
+        """The leases are gone or about to lapse: stop those workers now (within a second)."""
 
     async def hand_over(self, bot_id: str) -> None:
         """Stop the worker gracefully; return once it has exited."""
@@ -113,6 +121,13 @@ class ClusterNode:
     def published_state(self, bot_id: str) -> str | None:
         view = self.bots.get(bot_id)
         return view.state if view is not None else None
+
+    async def wait_released(self, bot_id: str, timeout: float) -> None:
+        """Return once no node holds the bot (as of this node's latest round), or on timeout."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while self.holder(bot_id) is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     def address_of(self, node_id: str) -> str | None:
         return next((n.address for n in self.nodes if n.id == node_id), None)
