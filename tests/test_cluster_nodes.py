@@ -1,0 +1,194 @@
+"""Cluster mode end to end: real `larkfleet serve` nodes, real PostgreSQL, the simulator.
+
+Lease timings are the shipped defaults (8 s lease, 2 s renewal, 3 s margin),
+so the failover bound proved here is the one docs/cluster.md promises.
+"""
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.fixtures.postgres import PgServer
+from tests.fixtures.service import Service, wait_until
+from tests.fixtures.sim import SimApp
+
+FAILOVER_BOUND = 15.0
+
+
+class Cluster:
+    """Nodes sharing one database and one secret key; each on its own data directory."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root = root
+        self.url = url
+        self.key = Fernet.generate_key().decode()
+        self.nodes: dict[str, Service] = {}
+
+    def launch(self, *names: str) -> list[Service]:
+        """Start the nodes in parallel; returns them once every one is ready."""
+        started = []
+        for name in names:
+            env = {"LARKFLEET_DATABASE_URL": self.url, "LARKFLEET_NODE_ID": name,
+                   "LARKFLEET_SECRET_KEY": self.key}
+            node = self.nodes.get(name) or Service(self.root / name, env=env)
+            self.nodes[name] = node
+            node.data_dir.mkdir(parents=True, exist_ok=True)
+            command = [*_serve_command(node)]
+            log = (node.data_dir / "serve.out").open("ab")
+            import subprocess
+
+            node.process = subprocess.Popen(command, env=node.env, stdout=log, stderr=log)
+            started.append(node)
+        for node in started:
+            wait_until(node._ready, 60, f"node {node.data_dir.name} ready")
+        return started
+
+    def holders(self, bot_ids: list[str], via: Service) -> dict[str, str | None]:
+        """Bot id -> `node` of its status, as one node's API reports it."""
+        return {b: via.status(b)["node"] for b in bot_ids}
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            if node.process and node.process.poll() is None:
+                node.kill()
+
+
+def _serve_command(node: Service) -> list[str]:
+    from tests.fixtures.service import LARKFLEET
+
+    return [LARKFLEET, "serve", "--data-dir", str(node.data_dir), "--port", str(node.port)]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
+    group = Cluster(tmp_path, pg_url)
+    yield group
+    group.close()
+
+
+def make_bots(node: Service, sim_app: Callable[..., SimApp], count: int) -> dict[str, SimApp]:
+    bots = {}
+    for _ in range(count):
+        app = sim_app()
+        bot_id = node.create_bot(app.app_id, app.app_secret, app.url)
+        node.connect(bot_id)
+        bots[bot_id] = app
+    return bots
+
+
+def connected_once(bots: dict[str, SimApp], nodes: list[Service]) -> bool:
+    """Every bot connected, through exactly one connection, per every node's API."""
+    if any(app.info()["connections"] != 1 for app in bots.values()):
+        return False
+    return all(node.status(b)["state"] == "connected" for node in nodes for b in bots)
+
+
+def test_bots_spread_one_connection_each_any_node_answers_and_kill_fails_over(
+    cluster: Cluster, sim_app: Callable[..., SimApp]
+) -> None:
+    a, b = cluster.launch("node-a", "node-b")
+    bots = make_bots(b, sim_app, 4)
+    wait_until(lambda: connected_once(bots, [a, b]), 30, "every bot connected once")
+    holders = cluster.holders(list(bots), via=a)
+    assert holders == cluster.holders(list(bots), via=b), "both nodes agree on every holder"
+    assert sorted(holders.values()) == ["node-a", "node-a", "node-b", "node-b"]
+    assert a.request("GET", "/readyz").json() == {"status": "ready", "node": "node-a"}
+
+    victim = b if list(holders.values()).count("node-b") else a
+    survivor = a if victim is b else b
+    moved = [bot for bot, holder in holders.items() if holder == victim.data_dir.name]
+    victim.kill()  # SIGKILL: its workers die with it (parent-death signal)
+    killed_at = time.monotonic()
+    wait_until(lambda: all(survivor.status(x)["node"] == survivor.data_dir.name
+                           and survivor.status(x)["state"] == "connected" for x in moved)
+               and all(bots[x].info()["connections"] == 1 for x in moved),
+               FAILOVER_BOUND, "the dead node's bots connected on the survivor")
+    failover = time.monotonic() - killed_at
+    assert failover <= FAILOVER_BOUND
+    print(f"failover {failover:.2f} s")
+
+    (restarted,) = cluster.launch(victim.data_dir.name)
+    wait_until(lambda: sorted(map(str, cluster.holders(list(bots), via=survivor).values()))
+               == ["node-a", "node-a", "node-b", "node-b"], 30, "the rejoined node's share back")
+    wait_until(lambda: connected_once(bots, [survivor, restarted]), 30, "all connected once")
+
+
+def test_graceful_stop_hands_over_with_no_lost_or_duplicate_reply(
+    cluster: Cluster, sim_app: Callable[..., SimApp]
+) -> None:
+    a, b = cluster.launch("node-a", "node-b")
+    bots = make_bots(a, sim_app, 2)
+    wait_until(lambda: connected_once(bots, [a, b]), 30, "every bot connected once")
+    holders = cluster.holders(list(bots), via=a)
+    leaver = a if "node-a" in holders.values() else b
+    stayer = b if leaver is a else a
+
+    pushed: dict[str, list[str]] = {bot: [] for bot in bots}
+
+    def push_round(tag: str) -> None:
+        for bot, app in bots.items():
+            deadline = time.monotonic() + FAILOVER_BOUND
+            while True:  # the platform retries an event no connection took
+                try:
+                    pushed[bot].append(app.push(f"{tag}-{bot}")["eventId"])
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+    for i in range(5):
+        push_round(f"before{i}")
+    leaver.signal(signal.SIGTERM)
+    stop_started = time.monotonic()
+    i = 0
+    while leaver.process.poll() is None:
+        push_round(f"during{i}")
+        i += 1
+        assert time.monotonic() - stop_started < 30, "the leaving node did not exit"
+    assert leaver.process.returncode == 0
+    for i in range(5):
+        push_round(f"after{i}")
+    wait_until(lambda: all(stayer.status(x)["node"] == stayer.data_dir.name for x in bots),
+               FAILOVER_BOUND, "every bot on the staying node")
+
+    def all_answered() -> bool:
+        return all(len(_replies(app)) >= len(pushed[bot]) for bot, app in bots.items())
+
+    wait_until(all_answered, 20, "every pushed event answered")
+    for bot, app in bots.items():
+        texts = [_text(m) for m in _replies(app)]
+        assert len(texts) == len(set(texts)) == len(pushed[bot]), "one reply per event"
+
+
+def _replies(app: SimApp) -> list[dict[str, Any]]:
+    return app.sent()
+
+
+def _text(message: dict[str, Any]) -> str:
+    return str(message.get("content"))
+
+
+def test_node_cut_off_from_postgres_stops_its_workers_before_the_lease_lapses(
+    tmp_path: Path, private_pg: PgServer, sim_app: Callable[..., SimApp]
+) -> None:
+    group = Cluster(tmp_path, private_pg.create_database())
+    try:
+        (node,) = group.launch("node-a")
+        bots = make_bots(node, sim_app, 2)
+        wait_until(lambda: connected_once(bots, [node]), 30, "bots connected")
+        private_pg.stop("immediate")
+        cut_at = time.monotonic()
+        # A lease lapses ttl (8 s) after the last renewal, at the earliest 8 - 2 = 6 s after
+        # the cut; the node must have closed every connection before then.
+        wait_until(lambda: all(app.info()["connections"] == 0 for app in bots.values()),
+                   6.0, "workers stopped before any lease could lapse")
+        assert time.monotonic() - cut_at < 6.0
+        assert node.request("GET", "/readyz").status_code == 503
+    finally:
+        group.close()
