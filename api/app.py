@@ -7,7 +7,7 @@ not an API route, so it is not in the route table or the OpenAPI document.
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import bots, events, logs, messages, users, webhook, ws
+from api import bots, events, history, logs, messages, users, webhook, ws
 from api.auth import auth_middleware
 from api.body import MAX_BODY
 from api.dashboard import add_dashboard_routes
@@ -23,7 +23,7 @@ from store import Store
 
 def all_routes() -> list[Route]:
     return [*users.ROUTES, *bots.ROUTES, *ws.ROUTES, *logs.ROUTES, *messages.ROUTES,
-            *webhook.ROUTES, *events.ROUTES, *ROUTES_OPS]
+            *webhook.ROUTES, *events.ROUTES, *history.ROUTES, *ROUTES_OPS]
 
 
 def create_app(fleet: Fleet, registry: Store, paths: DataPaths) -> web.Application:
@@ -42,4 +42,6 @@ def create_app(fleet: Fleet, registry: Store, paths: DataPaths) -> web.Applicati
     for route in routes:
         app.router.add_route(route.method, route.path, route.handler)
     add_dashboard_routes(app)
+    app[history.HISTORY] = history.History()
+    app.cleanup_ctx.append(history.history_context)
     return app

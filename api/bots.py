@@ -11,7 +11,7 @@ from api.errors import ApiError
 from api.keys import FLEET, PATHS, REGISTRY
 from api.routing import Route
 from api.schemas import BotDeleted, BotList, BotView, CreateBot, PatchBot, bot_view
-from shared.botconfig import BotConfig, resolve_domain
+from shared.botconfig import SECRET_HANDLER_FIELDS, BotConfig, HandlerSpec, resolve_domain
 from store import Conflict
 
 logger = logging.getLogger(__name__)
@@ -22,6 +22,20 @@ def _check_domain(domain: str) -> None:
         resolve_domain(domain)
     except ValueError as error:
         raise ApiError(400, f"invalid request: {error} - at `$.domain`", "invalid_field") from error
+
+
+def keep_handler_secrets(current: HandlerSpec, new: HandlerSpec) -> HandlerSpec:
+    """Secrets are write-only: a handler of the same kind sent without one keeps the stored one.
+
+    Clients (the dashboard, `larkfleet bots edit`) never see the secret, so
+    they cannot send it back; an empty secret field means "unchanged".
+    """
+    if type(current) is not type(new):
+        return new
+    kept = {name: getattr(current, name)
+            for name in SECRET_HANDLER_FIELDS.get(type(new), ())
+            if not getattr(new, name)}
+    return msgspec.structs.replace(new, **kept) if kept else new
 
 
 async def create_bot(request: web.Request) -> web.Response:
@@ -66,6 +80,8 @@ async def patch_bot(request: web.Request) -> web.Response:
     }
     if "domain" in changes:
         _check_domain(changes["domain"])
+    if "handler" in changes:
+        changes["handler"] = keep_handler_secrets(record.config.handler, changes["handler"])
     if not changes:
         return json_response(bot_view(record))
     try:
