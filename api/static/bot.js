@@ -84,7 +84,7 @@ export class BotView {
       ["Attempt", status.attempt ?? 0], ["Next retry", when(status.nextRetryAt)],
       ["Events received", status.eventsReceived ?? 0], ["Replies sent", status.repliesSent ?? 0],
       ["Pending", status.pending ?? 0], ["Dead letters", status.deadLetters ?? 0],
-      ["Memory (RSS)", bytes(status.rssBytes)],
+      ["Private memory", bytes(status.privateBytes)],
     ];
     fillFacts($("#bot-status"), facts);
     if ((status.deadLetters ?? 0) !== this.shownDeadLetters) this.refreshDeadLetters();
