@@ -18,6 +18,7 @@ ENV = {"LARKFLEET_HEARTBEAT_TIMEOUT": "5", "LARKFLEET_STOP_GRACE": "10",
 
 SILENT = {"kind": "python", "target": "bench.handlers:silent"}
 ECHO = {"kind": "echo"}
+STREAM = {"kind": "python", "target": "bench.handlers:stream"}
 
 
 class Fleet:

@@ -63,6 +63,39 @@ def echo_latencies(platform: Platform, app_id: str, count: int, timeout: float) 
     return [reply_at[message_id] - sent_at[event_id] for event_id, message_id in pushed]
 
 
+def stream_latencies(platform: Platform, app_id: str, count: int,
+                     timeout: float) -> list[tuple[float, float]]:
+    """Push one message to a streaming bot, wait until its card is final, next: per event
+    (push -> "thinking" card shown, push -> first card update, i.e. the first visible token),
+    in seconds on the simulator's clock."""
+    sim = platform.sim
+    acked_before = len(sim.info(app_id)["acked"])
+    pushed: list[tuple[str, str]] = []
+    for number in range(count):
+        answer = sim.push_event(app_id, f"stream {number}")
+        pushed.append((answer["eventId"], answer["messageId"]))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(POLL)
+            card = [s for s in sim.sent(app_id) if s["replyTo"] == answer["messageId"]]
+            if card and "token19" in card[0]["content"]:
+                break
+        else:
+            raise TimeoutError(f"stream {number}: no final card within {timeout:.0f} s")
+    sent_at = _sent_at(platform, app_id, acked_before)
+    info = sim.info(app_id)
+    card_of = {s["replyTo"]: s for s in info["sent"]}
+    first_update: dict[str, float] = {}
+    for update in info["updates"]:
+        first_update.setdefault(update["messageId"], update["at"])
+    samples = []
+    for event_id, message_id in pushed:
+        card = card_of[message_id]
+        samples.append((card["at"] - sent_at[event_id],
+                        first_update[card["messageId"]] - sent_at[event_id]))
+    return samples
+
+
 def _sent_at(platform: Platform, app_id: str, after: int,
              deadline_s: float = 10.0) -> dict[str, float]:
     """eventId -> when the simulator pushed it, from the ACK records (waits for late ACKs)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from bench import measures
 from bench.bare import BareFleet
 from bench.figures import Figure, ms, pair, ratio
-from bench.fleet import ECHO, SILENT, Fleet
+from bench.fleet import ECHO, SILENT, STREAM, Fleet
 from bench.sim import Platform
 from bench.stats import mean, percentile
 
@@ -29,6 +29,7 @@ class Plan:
     ack_events: int = 1000
     flood_events: int = 5000
     echo_events: int = 1000
+    stream_events: int = 100
     recovery_trials: int = 20
     hang_trials: int = 10
     restart_bots: int = 50
@@ -41,6 +42,7 @@ class Plan:
 
 
 QUICK = Plan(sizes=(10,), bare_processes=3, ack_events=100, flood_events=500, echo_events=30,
+             stream_events=5,
              recovery_trials=3, hang_trials=2, restart_bots=10, status_requests=100,
              settle_s=1.0, rest_window_s=2.0, plain_too=False)
 
@@ -116,6 +118,12 @@ def _fleet_figures(platform: Platform, fleet: Fleet, plan: Plan, bare: Bare) -> 
     echo_s = measures.echo_latencies(platform, echo_app[0], plan.echo_events, timeout=10)
     fleet.disconnect([echo])
     figures += _event_figures(plan, bare, ack, rate, echo_s)
+    (stream_app,) = platform.new_apps("lf_stream", 1)
+    (streaming,) = fleet.create_bots([stream_app], url, STREAM)
+    measures.connect_time(fleet, [streaming], 60)
+    streamed = measures.stream_latencies(platform, stream_app[0], plan.stream_events, timeout=20)
+    fleet.disconnect([streaming])
+    figures.append(_stream_figure(plan, streamed))
 
     apps = platform.new_apps("lf", max(plan.sizes))
     bots = fleet.create_bots(apps, url, ECHO)
@@ -178,6 +186,17 @@ def _event_figures(plan: Plan, bare: Bare, ack: list[float], rate: float,
                pair(percentile(bare.echo, 50), percentile(bare.echo, 99)),
                ratio(echo99, percentile(bare.echo, 99)), "report", None, "echo"),
     ]
+
+
+def _stream_figure(plan: Plan, samples: list[tuple[float, float]]) -> Figure:
+    shown = [card for card, _ in samples]
+    first = [token for _, token in samples]
+    return Figure(
+        "event -> first visible token (streamed card) p50 / p99",
+        f"{plan.stream_events} sequential",
+        f"{pair(percentile(first, 50), percentile(first, 99))} (card shown "
+        f"{pair(percentile(shown, 50), percentile(shown, 99))})",
+        "n/a (no streaming)", None, "report", None, "stream")
 
 
 def _size_figures(n: int, seconds: float, uss: list[float], growth: float, rss0: float,

@@ -18,6 +18,7 @@ FIGURES = (
     ("ACK latency p50 / p99, durable spool on", "100 sequential"),
     ("event throughput, one bot", "500, window 50"),
     ("event -> reply latency (echo) p50 / p99", "30 sequential"),
+    ("event -> first visible token (streamed card) p50 / p99", "5 sequential"),
     ("private memory (USS) per connected idle bot", "N=10"),
     ("supervisor RSS growth per bot", "N=10"),
     ("connect: N connect calls -> all N connected", "N=10"),
