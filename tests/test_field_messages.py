@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from shared.idempotency import send_uuid
 from tests.fixtures.service import Service, wait_until
@@ -202,3 +203,31 @@ def test_echo_cannot_notify_everyone(fleet: Service, sim_app: Callable[..., SimA
     [reply] = wait_replies(app, pushed["messageId"])
     assert reply["text"] == "@所有人 free pizza"
 
+
+
+def test_row20_one_app_on_two_hosts_shows_one_reply(
+    fleet: Service, sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    connected_bot(fleet, app, name="host-a")
+    user = fleet.request("POST", "/api/users", json={"name": "other-" + uuid.uuid4().hex[:6]})
+    assert user.status_code == 201, user.text
+    other = requests.Session()
+    other.headers["Authorization"] = f"Bearer {user.json()['token']}"
+    body = {"name": "host-b", "appId": app.app_id, "appSecret": app.app_secret,
+            "domain": app.url}
+    created = other.post(f"{fleet.url}/api/feishu/bots", json=body, timeout=10)
+    assert created.status_code == 201, created.text
+    bot_b = created.json()["id"]
+    assert other.post(f"{fleet.url}/api/feishu/bots/{bot_b}/ws/connect",
+                      timeout=10).status_code == 202
+    wait_until(lambda: app.info()["connections"] == 2, 15, "two connections of one app")
+    pushed = app.push("answer once")
+    for _ in range(6):
+        app.redeliver(pushed["eventId"])
+    wait_until(lambda: len([a for a in app.info()["acked"]
+                            if a["eventId"] == pushed["eventId"]]) >= 7, 10, "seven ACKs")
+    sent = wait_replies(app, pushed["messageId"])
+    visible = [s for s in sent if not s.get("duplicate")]
+    assert len(visible) == 1 and visible[0]["text"] == "answer once"
+    assert {s["uuid"] for s in sent} == {send_uuid(pushed["messageId"])}
