@@ -8,6 +8,7 @@ slips into a message (an SDK debug line, an exception text) is never written.
 import logging
 import re
 import sys
+import threading
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -16,22 +17,63 @@ MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
 MASK = "***"
 
+_FOREVER = ""
+"""The owner of the secrets `add` registers."""
+MIN_SECRET_LEN = 4
+"""Shorter values would mask ordinary words."""
+
 _URL_CREDENTIALS = re.compile(r"((?:access_key|ticket|token|secret)=)[^&\s'\"]+", re.IGNORECASE)
 
 
 class SecretRedactor(logging.Filter):
-    """Replaces known secret values and URL credentials in every record."""
+    """Replaces known secret values and URL credentials in every record.
+
+    Secrets are kept per owner (a bot, a token), so a changed or deleted bot's
+    old secrets leave the set instead of piling up for the life of the process;
+    each change rebuilds one compiled pattern (longest secret first, so one
+    that contains another is masked whole), and a record costs one regex pass
+    however many bots the process knows.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+        self._owned: dict[str, frozenset[str]] = {}
+        self._pattern: re.Pattern[str] | None = None
 
     def add(self, *secrets: str) -> None:
-        self._secrets.update(s for s in secrets if s and len(s) >= 4)
+        """Secrets that stay for the life of the process (the admin token, a DB password)."""
+        with self._lock:
+            self._set_locked(_FOREVER, self._owned.get(_FOREVER, frozenset()) | _valid(secrets))
+
+    def set(self, owner: str, *secrets: str) -> None:
+        """`owner`'s secrets are now exactly `secrets` (its old ones are dropped)."""
+        with self._lock:
+            self._set_locked(owner, _valid(secrets))
+
+    def drop(self, owner: str) -> None:
+        """Forget `owner`'s secrets (a deleted bot, a revoked token)."""
+        with self._lock:
+            self._set_locked(owner, frozenset())
+
+    def secrets(self) -> frozenset[str]:
+        """Every secret currently masked."""
+        return frozenset().union(*self._owned.values())
+
+    def _set_locked(self, owner: str, secrets: frozenset[str]) -> None:
+        if self._owned.get(owner, frozenset()) == secrets:
+            return
+        if secrets:
+            self._owned[owner] = secrets
+        else:
+            self._owned.pop(owner, None)
+        ordered = sorted(self.secrets(), key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
+        pattern = self._pattern
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
         return _URL_CREDENTIALS.sub(rf"\1{MASK}", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -43,6 +85,10 @@ class SecretRedactor(logging.Filter):
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
         return True
+
+
+def _valid(secrets: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(s for s in secrets if s and len(s) >= MIN_SECRET_LEN)
 
 
 redactor = SecretRedactor()

@@ -24,6 +24,11 @@ KEY_CANARY = "larkfleet-secret-key-check"
 """Stored sealed under the meta key 'key_check' to prove the key opens this database."""
 
 
+def redaction_owner(bot_id: str) -> str:
+    """The log redactor's key for one bot's secrets: replaced on change, dropped on delete."""
+    return f"bot:{bot_id}"
+
+
 class BotCodec:
     """Turns a BotConfig into stored columns and back, sealing and opening secrets."""
 
@@ -38,7 +43,7 @@ class BotCodec:
     def columns(self, config: BotConfig) -> tuple[Any, ...]:
         """(name, app_id, app_secret, verification_token, encrypt_key, use_websocket,
         domain, handler, options) with the secrets sealed: the order of `config`."""
-        redactor.add(*config.secrets())
+        redactor.set(redaction_owner(config.id), *config.secrets())
         seal = self.box.seal
         return (
             config.name,
@@ -68,7 +73,7 @@ class BotCodec:
             handler=self._open_handler(handler),
             options=msgspec.json.decode(options or "{}", type=BotOptions),
         )
-        redactor.add(*config.secrets())
+        redactor.set(redaction_owner(bot_id), *config.secrets())
         return config
 
     def _seal_handler(self, handler: HandlerSpec) -> str:

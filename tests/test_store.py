@@ -252,6 +252,25 @@ def test_secrets_and_tokens_are_registered_with_the_log_redactor(
     registry.close()
 
 
+def test_the_log_redactor_forgets_changed_and_deleted_secrets(
+    paths: DataPaths, engine: Engine
+) -> None:
+    """The redactor's set is rebuilt on change: it follows the store instead of growing."""
+    registry = engine.open(paths)
+    user, token = registry.create_user("alice")
+    old, new = f"old-app-secret-{engine.name}", f"new-app-secret-{engine.name}"
+    record = registry.create_bot(user.id, config(app_secret=old, encrypt_key=""))
+    assert {token, old} <= redactor.secrets()
+    registry.update_bot(record.config.id, None, app_secret=new)
+    assert new in redactor.secrets()
+    assert old not in redactor.secrets(), "the replaced secret is forgotten"
+    registry.delete_bot(record.config.id)
+    assert new not in redactor.secrets()
+    assert registry.revoke_token(token)
+    assert token not in redactor.secrets()
+    registry.close()
+
+
 @pytest.mark.parametrize("implementation", ["sqlite", "postgres"])
 def test_each_store_implements_every_operation_of_the_interface(implementation: str) -> None:
     """Every engine is written against store.Store: each must offer exactly those calls."""

@@ -8,7 +8,8 @@ from typing import Any
 import msgspec
 
 from shared.botconfig import BotConfig
-from store.codec import BotCodec
+from shared.logs import redactor
+from store.codec import BotCodec, redaction_owner
 from store.records import BotRecord, Conflict, NotFound, new_bot_id
 from store.sqlite.connection import Database
 
@@ -92,6 +93,7 @@ class BotTables:
                 sql, params = sql + " AND owner = ?", (bot_id, owner)
             if conn.execute(sql, params).rowcount == 0:
                 raise NotFound(bot_id)
+        redactor.drop(redaction_owner(bot_id))
         logger.info("bot %s deleted", bot_id)
 
     def bot_config(self, bot_id: str) -> BotConfig:

@@ -101,7 +101,7 @@ class UserTables:
     def issue_token(self, user_id: str, kind: str = "user") -> str:
         self.get_user(user_id)
         token = new_token()
-        redactor.add(token)
+        redactor.set(_redaction_owner(token_hash(token)), token)
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO tokens (hash, user_id, kind, created) VALUES (?, ?, ?, ?)",
@@ -112,10 +112,15 @@ class UserTables:
     def revoke_tokens(self, user_id: str) -> int:
         self.get_user(user_id)
         with self.db.transaction() as conn:
+            hashes = conn.execute(
+                "SELECT hash FROM tokens WHERE user_id = ? AND revoked IS NULL", (user_id,)
+            ).fetchall()
             cursor = conn.execute(
                 "UPDATE tokens SET revoked = ? WHERE user_id = ? AND revoked IS NULL",
                 (time.time(), user_id),
             )
+        for (digest,) in hashes:
+            redactor.drop(_redaction_owner(digest))
         return cursor.rowcount
 
     def revoke_token(self, token: str) -> bool:
@@ -124,6 +129,7 @@ class UserTables:
                 "UPDATE tokens SET revoked = ? WHERE hash = ? AND revoked IS NULL",
                 (time.time(), token_hash(token)),
             )
+        redactor.drop(_redaction_owner(token_hash(token)))
         return cursor.rowcount > 0
 
     def user_for_token(self, token: str) -> User | None:
@@ -135,6 +141,11 @@ class UserTables:
             (token_hash(token),),
         )
         return _user(rows[0]) if rows else None
+
+
+def _redaction_owner(digest: str) -> str:
+    """The log redactor's key for one issued token: dropped when it is revoked."""
+    return f"token:{digest}"
 
 
 def _user(row: tuple[Any, ...]) -> User:

@@ -1,0 +1,22 @@
+"""The log redactor: per-owner secrets, rebuilt on change, one pass per record."""
+
+from shared.logs import MASK, SecretRedactor
+
+
+def test_set_replaces_an_owners_secrets_and_drop_forgets_them() -> None:
+    redactor = SecretRedactor()
+    redactor.add("admin-token-value")
+    redactor.set("bot:1", "old-secret-value", "ab")
+    redactor.set("bot:1", "new-secret-value")
+    line = "admin-token-value old-secret-value new-secret-value ab"
+    assert redactor.redact(line) == f"{MASK} old-secret-value {MASK} ab"
+    redactor.drop("bot:1")
+    assert redactor.secrets() == {"admin-token-value"}
+    assert redactor.redact("new-secret-value token=abc") == f"new-secret-value token={MASK}"
+
+
+def test_a_secret_inside_another_is_masked_whole() -> None:
+    redactor = SecretRedactor()
+    redactor.set("bot:1", "secret-value")
+    redactor.set("bot:2", "my-secret-value-long")
+    assert redactor.redact("x my-secret-value-long y secret-value") == f"x {MASK} y {MASK}"
