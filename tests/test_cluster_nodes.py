@@ -88,9 +88,12 @@ def connected_once(bots: dict[str, SimApp], nodes: list[Service]) -> bool:
     return all(node.status(b)["state"] == "connected" for node in nodes for b in bots)
 
 
-def test_bots_spread_one_connection_each_any_node_answers_and_kill_fails_over(
+def test_spread_failover_rejoin_and_graceful_handover(
     cluster: Cluster, sim_app: Callable[..., SimApp]
 ) -> None:
+    """One scenario, so the nodes start once: spread and agree, kill -9 one node (its
+    bots connected on the other <= 15 s), restart it (it takes its share back), then
+    stop one gracefully while events flow (handover: no reply lost or doubled)."""
     a, b = cluster.launch("node-a", "node-b")
     bots = make_bots(b, sim_app, 4)
     wait_until(lambda: connected_once(bots, [a, b]), 30, "every bot connected once")
@@ -99,34 +102,19 @@ def test_bots_spread_one_connection_each_any_node_answers_and_kill_fails_over(
     assert sorted(holders.values()) == ["node-a", "node-a", "node-b", "node-b"]
     assert a.request("GET", "/readyz").json() == {"status": "ready", "node": "node-a"}
 
-    victim = b if list(holders.values()).count("node-b") else a
-    survivor = a if victim is b else b
-    moved = [bot for bot, holder in holders.items() if holder == victim.data_dir.name]
-    victim.kill()  # SIGKILL: its workers die with it (parent-death signal)
+    moved = [bot for bot, holder in holders.items() if holder == "node-b"]
+    b.kill()  # SIGKILL: its workers die with it (parent-death signal)
     killed_at = time.monotonic()
-    wait_until(lambda: all(survivor.status(x)["node"] == survivor.data_dir.name
-                           and survivor.status(x)["state"] == "connected" for x in moved)
+    wait_until(lambda: all(a.status(x)["node"] == "node-a"
+                           and a.status(x)["state"] == "connected" for x in moved)
                and all(bots[x].info()["connections"] == 1 for x in moved),
                FAILOVER_BOUND, "the dead node's bots connected on the survivor")
-    failover = time.monotonic() - killed_at
-    assert failover <= FAILOVER_BOUND
-    print(f"failover {failover:.2f} s")
+    assert time.monotonic() - killed_at <= FAILOVER_BOUND
 
-    (restarted,) = cluster.launch(victim.data_dir.name)
-    wait_until(lambda: sorted(map(str, cluster.holders(list(bots), via=survivor).values()))
+    (b,) = cluster.launch("node-b")
+    wait_until(lambda: sorted(map(str, cluster.holders(list(bots), via=a).values()))
                == ["node-a", "node-a", "node-b", "node-b"], 30, "the rejoined node's share back")
-    wait_until(lambda: connected_once(bots, [survivor, restarted]), 30, "all connected once")
-
-
-def test_graceful_stop_hands_over_with_no_lost_or_duplicate_reply(
-    cluster: Cluster, sim_app: Callable[..., SimApp]
-) -> None:
-    a, b = cluster.launch("node-a", "node-b")
-    bots = make_bots(a, sim_app, 2)
-    wait_until(lambda: connected_once(bots, [a, b]), 30, "every bot connected once")
-    holders = cluster.holders(list(bots), via=a)
-    leaver = a if "node-a" in holders.values() else b
-    stayer = b if leaver is a else a
+    wait_until(lambda: connected_once(bots, [a, b]), 30, "all connected once again")
 
     pushed: dict[str, list[str]] = {bot: [] for bot in bots}
 
@@ -142,19 +130,19 @@ def test_graceful_stop_hands_over_with_no_lost_or_duplicate_reply(
                         raise
                     time.sleep(0.05)
 
-    for i in range(5):
+    for i in range(3):
         push_round(f"before{i}")
-    leaver.signal(signal.SIGTERM)
+    b.signal(signal.SIGTERM)
     stop_started = time.monotonic()
     i = 0
-    while leaver.process.poll() is None:
+    while b.process.poll() is None:
         push_round(f"during{i}")
         i += 1
         assert time.monotonic() - stop_started < 30, "the leaving node did not exit"
-    assert leaver.process.returncode == 0
-    for i in range(5):
+    assert b.process.returncode == 0
+    for i in range(3):
         push_round(f"after{i}")
-    wait_until(lambda: all(stayer.status(x)["node"] == stayer.data_dir.name for x in bots),
+    wait_until(lambda: all(a.status(x)["node"] == "node-a" for x in bots),
                FAILOVER_BOUND, "every bot on the staying node")
 
     def all_answered() -> bool:

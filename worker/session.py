@@ -51,6 +51,11 @@ SIGNAL_GRACE = Stop().grace
 FAILURE_GRACE = 1.5
 """Winding down after a failure: close and flush quickly, the supervisor is waiting to retry."""
 
+DRAIN_POLL = 0.02
+"""Seconds between looks at the pending count while a stop drains the spool."""
+DRAIN_STALL = 1.0
+"""A drain gives up when the pending count has not gone down for this long."""
+
 GRACE_MARGIN = 1.0
 """Finish this long before the grace ends, so the supervisor's SIGKILL never races the exit."""
 
@@ -308,6 +313,8 @@ class WorkerSession:
             self._report(outcome.state, outcome.error, outcome.error_code, outcome.permanent)
         if self._connection is not None:
             await _bounded(self._connection.close(), deadline, "closing the connection")
+        if outcome.code == exitcodes.STOPPED and self._pipeline is not None:
+            await _bounded(self._drain(self._pipeline), deadline, "draining the spool")
         if self._pipeline_task is not None:
             self._pipeline_task.cancel()
             await _bounded(asyncio.wait({self._pipeline_task}), deadline, "stopping the consumer")
@@ -317,6 +324,18 @@ class WorkerSession:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+    @staticmethod
+    async def _drain(pipeline: EventPipeline) -> None:
+        """A requested stop answers what was ACKed before it closes: no new event comes
+        in (the connection is closed), so a handover to another node leaves nothing
+        behind in this spool unless the grace runs out first. Events that stop making
+        progress (a failing handler in retry backoff) are left after DRAIN_STALL."""
+        last, progress_at = pipeline.counters.pending, time.monotonic()
+        while pipeline.counters.pending > 0 and time.monotonic() - progress_at < DRAIN_STALL:
+            await asyncio.sleep(DRAIN_POLL)
+            if pipeline.counters.pending < last:
+                last, progress_at = pipeline.counters.pending, time.monotonic()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """A task that lives as long as the session; if it crashes, the session ends."""
