@@ -54,7 +54,7 @@ class BotCodec:
             int(config.use_websocket),
             config.domain,
             self._seal_handler(config.handler),
-            msgspec.json.encode(config.options).decode(),
+            self._seal_options(config.options),
         )
 
     def config(self, bot_id: str, columns: tuple[Any, ...]) -> BotConfig:
@@ -71,10 +71,20 @@ class BotCodec:
             use_websocket=bool(use_websocket),
             domain=domain,
             handler=self._open_handler(handler),
-            options=msgspec.json.decode(options or "{}", type=BotOptions),
+            options=self._open_options(options),
         )
         redactor.set(redaction_owner(bot_id), *config.secrets())
         return config
+
+    def _seal_options(self, options: BotOptions) -> str:
+        """Options as JSON, sealed whole when they hold a proxy URL (it may carry a password)."""
+        plain = msgspec.json.encode(options).decode()
+        return self.box.seal(plain) if options.proxy else plain
+
+    def _open_options(self, stored: str) -> BotOptions:
+        """Plain JSON (`{...}`, also the column's default) or a sealed JSON."""
+        text = stored if not stored or stored.startswith("{") else self.box.open(stored)
+        return msgspec.json.decode(text or "{}", type=BotOptions)
 
     def _seal_handler(self, handler: HandlerSpec) -> str:
         data = msgspec.to_builtins(handler)

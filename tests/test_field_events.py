@@ -214,3 +214,16 @@ def test_row19_threads_keep_replies_and_history_apart(
         "first in A", "answer 1", "second in A"], "thread A's history only"
     assert [m["content"] for m in requests[3]] == ["no thread"]
     settled(fleet, bot_id, time.time(), repliesSent=4)
+
+
+def test_row17_wrong_domain_refusal_is_a_permanent_error_with_its_code(
+    fleet: Service, sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    app.faults(endpointError={"code": 1000040351, "msg": "Incorrect domain name"})
+    bot_id = fleet.create_bot(app.app_id, app.app_secret, app.url)
+    fleet.connect(bot_id)
+    status = fleet.wait_state(bot_id, "error")
+    assert status["errorCode"] == 1000040351
+    assert "Incorrect domain name" in status["error"]
+    assert app.info()["endpointCalls"] == 1, "no retries after a permanent refusal"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from shared.botconfig import BotConfig, ForwardHandler, OpenAIHandler
+from shared.botconfig import BotConfig, BotOptions, ForwardHandler, OpenAIHandler
 from shared.logs import MASK, redactor
 from shared.paths import DataPaths
 from store import Conflict, NotFound, SQLiteStore, Store, open_store
@@ -101,12 +101,14 @@ def test_secrets_are_encrypted_at_rest_and_decrypted_for_the_worker(
     registry = engine.open(paths)
     owner = registry.list_users()[0].id
     handler = OpenAIHandler(base_url="http://llm", model="m", api_key="sk-openai-key-value")
+    options = BotOptions(answer_at_all=True, proxy="http://u:proxy-password-1@proxy:3128")
     first = registry.create_bot(owner, config()).config.id
-    second = registry.create_bot(owner, config("cli_2", handler=handler)).config.id
+    second = registry.create_bot(owner, config("cli_2", handler=handler,
+                                               options=options)).config.id
     registry.close()
 
     stored = engine.stored(paths)
-    for secret in (*SECRETS, "sk-openai-key-value"):
+    for secret in (*SECRETS, "sk-openai-key-value", "proxy-password-1"):
         assert secret.encode() not in stored
     assert mode(paths.secret_key) == 0o600
 
@@ -115,6 +117,8 @@ def test_secrets_are_encrypted_at_rest_and_decrypted_for_the_worker(
     assert (restored.app_secret, restored.verification_token, restored.encrypt_key) == SECRETS[:3]
     assert restored.handler == ForwardHandler(url="http://127.0.0.1:9/", secret=SECRETS[3])
     assert registry.bot_config(second).handler == handler
+    assert registry.bot_config(second).options == options
+    assert registry.bot_config(first).options == BotOptions()
     registry.close()
 
 
