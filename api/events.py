@@ -3,8 +3,9 @@
 One `data:` line of JSON per change of one bot (architecture.md): its full
 status (`botId`, `state`, counters...) plus `kind` (`snapshot`, `state`,
 `counters`, `removed`), `fromState`, `why` and `at` (ISO-8601 UTC). The stream
-starts with one `snapshot` line per bot the caller sees, so a client needs no
-separate list call, and ends with the service. Records come from the fleet's
+starts with one `snapshot` line per bot the caller sees and the comment line
+`: ready` after the last one, so a client needs no separate list call, and
+ends with the service. Records come from the fleet's
 one change feed (shared/changes.py); a client that fell behind so far that
 records were dropped gets a fresh snapshot instead of a gap. Comment lines
 (`: keepalive`) keep idle proxies from closing the stream.
@@ -27,6 +28,8 @@ from shared.status import BotStatus
 
 KEEPALIVE_SECONDS = 15.0
 """A comment line this often on an idle stream (proxies close silent connections)."""
+READY = b": ready\n\n"
+"""Comment line after the first snapshot: what follows are changes."""
 QUEUE = 8192
 """Records a stream may fall behind before it is resynchronised with a snapshot."""
 
@@ -92,7 +95,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     with contextlib.suppress(ConnectionResetError), \
             request.app[FLEET].subscribe(QUEUE) as subscription:
         await response.prepare(request)
-        await response.write(b"retry: 2000\n\n" + b"".join(snapshot_lines(request)))
+        await response.write(b"retry: 2000\n\n" + b"".join(snapshot_lines(request)) + READY)
         dropped = 0
         while not subscription.closed:
             batch = await _drain(subscription)

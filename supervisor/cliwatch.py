@@ -24,8 +24,15 @@ READ_TIMEOUT = 40.0
 keepalive comment every 15 s)."""
 
 
+READY = {"kind": "ready"}
+"""Yielded for the stream's `: ready` comment: the snapshot records are all in."""
+
+
 def records(client: ApiClient, timeout: float = READ_TIMEOUT) -> Iterator[dict[str, Any]]:
-    """Each `data:` record of the events stream, parsed; raises ApiError when it breaks."""
+    """Each `data:` record of the events stream, parsed, and READY after the snapshot.
+
+    Raises ApiError when the stream breaks or ends.
+    """
     request = urllib.request.Request(f"{client.url}{EVENTS_PATH}")
     request.add_header("Authorization", f"Bearer {client.token}")
     request.add_header("Accept", "text/event-stream")
@@ -35,6 +42,8 @@ def records(client: ApiClient, timeout: float = READ_TIMEOUT) -> Iterator[dict[s
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if line.startswith("data:"):
                     yield json.loads(line[5:].strip())
+                elif line == ": ready":
+                    yield READY
     except urllib.error.HTTPError as error:
         raise ApiError(apiclient.error_text(error.code, error.read())) from error
     except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
@@ -55,20 +64,18 @@ def watch(client: ApiClient, args: argparse.Namespace) -> None:
     """Print the table of the snapshot, then every state change until Ctrl-C."""
     wanted = args.bot_id
     snapshot: list[dict[str, Any]] = []
-    shown = False
     for record in records(client):
+        if record is READY:
+            if not args.json:
+                print(table(snapshot, STATUS_COLUMNS), flush=True)
+            continue
         if wanted and record["botId"] != wanted:
             continue
         if args.json:
             print(json.dumps(record), flush=True)
-            continue
-        if record["kind"] == "snapshot" and not shown:
+        elif record["kind"] == "snapshot":
             snapshot.append(record)
-            continue
-        if not shown:
-            print(table(snapshot, STATUS_COLUMNS), flush=True)
-            shown = True
-        if record["kind"] in ("state", "removed"):
+        elif record["kind"] in ("state", "removed"):
             print(change_line(record), flush=True)
     # records() only ends by raising
 
@@ -87,7 +94,9 @@ def connect(client: ApiClient, args: argparse.Namespace) -> None:
         return
     deadline = time.monotonic() + args.timeout
     stream = records(client, timeout=min(READ_TIMEOUT, args.timeout))
-    next(stream)  # the stream is open (first snapshot record): no change can be missed
+    for record in stream:  # the snapshot is in: no change after it can be missed
+        if record is READY:
+            break
     client.json("POST", f"/api/feishu/bots/{args.bot_id}/ws/connect")
     record = client.json("GET", f"/api/feishu/bots/{args.bot_id}/ws/status")
     changes = _changes_of(stream, args.bot_id, deadline)
@@ -116,5 +125,5 @@ def _changes_of(
     for record in stream:
         if time.monotonic() > deadline:
             return
-        if record["botId"] == bot_id and record["kind"] != "snapshot":
+        if record is not READY and record["botId"] == bot_id and record["kind"] != "snapshot":
             yield record

@@ -1,5 +1,6 @@
 """GET /api/feishu/events: a snapshot, then the caller's bots' change records, nobody else's."""
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -57,6 +58,18 @@ def test_snapshot_then_only_the_callers_changes(api: Api) -> None:
         seen = {record["botId"]: record for record in (next(lines), next(lines))}
         assert set(seen) == {mine, theirs}
         assert seen[theirs]["owner"] == bob_id
+    api._loop.call_soon_threadsafe(api.fleet.changes.close)
+
+
+def test_ready_comment_follows_the_snapshot(api: Api) -> None:
+    first = api.create_bot(api.admin, "cli_one")
+    second = api.create_bot(api.admin, "cli_two")
+    with stream(api, api.admin) as response:
+        lines = list(itertools.islice(
+            (line for line in response.iter_lines(decode_unicode=True)
+             if line.startswith(("data:", ":"))), 3))
+        assert [json.loads(line[6:])["botId"] for line in lines[:2]] == [first, second]
+        assert lines[2] == ": ready"
     api._loop.call_soon_threadsafe(api.fleet.changes.close)
 
 

@@ -137,3 +137,19 @@ def test_connect_wait_reports_a_refusal(service: Service, sim_app: Callable[...,
     refused = cli(service, "connect", bot_id, "--wait", "--timeout", "30")
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"larkfleet: {bot_id}: error")
+
+
+def test_status_watch_prints_the_table_at_once(service: Service) -> None:
+    """The table comes from the stream's snapshot, before any change happens."""
+    bot_id = service.create_bot("cli_watch_app", "watch-secret", "http://127.0.0.1:9")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LARKFLEET_")}
+    watch = subprocess.Popen([LARKFLEET, "status", "--watch", "--url", service.url],
+                             env={**env, "LARKFLEET_TOKEN": ADMIN_TOKEN},
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout is not None
+        assert watch.stdout.readline().split()[:2] == ["botId", "state"]
+        assert watch.stdout.readline().split()[:2] == [bot_id, "disconnected"]
+    finally:
+        watch.terminate()
+        watch.wait(10)
