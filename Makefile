@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 # `make run PORT=13001 HOST=0.0.0.0`, `make demo PORT=13001`: passed on only when given.
 SERVE_FLAGS = $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
-.PHONY: install run demo test bench lint
+.PHONY: install run demo test bench lint mutation
 
 $(BIN)/larkfleet: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "larkfleet needs Python 3.11 or newer")'
@@ -34,3 +34,8 @@ bench: install  ## writes build/benchmarks.md; docs/benchmarks.md only with --ou
 
 lint: install
 	$(BIN)/ruff check .
+
+# Mutation testing of the modules that hold the README's promises (tests/mutation.py, docs/testing.md).
+mutation: install
+	$(BIN)/pip install --quiet -e '.[dev,mutation]'
+	$(BIN)/python -m tests.mutation

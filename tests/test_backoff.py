@@ -53,3 +53,42 @@ def test_crashes_spread_beyond_the_window_are_not_flapping() -> None:
     for t in range(5):
         backoff.failed(t * 61.0)
     assert not backoff.flapping
+
+
+class Highest(random.Random):
+    """Full jitter at its upper bound, so the ceiling itself is visible."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+T0 = 86_400.0
+"""A realistic time.monotonic() value: the window arithmetic must hold far from zero."""
+
+
+def test_the_ceiling_doubles_from_base_up_to_the_cap() -> None:
+    backoff = Backoff(BackoffPolicy(base=1.0, cap=60.0, flap_count=1000), _rng=Highest())
+    delays = [backoff.failed(T0 + attempt * 100.0) for attempt in range(9)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+
+
+def test_five_crashes_within_the_window_flap_far_from_time_zero() -> None:
+    backoff = seeded()
+    for t in range(4):
+        backoff.failed(T0 + t)
+        assert not backoff.flapping
+    assert backoff.failed(T0 + 4) == pytest.approx(60.0)
+    assert backoff.flapping
+
+
+def test_a_crash_exactly_one_window_old_still_counts() -> None:
+    backoff = seeded()
+    for t in (0.0, 15.0, 30.0, 45.0, 60.0):
+        backoff.failed(T0 + t)
+    assert backoff.flapping
+    backoff.failed(T0 + 60.5)
+    assert backoff.flapping, "the crashes at 15..60.5 are five within 60 s"
+    fresh = seeded()
+    for t in (0.0, 15.0, 30.0, 45.0, 60.1):
+        fresh.failed(T0 + t)
+    assert not fresh.flapping

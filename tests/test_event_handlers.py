@@ -61,6 +61,7 @@ def test_echo_ignores_non_text(tmp_path: Path) -> None:
 
 def test_forward_posts_the_signed_raw_event(tmp_path: Path) -> None:
     received: list[bytes] = []
+    event_ids: list[str | None] = []
 
     async def target(request: web.Request) -> web.Response:
         body = await request.read()
@@ -68,6 +69,7 @@ def test_forward_posts_the_signed_raw_event(tmp_path: Path) -> None:
         if request.headers.get("X-Larkfleet-Signature") != expected:
             return web.Response(status=401)
         received.append(body)
+        event_ids.append(request.headers.get("X-Larkfleet-Event-Id"))
         if request.path == "/silent":
             return web.Response(status=204)
         return web.json_response({"text": "forwarded: " + json.loads(body)["header"]["event_id"]})
@@ -78,6 +80,7 @@ def test_forward_posts_the_signed_raw_event(tmp_path: Path) -> None:
             spec = ForwardHandler(url=url + "/hook", secret=SECRET, timeout=5)
             assert await _handle(spec, payload, tmp_path) == "forwarded: ev-fwd"
             assert received == [payload], "the raw spooled bytes are forwarded unchanged"
+            assert event_ids == ["ev-fwd"], "X-Larkfleet-Event-Id (docs/event-path.md)"
             silent = ForwardHandler(url=url + "/silent", secret=SECRET)
             assert await _handle(silent, payload, tmp_path) is None
             forged = ForwardHandler(url=url + "/hook", secret="wrong")

@@ -13,6 +13,22 @@ from shared.results import Text
 from tests.eventkit import bot_config, event, pipeline_for, running, sent_until, until
 
 FLAKY_CALLS: dict[str, int] = {}
+HANDLER_CALLS: dict[str, int] = {}
+GATES: dict[str, asyncio.Event] = {}
+
+
+def count_calls(message) -> str:
+    """A python handler that counts its calls per event."""
+    HANDLER_CALLS[message.event_id] = HANDLER_CALLS.get(message.event_id, 0) + 1
+    return f"counted: {message.text}"
+
+
+async def wait_for_gate(message) -> str:
+    """An async python handler that holds its chat until the test opens the chat's gate."""
+    gate = GATES.get(message.chat_id)
+    if gate is not None:
+        await gate.wait()
+    return f"done: {message.text}"
 
 
 def fail_twice(message) -> str:
@@ -215,5 +231,72 @@ def test_the_consumer_stops_when_cancelled_as_it_is_woken(tmp_path: Path) -> Non
                 assert done, "the consumer kept running after it was cancelled"
         finally:
             await pipeline.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_reply_is_retried_without_calling_the_handler_again(
+    sim_app, tmp_path: Path
+) -> None:
+    """The handler's answer is kept with the event: a reply the platform refused once (5xx)
+    is sent again, the handler is not asked again (it may not be idempotent)."""
+    app = sim_app()
+    app.faults(im_errors={"count": 1, "code": 2200, "status": 500, "msg": "internal error"})
+    handler = PythonHandler(target="tests.test_event_pipeline:count_calls")
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot_config(app, handler=handler), tmp_path)) as pipeline:
+            pipeline.accept(event("once", event_id="ev-reply-retry"))
+            [reply] = await sent_until(app, 1)
+            assert reply["text"] == "counted: once"
+            counters = pipeline.counters
+            await until(lambda: counters.replies_sent == 1 and not counters.pending)
+            assert counters.events_failed == 1, "the refused reply was a failed attempt"
+
+    asyncio.run(scenario())
+    assert HANDLER_CALLS["ev-reply-retry"] == 1
+
+
+def test_a_rate_limited_reply_waits_the_platforms_reset(sim_app, tmp_path: Path) -> None:
+    """99991400 with `x-ogw-ratelimit-reset: 1`: the same reply goes again, no sooner than
+    the reset the platform named (a 5xx would be retried after 0.05 s here)."""
+    app = sim_app()
+    app.faults(im_errors={"count": 1, "code": 99991400, "status": 429, "reset": 1,
+                          "msg": "request trigger frequency limit"})
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot_config(app), tmp_path)) as pipeline:
+            pushed_at = time.time()
+            pipeline.accept(event("slow down", event_id="ev-rate"))
+            [reply] = await sent_until(app, 1, timeout=10)
+            assert reply["text"] == "slow down"
+            assert reply["at"] - pushed_at >= 1.0, "the reset was waited for"
+            await until(lambda: not pipeline.counters.pending)
+            assert pipeline.counters.dead_letters == 0
+
+    asyncio.run(scenario())
+    assert len(app.sent()) == 1
+
+
+def test_chats_are_handled_concurrently(sim_app, tmp_path: Path) -> None:
+    """A handler stuck on one chat does not hold the next chat's event behind it."""
+    app = sim_app()
+    handler = PythonHandler(target="tests.test_event_pipeline:wait_for_gate")
+
+    async def scenario() -> None:
+        GATES["oc_stuck"] = gate = asyncio.Event()
+        try:
+            async with running(pipeline_for(bot_config(app, handler=handler),
+                                            tmp_path)) as pipeline:
+                pipeline.accept(event("first", chat_id="oc_stuck"))
+                pipeline.accept(event("second", chat_id="oc_free"))
+                [reply] = await sent_until(app, 1)
+                assert reply["text"] == "done: second", "answered while oc_stuck waits"
+                assert pipeline.counters.pending == 1
+                gate.set()
+                sent = await sent_until(app, 2)
+                assert sent[1]["text"] == "done: first"
+        finally:
+            GATES.clear()
 
     asyncio.run(scenario())

@@ -5,6 +5,7 @@ supervisor/lifecycle.py fails here until the docs and this table agree.
 """
 
 import itertools
+import logging
 
 import pytest
 
@@ -51,3 +52,15 @@ def test_transition(source: Phase, target: Phase) -> None:
 
 def test_a_new_lifecycle_is_stopped() -> None:
     assert Lifecycle("bot_new").phase == Phase.STOPPED
+
+
+def test_a_change_is_logged_and_announced(caplog: pytest.LogCaptureFixture) -> None:
+    lifecycle = Lifecycle("bot_seen")
+    heard: list[str] = []
+    lifecycle.listener = heard.append
+    with caplog.at_level(logging.INFO, logger="supervisor.lifecycle"):
+        lifecycle.change(Phase.STARTING, "connect asked")
+        lifecycle.change(Phase.RUNNING, "hello")
+    assert caplog.messages == ["bot bot_seen: stopped -> starting (connect asked)",
+                               "bot bot_seen: starting -> running (hello)"]
+    assert heard == ["connect asked", "hello"]

@@ -1,0 +1,130 @@
+"""shared/logs.py as a unit: what the redactor masks and how every process's logging is set up.
+
+tests/test_logs.py has the per-owner checks; tests/test_log_redaction.py shows the masking
+through the real service's files; these are fast checks mutation testing runs against.
+"""
+
+import logging
+import sys
+from collections.abc import Iterator
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+import pytest
+
+from shared import logs
+from shared.logs import BACKUPS, LOG_FORMAT, MASK, MAX_BYTES, SecretRedactor, configure_logging
+
+
+@pytest.fixture
+def redactor() -> SecretRedactor:
+    fresh = SecretRedactor()
+    fresh.add("app-secret-123", "enc-key-456")
+    return fresh
+
+
+def test_known_secrets_are_masked_wherever_they_appear(redactor: SecretRedactor) -> None:
+    assert redactor.redact("secret app-secret-123 and enc-key-456!") == (
+        f"secret {MASK} and {MASK}!")
+    assert redactor.redact("app-secret-123app-secret-123") == MASK + MASK
+
+
+def test_empty_and_short_values_are_not_registered() -> None:
+    redactor = SecretRedactor()
+    redactor.add("", "abc", "abcd")
+    assert redactor.redact("abc abcd a") == f"abc {MASK} a", "4 characters and more only"
+
+
+@pytest.mark.parametrize("name", ["ticket", "access_key", "token", "secret", "TICKET", "Token"])
+def test_url_credentials_are_masked_up_to_the_next_separator(
+    redactor: SecretRedactor, name: str
+) -> None:
+    url = f"ws://h/ws?device_id=7&{name}=abc123&service_id=9"
+    assert redactor.redact(url) == f"ws://h/ws?device_id=7&{name}={MASK}&service_id=9"
+    for end in (" next", "'", '"'):
+        assert redactor.redact(f"{name}=v4lue{end}") == f"{name}={MASK}{end}"
+
+
+def test_other_parameters_are_kept(redactor: SecretRedactor) -> None:
+    text = "ws://h/ws?device_id=7&service_id=9&tickets_left=3"
+    assert redactor.redact(text) == text
+
+
+def record(message: str, *args: object, exc: bool = False) -> logging.LogRecord:
+    exc_info = None
+    if exc:
+        try:
+            raise RuntimeError("boom with app-secret-123")
+        except RuntimeError:
+            exc_info = sys.exc_info()
+    return logging.LogRecord("t", logging.ERROR, __file__, 1, message, args, exc_info)
+
+
+def test_filter_masks_the_formatted_message_and_keeps_the_record(
+    redactor: SecretRedactor,
+) -> None:
+    item = record("connected to %s with %s", "ws://h?ticket=t1", "enc-key-456")
+    assert redactor.filter(item) is True
+    assert (item.msg, item.args) == (f"connected to ws://h?ticket={MASK} with {MASK}", None)
+    assert item.getMessage() == item.msg
+
+
+def test_filter_masks_the_traceback_text(redactor: SecretRedactor) -> None:
+    item = record("handler raised", exc=True)
+    assert redactor.filter(item) is True
+    assert item.exc_text is not None and "RuntimeError: boom with " + MASK in item.exc_text
+    assert "app-secret-123" not in item.exc_text
+    already = record("again", exc=True)
+    already.exc_text = "Traceback: token=abc"
+    redactor.filter(already)
+    assert already.exc_text == f"Traceback: token={MASK}"
+
+
+@pytest.fixture
+def clean_root() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in saved[0]:
+        root.addHandler(handler)
+    root.setLevel(saved[1])
+
+
+def test_configure_logging_writes_one_rotating_masked_file(
+    tmp_path: Path, clean_root: None
+) -> None:
+    log_file = tmp_path / "logs" / "bot.log"
+    logs.redactor.add("configured-secret-789")
+    configure_logging(log_file, "DEBUG", stderr=False)
+    configure_logging(log_file, "DEBUG", stderr=False)
+    root = logging.getLogger()
+    [handler] = root.handlers
+    assert isinstance(handler, RotatingFileHandler)
+    assert (handler.maxBytes, handler.backupCount) == (MAX_BYTES, BACKUPS) == (10 * 2**20, 5)
+    assert handler.formatter is not None and handler.formatter._fmt == LOG_FORMAT
+    assert logs.redactor in handler.filters
+    assert root.level == logging.DEBUG
+
+    sdk = logging.getLogger("Lark")
+    assert sdk.handlers == [] and sdk.propagate and sdk.level == logging.DEBUG
+    sdk.debug("sdk line with configured-secret-789 and ticket=t2")
+    logging.getLogger("worker.x").info("ours")
+    handler.flush()
+    lines = log_file.read_text().splitlines()
+    assert [line.split(" ", 3)[2:] for line in lines] == [
+        ["DEBUG", f"Lark: sdk line with {MASK} and ticket={MASK}"],
+        ["INFO", "worker.x: ours"],
+    ]
+
+
+def test_configure_logging_to_stderr_only(clean_root: None) -> None:
+    configure_logging(None, "WARNING")
+    [handler] = logging.getLogger().handlers
+    assert type(handler) is logging.StreamHandler and handler.stream is sys.stderr
+    assert logs.redactor in handler.filters
+    assert logging.getLogger().level == logging.WARNING
+    configure_logging(None, "INFO", stderr=False)
+    assert logging.getLogger().handlers == []
