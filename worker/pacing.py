@@ -19,6 +19,7 @@ of an earlier one however the network delays them.
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -46,9 +47,8 @@ class _Chat:
 class Admission:
     """The places one call took; `done()` stamps them with the call's end."""
 
-    def __init__(self, pacer: "Pacer", chat: _Chat, keys: list[tuple[SlidingWindow, int]]) -> None:
+    def __init__(self, pacer: "Pacer", keys: list[tuple[SlidingWindow, int]]) -> None:
         self._pacer = pacer
-        self._chat = chat
         self._keys = keys
 
     def done(self) -> None:
@@ -72,7 +72,7 @@ class ChatTurn:
             await pacer._room(pacer._app_windows, lambda: pacer._app_held_until)
             keys = [(w, w.reserve()) for w in pacer._app_windows]
         keys.append((chat.window, chat.window.reserve()))
-        return Admission(pacer, chat, keys)
+        return Admission(pacer, keys)
 
     def hold_chat(self, seconds: float) -> None:
         """The platform refused this chat (230020): no send to it for `seconds`."""
@@ -125,7 +125,7 @@ class Pacer:
             delay = max([held() - now, *(w.wait_s(now) for w in windows)])
             if delay <= 0:
                 break
-            await asyncio.sleep(min(delay, POLL_S) if delay == float("inf") else delay)
+            await asyncio.sleep(POLL_S if math.isinf(delay) else delay)
         self.waited_s += self.clock() - started
 
     def _prune(self) -> None:

@@ -28,7 +28,8 @@ from typing import Any
 
 from shared.idempotency import send_uuid
 from worker.errors import EventError
-from worker.replies import Messenger, Target
+from worker.outbox import TARGET_GONE_CODES, TERMINAL_CODES
+from worker.replies import Messenger, SendResult, Target
 from worker.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,7 @@ class StreamedCard:
         result = await self._messenger.send(
             self._target, "interactive", _json(card), send_uuid(self._trigger, 0))
         if not result.ok or not result.message_id:
-            raise EventError(f"streaming card send failed: code {result.code}: {result.error}",
-                             rate_limited=result.rate_limited)
+            raise _failure("streaming card send failed", result)
         self._message_id = result.message_id
         self._spool.stream_started(self._event_id, result.message_id)
 
@@ -169,9 +169,16 @@ class StreamedCard:
         finally:
             self._updated_at = time.monotonic()
         if not result.ok:
-            raise EventError(f"card update failed: code {result.code}: {result.error}",
-                             rate_limited=result.rate_limited)
+            raise _failure("card update failed", result)
         self.updates += 1
+
+
+def _failure(what: str, result: SendResult) -> EventError:
+    """A refused send or update: permanent when retrying cannot help (worker/outbox.py's
+    terminal codes, or the message to answer is gone), else retried (longer for rate)."""
+    permanent = result.code in TERMINAL_CODES or result.code in TARGET_GONE_CODES
+    return EventError(f"{what}: code {result.code}: {result.error}", permanent=permanent,
+                      rate_limited=result.rate_limited)
 
 
 async def aclose(pieces: AsyncIterator[str]) -> None:
