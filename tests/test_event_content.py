@@ -147,3 +147,10 @@ def test_other_events_reach_handlers_as_v2_envelopes() -> None:
 def test_bad_content_raises_content_error(payload: bytes) -> None:
     with pytest.raises(ContentError):
         parse_event(payload)
+
+
+def test_streamed_cards_never_notify_everyone() -> None:
+    from worker.streaming import stream_card
+
+    card = stream_card('done <at id=all></at> see <at user_id="ou_1">A</at>', final=True)
+    assert card["body"]["elements"][0]["content"] == 'done @all see <at user_id="ou_1">A</at>'

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from shared.idempotency import send_uuid
+from worker.content import neutralise_at_all
 from worker.errors import EventError
 from worker.outbox import TARGET_GONE_CODES, TERMINAL_CODES
 from worker.replies import Messenger, SendResult, Target
@@ -42,8 +43,12 @@ THINKING = "Thinking…"
 
 
 def stream_card(text: str, *, final: bool, error: str | None = None) -> dict[str, Any]:
-    """The JSON 2.0 card showing `text`: "thinking" while empty, an error line when failed."""
-    shown = _fit(text) if text else ("" if final else THINKING)
+    """The JSON 2.0 card showing `text`: "thinking" while empty, an error line when failed.
+
+    A streamed text is mostly a model's, so `<at id=all>` in it is made harmless (an
+    announcement to everyone is never the side effect of an answer).
+    """
+    shown = _fit(neutralise_at_all(text)) if text else ("" if final else THINKING)
     elements: list[dict[str, Any]] = []
     if shown:
         elements.append({"tag": "markdown", "content": shown, "element_id": "answer"})
