@@ -13,11 +13,12 @@ from api.body import MAX_BODY
 from api.dashboard import add_dashboard_routes
 from api.errors import error_middleware
 from api.fleet import Fleet
-from api.keys import FLEET, PATHS, REGISTRY, ROUTES
+from api.keys import FLEET, PATHS, REGISTRY, ROUTES, SECURITY
 from api.metrics import FleetCollector
 from api.ops import METRICS, ROUTES_OPS
 from api.routing import Route
 from shared.paths import DataPaths
+from shared.security import SecurityPolicy
 from store import Store
 
 
@@ -26,8 +27,13 @@ def all_routes() -> list[Route]:
             *webhook.ROUTES, *events.ROUTES, *history.ROUTES, *ROUTES_OPS]
 
 
-def create_app(fleet: Fleet, registry: Store, paths: DataPaths) -> web.Application:
-    """The management API; it reaches processes only through `fleet`."""
+def create_app(
+    fleet: Fleet, registry: Store, paths: DataPaths, security: SecurityPolicy | None = None
+) -> web.Application:
+    """The management API; it reaches processes only through `fleet`.
+
+    `security`: the operator's policy with the API's own port set (default: the defaults).
+    """
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY
     )
@@ -36,6 +42,7 @@ def create_app(fleet: Fleet, registry: Store, paths: DataPaths) -> web.Applicati
     app[REGISTRY] = registry
     app[PATHS] = paths
     app[ROUTES] = routes
+    app[SECURITY] = security or SecurityPolicy()
     metrics = CollectorRegistry(auto_describe=False)
     metrics.register(FleetCollector(fleet, registry))
     app[METRICS] = metrics

@@ -9,6 +9,7 @@ from api.auth import caller, owned_bot, owner_scope
 from api.body import decode_body, json_response
 from api.errors import ApiError
 from api.keys import FLEET, PATHS, REGISTRY
+from api.policy import check_bot
 from api.routing import Route
 from api.schemas import BotDeleted, BotList, BotView, CreateBot, PatchBot, bot_view
 from shared.botconfig import SECRET_HANDLER_FIELDS, BotConfig, HandlerSpec, resolve_domain
@@ -53,8 +54,10 @@ async def create_bot(request: web.Request) -> web.Response:
         handler=body.handler,
         options=body.options,
     )
+    user = caller(request)
+    await check_bot(request, config, user.is_admin)
     try:
-        record = request.app[REGISTRY].create_bot(caller(request).id, config)
+        record = request.app[REGISTRY].create_bot(user.id, config)
     except Conflict as error:
         raise ApiError(409, str(error)) from error
     await request.app[FLEET].bot_added(record.config.id)
@@ -84,6 +87,10 @@ async def patch_bot(request: web.Request) -> web.Response:
         changes["handler"] = keep_handler_secrets(record.config.handler, changes["handler"])
     if not changes:
         return json_response(bot_view(record))
+    registry = request.app[REGISTRY]
+    trusted = registry.get_user(record.owner).is_admin
+    merged = msgspec.structs.replace(record.config, **changes)
+    await check_bot(request, merged, trusted, handler_changed="handler" in changes)
     try:
         updated = request.app[REGISTRY].update_bot(record.config.id, record.owner, **changes)
     except Conflict as error:

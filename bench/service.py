@@ -20,7 +20,8 @@ import requests
 
 from simulator.testing import wait_until
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijk"
+"""Long enough for the weak-token check (supervisor/admintoken.py)."""
 """The admin token every harnessed service is started with."""
 LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
 

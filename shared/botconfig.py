@@ -113,6 +113,11 @@ class BotConfig(msgspec.Struct, kw_only=True):
     def base_url(self) -> str:
         return resolve_domain(self.domain)
 
+    @property
+    def webhook_unauthenticated(self) -> bool:
+        """Webhook mode with neither encryptKey nor verificationToken: anyone could push."""
+        return not self.use_websocket and not self.encrypt_key and not self.verification_token
+
     def secrets(self) -> list[str]:
         """Every secret value this config holds, for the log redactor."""
         values = [self.app_secret, self.verification_token, self.encrypt_key]

@@ -53,3 +53,6 @@ SERVE_SECRET_KEY = 16
 
 SERVE_DATABASE = 17
 """`larkfleet serve --database`: PostgreSQL unreachable or refusing (password masked)."""
+
+SERVE_WEAK_ADMIN_TOKEN = 18
+"""LARKFLEET_ADMIN_TOKEN is under 32 characters, a placeholder or too repetitive."""

@@ -11,6 +11,7 @@ import msgspec
 
 from shared.botconfig import BotConfig
 from shared.results import Reply
+from shared.security import SecurityPolicy
 from shared.states import ConnState
 
 
@@ -205,6 +206,8 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     proxy: str = ""
     """The service's proxy setting for platform connections ("" = the environment's);
     a bot's own `options.proxy` wins (worker/proxy.py)."""
+    security: SecurityPolicy = msgspec.field(default_factory=SecurityPolicy)
+    """The operator's policy as it applies to this bot's owner (shared/security.py)."""
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -1,8 +1,16 @@
 """Where everything lives under the data directory (architecture.md, "Files")."""
 
+import logging
+import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 @dataclass(frozen=True)
@@ -68,9 +76,32 @@ class DataPaths:
             path.unlink(missing_ok=True)
 
     def ensure(self) -> None:
-        """Create the directories; run/ is 0700 because it holds the control socket."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.logs_dir.mkdir(exist_ok=True)
-        (self.root / "bots").mkdir(exist_ok=True)
-        self.run_dir.mkdir(mode=0o700, exist_ok=True)
-        self.run_dir.chmod(0o700)
+        """Create the directories, each 0700: message data and secrets are the service's own."""
+        self.root.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        for directory in (self.root, self.logs_dir, self.root / "bots", self.run_dir):
+            directory.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+            directory.chmod(PRIVATE_DIR)
+
+    def make_private(self) -> int:
+        """Take group and other access off everything under the root; returns how many changed.
+
+        Files an older version or another umask left readable (spools, logs,
+        the registry) are fixed at start; symlinks are not followed. What the
+        process creates afterwards is private through its umask (serve.py).
+        """
+        changed = 0
+        for top, dirs, files in os.walk(self.root):
+            for name in [*dirs, *files]:
+                path = os.path.join(top, name)
+                try:
+                    mode = os.lstat(path).st_mode
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISLNK(mode) or not mode & 0o077:
+                    continue
+                os.chmod(path, PRIVATE_DIR if stat.S_ISDIR(mode) else stat.S_IMODE(mode) & 0o700)
+                changed += 1
+        if changed:
+            logger.warning("made %d file(s) under %s private to the service user",
+                           changed, self.root)
+        return changed

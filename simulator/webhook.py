@@ -25,6 +25,8 @@ class WebhookPush(MessageSpec, forbid_unknown_fields=True, kw_only=True):
     signed: bool | None = None
     """Send the X-Lark-* signature headers; default: events yes (when the app has an
     encryptKey), URL-verification challenges no, as the platform sends them."""
+    timestamp: int | None = None
+    """X-Lark-Request-Timestamp to sign with (epoch seconds; default now): replay tests."""
     timeout: float = 10.0
 
 
@@ -58,7 +60,8 @@ async def push(request: web.Request) -> web.Response:
     headers = {"Content-Type": "application/json; charset=utf-8"}
     signed = (not body.challenge) if body.signed is None else body.signed
     if app.encrypt_key and signed:
-        timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
+        sent_at = int(time.time()) if body.timestamp is None else body.timestamp
+        timestamp, nonce = str(sent_at), secrets.token_hex(8)
         signature = crypto.sign(timestamp, nonce, app.encrypt_key, raw)
         if body.tamper:
             signature = signature[::-1]

@@ -11,6 +11,9 @@ a key in the optional TOML file (`--config` or LARKFLEET_CONFIG):
     heartbeat_timeout = 5
     [backoff]
     cap = 60
+    [security]
+    url_allow = ["10.1.2.0/24", "hooks.internal"]
+    python_modules = ["acme_bots"]
 
 An unknown key or a value of the wrong type stops the start with an error
 naming it, rather than being silently ignored.
@@ -27,6 +30,8 @@ from typing import Any
 import msgspec
 
 from shared.botconfig import ProxySetting, mask_proxy
+from shared.security import SecurityPolicy
+from shared.urlpolicy import UrlPolicy, check_policy_entries
 from store.postgres import url
 from supervisor.backoff import BackoffPolicy
 from supervisor.cluster.node import LeaseTimings
@@ -108,19 +113,19 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
     """Resolve every setting once, at start; raises ConfigError naming a bad key or value."""
     env = os.environ if environ is None else environ
     file = _read_file(getattr(args, "config", None) or env.get("LARKFLEET_CONFIG"))
-    _table(file, "the config file", set(TOP_LEVEL) | {"supervisor", "backoff"})
+    _table(file, "the config file", set(TOP_LEVEL) | {"supervisor", "backoff", "security"})
     top = {
         key: _layer(key, kind, DEFAULTS[key], file, f"LARKFLEET_{key.upper()}", env,
                     getattr(args, key, None))
         for key, kind in TOP_LEVEL.items()
     }
     section = _table(file.get("supervisor", {}), "[supervisor]",
-                     {f.name for f in fields(SupervisorSettings)} - {"backoff"})
+                     {f.name for f in fields(SupervisorSettings)} - {"backoff", "security"})
     defaults = SupervisorSettings()
     tunables = {
         f.name: _layer(f.name, type(getattr(defaults, f.name)), getattr(defaults, f.name),
                        section, f"LARKFLEET_{f.name.upper()}", env)
-        for f in fields(SupervisorSettings) if f.name != "backoff"
+        for f in fields(SupervisorSettings) if f.name not in ("backoff", "security")
     }
     policy_keys = {f.name for f in fields(BackoffPolicy)}
     backoff_file = _table(file.get("backoff", {}), "[backoff]", policy_keys)
@@ -141,7 +146,7 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
     node_id = top["node_id"].strip() or default_node_id()
     host_for_peers = top["host"] if top["host"] not in ("0.0.0.0", "::", "") else node_host()
     try:
-        settings = SupervisorSettings(backoff=policy, **tunables)
+        settings = SupervisorSettings(backoff=policy, security=_security(file, env), **tunables)
         if database_url:
             LeaseTimings.of(settings)
     except ValueError as error:
@@ -170,6 +175,53 @@ def _check_proxy(value: str) -> None:
             raise ConfigError(f"proxy: expected `direct` or a proxy URL, got {value!r}") from error
 
 
+SECURITY_KEYS = {
+    "url_allow": "LARKFLEET_URL_ALLOW",
+    "url_allow_public": "LARKFLEET_URL_ALLOW_PUBLIC",
+    "python_modules": "LARKFLEET_PYTHON_MODULES",
+    "webhook_max_age": "LARKFLEET_WEBHOOK_MAX_AGE",
+}
+"""The [security] table's keys and their variables (lists as comma-separated text)."""
+
+
+def _security(file: Mapping[str, Any], env: Mapping[str, str]) -> SecurityPolicy:
+    """The [security] table (docs/security.md); raises ConfigError naming a bad key or value."""
+    table = _table(file.get("security", {}), "[security]", set(SECURITY_KEYS))
+    raw = {key: env[var] if var in env else table.get(key) for key, var in SECURITY_KEYS.items()}
+    allow = _strings(raw["url_allow"], "url_allow")
+    try:
+        check_policy_entries(allow)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    public = raw["url_allow_public"]
+    if isinstance(public, str):
+        if public.strip().lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"url_allow_public: expected true or false, got {public!r}")
+        public = public.strip().lower() in ("true", "1", "yes")
+    elif public is not None and not isinstance(public, bool):
+        raise ConfigError(f"url_allow_public: expected true or false, got {public!r}")
+    max_age = raw["webhook_max_age"]
+    if max_age is not None:
+        max_age = _convert(max_age, float, "webhook_max_age")
+        if max_age <= 0:
+            raise ConfigError(f"webhook_max_age: expected seconds > 0, got {max_age!r}")
+    return SecurityPolicy(
+        urls=UrlPolicy(allow=allow, allow_public=True if public is None else public),
+        python_modules=_strings(raw["python_modules"], "python_modules"),
+        webhook_max_age=max_age,
+    )
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value if v.strip())
+    raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
+
+
 def render(config: ServeConfig, environ: Mapping[str, str] | None = None) -> str:
     """The effective configuration as TOML, secrets masked (for --print-config)."""
     env = os.environ if environ is None else environ
@@ -186,9 +238,17 @@ def render(config: ServeConfig, environ: Mapping[str, str] | None = None) -> str
              "", "[supervisor]"]
     lines += [line(f.name, mask_proxy(settings.proxy) if f.name == "proxy"
                    else getattr(settings, f.name))
-              for f in fields(SupervisorSettings) if f.name != "backoff"]
+              for f in fields(SupervisorSettings) if f.name not in ("backoff", "security")]
     lines += ["", "[backoff]"]
     lines += [line(f.name, getattr(settings.backoff, f.name)) for f in fields(BackoffPolicy)]
+    security = settings.security
+    max_age = security.webhook_max_age
+    lines += ["", "[security]",
+              f"url_allow = {list(security.urls.allow)!r}".replace("'", '"'),
+              f"url_allow_public = {str(security.urls.allow_public).lower()}",
+              f"python_modules = {list(security.python_modules)!r}".replace("'", '"'),
+              "# webhook_max_age: the dedup retention" if max_age is None
+              else line("webhook_max_age", max_age)]
     lines += ["", "# secrets (masked)"]
     lines += [f"# {name} = {'***' if env.get(name) else '(not set)'}" for name in SECRET_ENV]
     return "\n".join(lines) + "\n"

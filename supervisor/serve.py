@@ -7,6 +7,7 @@ a second one kills every worker at once.
 
 import argparse
 import asyncio
+import dataclasses
 import fcntl
 import logging
 import os
@@ -25,7 +26,9 @@ from shared.logs import configure_logging
 from shared.paths import DataPaths
 from store import Store, open_store
 from store.postgres.url import masked
+from store.records import ADMIN_TOKEN_ENV
 from store.secrets_box import SecretKeyError
+from supervisor.admintoken import weakness
 from supervisor.cluster.node import ClusterNode, LeaseTimings
 from supervisor.config import ConfigError, ServeConfig
 from supervisor.config import load as load_config
@@ -35,6 +38,10 @@ from supervisor.preflight import StartupError, bind_api, check_data_dir, check_s
 from supervisor.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
+
+PRIVATE_UMASK = 0o077
+"""Everything this process and its workers create (spools, logs, sockets, the registry,
+rotated logs) is readable by the service user only, whatever umask it was started with."""
 
 
 def lock_pid_file(path: Path) -> IO[str]:
@@ -121,13 +128,15 @@ async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig
     signals = Signals()
     signals.install(loop)
     store = open_registry(paths, config.database_url)
+    own_port = api_socket.getsockname()[1]
+    settings = dataclasses.replace(settings, security=settings.security.serving_on(own_port))
     node: ClusterNode | None = None
     if config.database_url:
         node = ClusterNode(config.database_url, config.node_id, config.node_address,
                            LeaseTimings.of(settings))
         logger.info("cluster mode: node %s on %s", config.node_id, masked(config.database_url))
     supervisor = Supervisor(paths, store, settings, node or SingleNode(config.node_id))
-    app = create_app(supervisor, store, paths)
+    app = create_app(supervisor, store, paths, settings.security)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.SockSite(runner, api_socket)
@@ -193,6 +202,13 @@ def main(args: argparse.Namespace) -> int:
     if args.print_config:
         print(render_config(config), end="")
         return exitcodes.SERVE_OK
+    env_token = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
+    weak = weakness(env_token) if env_token else None
+    if weak is not None:
+        print(f"larkfleet serve: {ADMIN_TOKEN_ENV} {weak}; generate one with"
+              " `openssl rand -hex 32`, or unset it to use <data>/admin.token", file=sys.stderr)
+        return exitcodes.SERVE_WEAK_ADMIN_TOKEN
+    os.umask(PRIVATE_UMASK)
     paths = DataPaths(config.data_dir)
     try:
         check_socket_path(paths)
@@ -204,6 +220,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         api_socket = bind_api(config.host, config.port)
         configure_logging(paths.supervisor_log, config.log_level)
+        paths.make_private()
         add_handler_path(config.handler_path)
         return asyncio.run(serve(paths, api_socket, config))
     except KeyboardInterrupt:

@@ -6,6 +6,7 @@ tests shrink timeouts that way, without a different code path.
 
 from dataclasses import dataclass, field
 
+from shared.security import SecurityPolicy
 from supervisor.backoff import BackoffPolicy
 
 
@@ -42,3 +43,5 @@ class SupervisorSettings:
     """Cluster mode: a node that could not renew stops its workers this long before lapse."""
     lease_max_moves: int = 4
     """Cluster mode: bots one node hands over per round when rebalancing after a join."""
+    security: SecurityPolicy = field(default_factory=SecurityPolicy)
+    """The operator's `[security]` table; each worker gets it made for its bot's owner."""

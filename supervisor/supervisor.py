@@ -332,7 +332,9 @@ class Supervisor:
 
     def _start(self, bot: ManagedBot, reason: str) -> None:
         """Fork a new incarnation of the bot's worker (the fork itself runs in a thread)."""
-        config = self.store.bot_config(bot.bot_id)
+        record = self.store.get_bot(bot.bot_id)
+        config = record.config
+        trusted = self.store.get_user(record.owner).is_admin
         bot.webhook_mode = not config.use_websocket
         bot.lifecycle.change(Phase.STARTING, reason)
         bot.incarnation = next(self._incarnations)
@@ -350,6 +352,7 @@ class Supervisor:
             event_max_attempts=self.settings.event_max_attempts,
             event_retry_base=self.settings.event_retry_base,
             proxy=self.settings.proxy,
+            security=self.settings.security.for_owner(trusted),
         )
         self._spawn_task(self._fork(bot, spec))
 
@@ -499,6 +502,8 @@ class Supervisor:
         error = redactor.redact(message.error) if message.error is not None else None
         if error is not None:
             bot.error, bot.error_code = error, message.code
+        elif message.state == ConnState.WEBHOOK:
+            bot.error = bot.error_code = None
         report = bot.report or Heartbeat(
             bot_id=bot.bot_id, incarnation=bot.incarnation, state=message.state
         )

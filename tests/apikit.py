@@ -20,8 +20,10 @@ from api.app import create_app
 from shared.changes import DEFAULT_QUEUE, ChangeFeed, Subscription
 from shared.messages import Histogram, RetryResult, SendResult
 from shared.paths import DataPaths
+from shared.security import SecurityPolicy
 from shared.states import ConnState
 from shared.status import BotMetrics, BotStatus
+from shared.urlpolicy import UrlPolicy
 from store import open_store
 
 APP_SECRET = "app-secret-0f1e2d3c4b5a"
@@ -127,7 +129,9 @@ class Api:
         self.paths.ensure()
         self.registry = open_store(self.paths)
         self.fleet = FakeFleet()
-        self.app = create_app(self.fleet, self.registry, self.paths)
+        self.security = SecurityPolicy(urls=UrlPolicy(allow=("127.0.0.1",)))
+        """The operator allows the hooks on 127.0.0.1 the bodies here name."""
+        self.app = create_app(self.fleet, self.registry, self.paths, self.security)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

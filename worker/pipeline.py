@@ -20,6 +20,7 @@ from shared.botconfig import BotConfig
 from shared.idempotency import api_send_uuid
 from shared.paths import DataPaths
 from shared.results import Reply
+from shared.security import SecurityPolicy
 from worker.cardaction import CARD_ACTION_EVENT, is_card_action, parse_card_action
 from worker.consumer import Consumer, ConsumerSettings
 from worker.counters import Counters
@@ -95,8 +96,10 @@ class EventPipeline:
     """Owns the bot's spool, consumer, handler and IM client."""
 
     def __init__(
-        self, bot: BotConfig, paths: DataPaths, settings: ConsumerSettings | None = None
+        self, bot: BotConfig, paths: DataPaths, settings: ConsumerSettings | None = None,
+        policy: SecurityPolicy | None = None,
     ) -> None:
+        """`policy`: the operator's rules for this bot's owner (None: no URL/target checks)."""
         self.bot = bot
         self.paths = paths
         self.counters = Counters()
@@ -104,15 +107,20 @@ class EventPipeline:
         counts = self._spool.counts()
         self.counters.pending = counts.get(PENDING, 0)
         self.counters.dead_letters = counts.get(DEAD, 0)
-        self._http = HttpSession()
+        self._http = HttpSession(policy.urls if policy is not None else None)
         self._messenger = Messenger(bot)
         settings = settings or ConsumerSettings()
-        self._handler = build_handler(bot.handler, self._http, self._spool, settings.concurrency)
+        self._handler = build_handler(
+            bot.handler, self._http, self._spool, settings.concurrency, policy
+        )
         processor = EventProcessor(
             bot, self._spool, self._handler, self._messenger, self.counters
         )
         self._consumer = Consumer(self._spool, processor.process, self.counters, settings)
-        self._webhook = WebhookReceiver(bot, self.accept)
+        max_age = settings.retention_s
+        if policy is not None and policy.webhook_max_age is not None:
+            max_age = min(policy.webhook_max_age, settings.retention_s)
+        self._webhook = WebhookReceiver(bot, self.accept, max_age)
 
     def sdk_event_handler(self) -> SpoolingEventHandler:
         """The object to pass as ws.Client(event_handler=...)."""

@@ -37,6 +37,7 @@ from shared.messages import (
 )
 from shared.paths import DataPaths
 from shared.results import parse_result
+from shared.security import WEBHOOK_AUTH_REQUIRED
 from shared.states import ConnState
 from worker.connection import Failure, LarkConnection, classify
 from worker.control import ControlChannel
@@ -131,6 +132,9 @@ class WorkerSession:
         if self._pipeline is not None:
             if self._bot.use_websocket:
                 self._spawn(self._hold_connection())
+            elif self._bot.webhook_unauthenticated:
+                logger.error("refusing every push: %s", WEBHOOK_AUTH_REQUIRED)
+                self._report(ConnState.ERROR, WEBHOOK_AUTH_REQUIRED)
             else:
                 self._report(ConnState.WEBHOOK)
         outcome = await self._exit
@@ -155,7 +159,7 @@ class WorkerSession:
                 max_attempts=self._spec.event_max_attempts,
                 backoff_base_s=self._spec.event_retry_base,
             )
-            self._pipeline = EventPipeline(self._bot, self._paths, settings)
+            self._pipeline = EventPipeline(self._bot, self._paths, settings, self._spec.security)
         except Exception as error:
             logger.exception("could not open the event pipeline")
             self._finish(Exit.failed(Failure(permanent=False, message=f"event pipeline: {error}")))

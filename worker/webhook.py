@@ -9,10 +9,18 @@ means it is in the spool. The SDK dispatches only the message type it has a
 processor for; it verifies token and signature before looking for one, so
 its "processor not found" answer marks a verified event of another type.
 The body and the secrets are never logged.
+
+Two refusals come before the SDK sees anything (docs/security.md):
+- a bot with neither encryptKey nor verificationToken refuses every push
+  (401): the SDK would accept any body from anyone;
+- a signed push whose X-Lark-Request-Timestamp is further than `max_age`
+  seconds from now is refused (401): the signature covers the timestamp, so a
+  captured push replayed after the spool forgot its event_id cannot pass.
 """
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -27,6 +35,7 @@ from lark_oapi.core.exception import NoAuthorizationException
 from lark_oapi.core.model import RawRequest
 
 from shared.botconfig import BotConfig
+from shared.security import WEBHOOK_AUTH_REQUIRED
 from worker.cardaction import CARD_ACTION_EVENT
 from worker.content import MESSAGE_EVENT
 
@@ -57,8 +66,13 @@ class _SpoolFailed(Exception):
 class WebhookReceiver:
     """Turns one raw webhook request into a response, spooling message events via `accept`."""
 
-    def __init__(self, bot: BotConfig, accept: Callable[[bytes], None]) -> None:
+    def __init__(
+        self, bot: BotConfig, accept: Callable[[bytes], None], max_age: float = 24 * 3600.0
+    ) -> None:
+        """`max_age`: seconds a signed push's timestamp may be off from now (either way)."""
         self._encrypt_key = bot.encrypt_key
+        self._unauthenticated = not (bot.encrypt_key or bot.verification_token)
+        self._max_age = max_age
         self._accept = accept
         self._plaintext = b""
         self._spool_error: Exception | None = None
@@ -86,6 +100,11 @@ class WebhookReceiver:
 
         A verified card action comes back as a CallbackRequest for the caller to answer.
         """
+        if self._unauthenticated:
+            return _error(401, "webhook_unauthenticated", WEBHOOK_AUTH_REQUIRED)
+        stale = self._stale(headers)
+        if stale is not None:
+            return _error(401, "stale_timestamp", stale)
         try:
             envelope = json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -128,6 +147,25 @@ class WebhookReceiver:
             log.error("webhook event could not be spooled: %s", exc)
             return _error(500, "spool_failed", "event could not be stored, retry later")
         return 200, b'{"msg":"success"}', JSON_TYPE
+
+    def _stale(self, headers: Mapping[str, str], now: float | None = None) -> str | None:
+        """Why a signed push's timestamp is refused, or None (unsigned pushes are not judged)."""
+        if not self._encrypt_key:
+            return None
+        lower = {k.lower(): v for k, v in headers.items()}
+        raw = lower.get(LARK_REQUEST_TIMESTAMP.lower())
+        if raw is None:
+            return None
+        try:
+            timestamp = float(raw)
+        except ValueError:
+            return "X-Lark-Request-Timestamp is not a number of seconds"
+        skew = abs((time.time() if now is None else now) - timestamp)
+        if skew > self._max_age:
+            return (f"X-Lark-Request-Timestamp is {skew:.0f} s from now; pushes older than"
+                    f" {self._max_age:.0f} s are refused as replays")
+        return None
+
 
     def _canonical_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """The SDK reads exact-case names; a missing signature header must fail as forged."""

@@ -20,11 +20,12 @@ from shared.results import (
     parse_card_action_result,
     parse_result,
 )
+from shared.urlpolicy import UrlRefused
 from worker.cardaction import CardAction
 from worker.content import Message
 from worker.errors import EventError
 from worker.handlers.base import Answer, Handler
-from worker.handlers.http import HttpSession
+from worker.handlers.http import HttpSession, refusal_of
 
 SIGNATURE_HEADER = "X-Larkfleet-Signature"
 
@@ -49,8 +50,10 @@ class ForwardHandler(Handler):
         }
         timeout = aiohttp.ClientTimeout(total=self._spec.timeout)
         try:
+            self._http.check_url(self._spec.url)
             async with self._http.get().post(
-                self._spec.url, data=body, headers=headers, timeout=timeout
+                self._spec.url, data=body, headers=headers, timeout=timeout,
+                allow_redirects=False,
             ) as resp:
                 if resp.status == 204:
                     return b""
@@ -61,7 +64,14 @@ class ForwardHandler(Handler):
                 return await resp.read()
         except TimeoutError:
             raise EventError(f"forward target timed out after {self._spec.timeout} s") from None
+        except UrlRefused as exc:
+            raise EventError(f"forward target refused by the URL policy: {exc}",
+                             permanent=True) from None
         except aiohttp.ClientError as exc:
+            refused = refusal_of(exc)
+            if refused is not None:
+                raise EventError(f"forward target refused by the URL policy: {refused}",
+                                 permanent=True) from None
             raise EventError(f"forward target unreachable: {type(exc).__name__}") from None
 
     async def handle(self, message: Message) -> Answer:

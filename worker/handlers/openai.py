@@ -18,10 +18,11 @@ import aiohttp
 
 from shared.botconfig import OpenAIHandler as OpenAISpec
 from shared.results import Text
+from shared.urlpolicy import UrlRefused
 from worker.content import Message, neutralise_at_all
 from worker.errors import EventError
 from worker.handlers.base import Answer, Handler
-from worker.handlers.http import HttpSession
+from worker.handlers.http import HttpSession, refusal_of
 from worker.spool import Spool
 
 
@@ -64,8 +65,9 @@ class OpenAIHandler(Handler):
         else:
             timeout = aiohttp.ClientTimeout(total=self._spec.timeout)
         try:
+            self._http.check_url(url)
             async with self._http.get().post(
-                url, json=body, headers=headers, timeout=timeout
+                url, json=body, headers=headers, timeout=timeout, allow_redirects=False
             ) as resp:
                 if resp.status == 429:
                     raise EventError("completions endpoint answered 429", rate_limited=True)
@@ -83,7 +85,14 @@ class OpenAIHandler(Handler):
         except TimeoutError:
             timeout_s = self._spec.timeout
             raise EventError(f"completions endpoint timed out after {timeout_s} s") from None
+        except UrlRefused as exc:
+            raise EventError(f"completions endpoint refused by the URL policy: {exc}",
+                             permanent=True) from None
         except aiohttp.ClientError as exc:
+            refused = refusal_of(exc)
+            if refused is not None:
+                raise EventError(f"completions endpoint refused by the URL policy: {refused}",
+                                 permanent=True) from None
             raise EventError(f"completions endpoint unreachable: {type(exc).__name__}") from None
 
     def history(self, message: Message, answer: str | None) -> list[tuple[str, str]]:

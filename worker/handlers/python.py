@@ -12,13 +12,13 @@ default executor, which the connection side needs for endpoint discovery.
 """
 
 import asyncio
-import importlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared.botconfig import PythonHandler as PythonSpec
+from shared.pytarget import TargetRefused, check_target
 from shared.results import CardActionResult, ResultError, parse_card_action_result, parse_result
 from worker.cardaction import CardAction
 from worker.content import Message
@@ -28,34 +28,34 @@ from worker.handlers.base import Answer, Handler
 _DONE = object()
 
 
-def resolve_target(target: str) -> Callable[[Message], Any]:
-    """Import `module:function`; a bad target is a permanent error."""
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise EventError(f"python target {target!r} is not 'module:function'", permanent=True)
+def resolve_target(
+    target: str, prefixes: tuple[str, ...] = (), trusted: bool = True
+) -> Callable[[Message], Any]:
+    """Import `module:function` if the owner may name it; a refused target is permanent."""
     try:
-        obj: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise EventError(f"python target {target!r}: {exc}", permanent=True) from None
-    if not callable(obj):
-        raise EventError(f"python target {target!r} is not callable", permanent=True)
-    return obj
+        return check_target(target, prefixes, trusted)
+    except TargetRefused as exc:
+        raise EventError(str(exc), permanent=True) from None
 
 
 class PythonHandler(Handler):
     """Resolves the target on first use, so a bad target dead-letters instead of crashing."""
 
-    def __init__(self, spec: PythonSpec, threads: int = 8) -> None:
+    def __init__(
+        self, spec: PythonSpec, threads: int = 8,
+        prefixes: tuple[str, ...] = (), trusted: bool = True,
+    ) -> None:
+        """`prefixes`/`trusted`: the operator's python_modules and whether the owner is admin."""
         self._target = spec.target
+        self._prefixes = prefixes
+        self._trusted = trusted
         self._function: Callable[[Message], Any] | None = None
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="python-handler")
 
     async def _call(self, argument: Message | CardAction) -> Any:
         """Run the target; a generator comes back as an async iterator of its pieces."""
         if self._function is None:
-            self._function = resolve_target(self._target)
+            self._function = resolve_target(self._target, self._prefixes, self._trusted)
         function = self._function
         if inspect.isasyncgenfunction(function):
             return function(argument)
