@@ -60,7 +60,8 @@ class Fleet(Protocol):
         """Send outbound messages (handler result shapes, or one text) through the bot's worker.
 
         When no worker takes it, the result has ok=False and incarnation NO_WORKER: the
-        API answers 409 then, and 502 for a failure a worker reported.
+        API answers 409 then; 504 when it is `timed_out` (the worker did not answer in
+        time, so it may still send); 502 for a failure a worker reported.
         """
 
     async def retry_dead_letter(self, bot_id: str, event_id: str) -> RetryResult:

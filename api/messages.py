@@ -17,6 +17,7 @@ from api.schemas import (
     SendMessage,
     iso,
 )
+from shared.idempotency import new_api_uuid
 from shared.messages import NO_WORKER
 from shared.results import ResultError, parse_result
 from worker.spool import read_dead_letters
@@ -24,10 +25,13 @@ from worker.spool import read_dead_letters
 MAX_DEAD_LETTERS = 1000
 
 
-def _failure(incarnation: int, error: str | None, code: int | None = None) -> ApiError:
+def _failure(incarnation: int, error: str | None, code: int | None = None,
+             timed_out: bool = False, retry_hint: str = "") -> ApiError:
     detail = error or "failed"
     if code is not None:
         detail = f"{detail} (platform code {code})"
+    if timed_out:
+        return ApiError(504, f"{detail}; the outcome is unknown{retry_hint}", "outcome_unknown")
     if incarnation == NO_WORKER:
         return ApiError(409, f"{detail}; connect the bot first", "not_running")
     return ApiError(502, detail, "send_failed")
@@ -47,14 +51,16 @@ async def send_message(request: web.Request) -> web.Response:
         raise ApiError(400, str(exc)) from None
     if not replies:
         raise ApiError(400, "no message to send - at `$.messages`")
+    uuid = body.uuid or new_api_uuid()
     result = await request.app[FLEET].send_message(
-        bot_id, body.receive_id, body.receive_id_type, replies, body.uuid
+        bot_id, body.receive_id, body.receive_id_type, replies, uuid
     )
     if not result.ok:
-        raise _failure(result.incarnation, result.error, result.code)
+        raise _failure(result.incarnation, result.error, result.code, result.timed_out,
+                       f": retry with uuid {uuid}, never sent twice")
     ids = result.message_ids or ([result.message_id] if result.message_id else [])
     return json_response(MessageSent(bot_id=bot_id, message_id=result.message_id,
-                                     message_ids=ids))
+                                     message_ids=ids, uuid=uuid))
 
 
 async def dead_letters(request: web.Request) -> web.Response:
@@ -79,7 +85,7 @@ async def retry_dead_letter(request: web.Request) -> web.Response:
     result = await request.app[FLEET].retry_dead_letter(bot_id, event_id)
     if not result.ok:
         if result.incarnation == NO_WORKER:
-            raise _failure(result.incarnation, result.error)
+            raise _failure(result.incarnation, result.error, timed_out=result.timed_out)
         raise ApiError(404, result.error or f"event {event_id} is not a dead letter")
     return json_response(RetryQueued(bot_id=bot_id, event_id=event_id))
 
@@ -87,10 +93,10 @@ async def retry_dead_letter(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", "/api/feishu/bots/{id}/messages", send_message,
           "Send messages: text, post, card, cardTemplate, image, file, or messages in order",
-          SendMessage, MessageSent, (200, 400, 401, 404, 409, 413, 502)),
+          SendMessage, MessageSent, (200, 400, 401, 404, 409, 413, 502, 504)),
     Route("GET", "/api/feishu/bots/{id}/dead-letters", dead_letters,
           "Events the handler gave up on (newest first)",
           None, DeadLetterList, (200, 401, 404)),
     Route("POST", "/api/feishu/bots/{id}/dead-letters/{eventId}/retry", retry_dead_letter,
-          "Queue a dead letter again", None, RetryQueued, (200, 401, 404, 409)),
+          "Queue a dead letter again", None, RetryQueued, (200, 401, 404, 409, 504)),
 ]

@@ -75,6 +75,7 @@ class SendMessage(_Body):
     receive_id: Annotated[str, Meta(min_length=1, max_length=200)]
     receive_id_type: ReceiveIdType
     uuid: Annotated[str, Meta(min_length=1, max_length=50)] | None = None
+    """Idempotency key; when absent the server generates one and answers it."""
     text: Annotated[str, Meta(min_length=1, max_length=150_000)] | None = None
     post: dict[str, Any] | None = None
     card: dict[str, Any] | None = None
@@ -226,12 +227,14 @@ class TokensRevoked(Struct, rename="camel", kw_only=True):
 
 
 class MessageSent(Struct, rename="camel", kw_only=True):
-    """`messageId` is the first message's platform id; `messageIds` all of them, in order."""
+    """`messageId` is the first message's platform id; `messageIds` all of them, in order;
+    `uuid` the idempotency key used (the caller's, or one the server generated)."""
 
     success: bool = True
     bot_id: str
     message_id: str | None
     message_ids: list[str] = msgspec.field(default_factory=list)
+    uuid: str
 
 
 class DeadLetterView(Struct, rename="camel", kw_only=True):

@@ -12,9 +12,14 @@ derived, never random, from what caused the send:
 
 Position 0 part 0 of an event is the key replies always had (`lf-` + hash of
 the event id), so a row spooled by an older version is not answered twice.
+
+An API send without a caller uuid gets one from the server (`new_api_uuid`),
+answered to the caller, so a retry after a timeout (504: outcome unknown)
+with that uuid cannot send twice.
 """
 
 import hashlib
+import uuid
 
 UUID_PREFIX = "lf-"
 MAX_UUID_LENGTH = 50
@@ -24,6 +29,11 @@ def send_uuid(trigger: str, position: int = 0, part: int = 0) -> str:
     """The uuid of one send caused by `trigger` (`lf-` + 40 hex chars, 43 in all)."""
     key = trigger if position == 0 and part == 0 else f"{trigger}#{position}.{part}"
     return UUID_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def new_api_uuid() -> str:
+    """A fresh uuid for an API send whose caller gave none (`lf-api-` + 32 hex chars)."""
+    return f"{UUID_PREFIX}api-{uuid.uuid4().hex}"
 
 
 def api_send_uuid(client_uuid: str | None, position: int = 0, part: int = 0) -> str | None:

@@ -142,6 +142,8 @@ class SendResult(_FromWorker, tag="send_result"):
     code: int | None = None
     error: str | None = None
     message_ids: list[str] = msgspec.field(default_factory=list)
+    timed_out: bool = False
+    """Made by the supervisor, which stopped waiting: the worker may still send it."""
 
 
 class RetryDeadLetter(_Msg, tag="retry_dead"):
@@ -155,6 +157,8 @@ class RetryResult(_FromWorker, tag="retry_result"):
     request_id: str
     ok: bool
     error: str | None = None
+    timed_out: bool = False
+    """Made by the supervisor, which stopped waiting: the worker may still queue it."""
 
 
 ToWorker = Ping | Stop | Deliver | Send | RetryDeadLetter
@@ -173,7 +177,10 @@ def failed_reply(
 
     A webhook push gets `http_status` with the status phrase as its body: the
     error text stays in our logs and replies, never goes back to the platform.
+    504 (the worker did not answer in time) marks a send or a retry `timed_out`:
+    unlike "no worker", its outcome is unknown.
     """
+    timed_out = http_status == HTTPStatus.GATEWAY_TIMEOUT
     match request:
         case Deliver():
             body = msgspec.json.encode({"msg": HTTPStatus(http_status).phrase})
@@ -181,10 +188,12 @@ def failed_reply(
                                  request_id=request.request_id, status=http_status, body=body)
         case Send():
             return SendResult(bot_id=bot_id, incarnation=incarnation,
-                              request_id=request.request_id, ok=False, error=error)
+                              request_id=request.request_id, ok=False, error=error,
+                              timed_out=timed_out)
         case RetryDeadLetter():
             return RetryResult(bot_id=bot_id, incarnation=incarnation,
-                               request_id=request.request_id, ok=False, error=error)
+                               request_id=request.request_id, ok=False, error=error,
+                               timed_out=timed_out)
 
 
 class WorkerSpec(msgspec.Struct, kw_only=True):

@@ -53,6 +53,7 @@ class FakeFleet:
         self.node_id = "test-node"
         self.is_ready = True
         self.calls: list[tuple[str, str]] = []
+        self.send_uuids: list[str | None] = []
         self.states: dict[str, ConnState] = {}
         self.send_result: SendResult | None = None
         self.retry_result: RetryResult | None = None
@@ -110,6 +111,7 @@ class FakeFleet:
         uuid: str | None,
     ) -> SendResult:
         self.calls.append(("send_message", bot_id))
+        self.send_uuids.append(uuid)
         if self.send_result is not None:
             return self.send_result
         return SendResult(bot_id=bot_id, incarnation=7, request_id="r", ok=True, message_id="om_1")

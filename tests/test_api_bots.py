@@ -6,7 +6,14 @@ import re
 import pytest
 
 from api.app import all_routes
-from shared.messages import RetryResult, SendResult
+from shared.messages import (
+    NO_WORKER,
+    RetryDeadLetter,
+    RetryResult,
+    Send,
+    SendResult,
+    failed_reply,
+)
 from tests.apikit import SECRETS, Api, api_fixture, assert_error, bot_body  # noqa: F401
 from worker.spool import Spool
 
@@ -206,8 +213,14 @@ def test_send_message_success_no_worker_and_platform_failure(api: Api) -> None:
     body = {"receiveId": "ou_1", "receiveIdType": "open_id", "text": "hello"}
     sent = api.call(api.admin, "POST", path, json=body)
     assert sent.status_code == 200
+    generated = sent.json()["uuid"]
     assert sent.json() == {"success": True, "botId": bot_id, "messageId": "om_1",
-                           "messageIds": ["om_1"]}
+                           "messageIds": ["om_1"], "uuid": generated}
+    assert api.fleet.send_uuids[-1] == generated and 0 < len(generated) <= 50
+    again = api.call(api.admin, "POST", path, json=body).json()["uuid"]
+    assert again != generated, "a new request, a new server-generated uuid"
+    given = api.call(api.admin, "POST", path, json={**body, "uuid": "client-key-1"})
+    assert given.json()["uuid"] == api.fleet.send_uuids[-1] == "client-key-1"
 
     api.fleet.send_result = SendResult(bot_id=bot_id, incarnation=0, request_id="r", ok=False,
                                        error="bot has no running worker")
@@ -216,6 +229,12 @@ def test_send_message_success_no_worker_and_platform_failure(api: Api) -> None:
                                        code=230002, error="bot not in chat")
     error = assert_error(api.call(api.admin, "POST", path, json=body), 502, "send_failed")
     assert "230002" in error["message"]
+    api.fleet.send_result = failed_reply(
+        Send(request_id="r", receive_id="ou_1", receive_id_type="open_id"), bot_id, NO_WORKER,
+        "the worker did not answer in time", 504)
+    error = assert_error(api.call(api.admin, "POST", path, json={**body, "uuid": "k-2"}), 504,
+                         "outcome_unknown")
+    assert "retry with uuid k-2" in error["message"], "a timeout is not 'not running'"
     bad = {**body, "receiveIdType": "phone"}
     assert "$.receiveIdType" in assert_error(api.call(api.admin, "POST", path, json=bad),
                                              400)["message"]
@@ -238,6 +257,9 @@ def test_dead_letters_listed_from_the_spool_and_retried(api: Api) -> None:
     api.fleet.retry_result = RetryResult(bot_id=bot_id, incarnation=0, request_id="r",
                                          ok=False, error="no worker")
     assert_error(api.call(api.admin, "POST", f"{path}/ev_1/retry"), 409)
+    api.fleet.retry_result = failed_reply(RetryDeadLetter(request_id="r", event_id="ev_1"),
+                                          bot_id, NO_WORKER, "did not answer in time", 504)
+    assert_error(api.call(api.admin, "POST", f"{path}/ev_1/retry"), 504, "outcome_unknown")
     api.fleet.retry_result = RetryResult(bot_id=bot_id, incarnation=4, request_id="r",
                                          ok=False, error="ev_9 is not a dead letter")
     assert_error(api.call(api.admin, "POST", f"{path}/ev_9/retry"), 404)

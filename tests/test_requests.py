@@ -42,6 +42,7 @@ def test_no_answer_gives_a_failed_reply_marked_no_worker() -> None:
         assert isinstance(reply, SendResult)
         assert (reply.ok, reply.incarnation) == (False, NO_WORKER)
         assert "did not answer" in (reply.error or "")
+        assert reply.timed_out, "the worker may still send it: the outcome is unknown"
 
     asyncio.run(scenario())
 
@@ -53,3 +54,6 @@ def test_failed_replies_keep_the_request_type_and_hide_errors_from_the_platform(
     assert json.loads(deliver.body) == {"msg": "Internal Server Error"}
     retry = failed_reply(RetryDeadLetter(request_id="x", event_id="e"), "b", 2, "boom", 500)
     assert isinstance(retry, RetryResult) and (retry.ok, retry.error) == (False, "boom")
+    assert not retry.timed_out
+    no_worker = failed_reply(SEND, "b", NO_WORKER, "no running worker", 503)
+    assert isinstance(no_worker, SendResult) and not no_worker.timed_out
