@@ -286,3 +286,77 @@ def test_kustomize_builds() -> None:
     assert result.returncode == 0, result.stderr
     kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout))
     assert kinds == ["Secret", "Service", "StatefulSet"]
+
+
+# --- cluster mode ------------------------------------------------------------------------
+
+CLUSTER = K8S / "cluster"
+
+
+def cluster_docs() -> dict[str, dict]:
+    kustomization = yaml.safe_load((CLUSTER / "kustomization.yaml").read_text())
+    listed = kustomization["resources"]
+    assert set(listed) == {p.name for p in CLUSTER.glob("*.yaml")} - {"kustomization.yaml"}
+    docs = {}
+    for name in listed:
+        for doc in yaml.safe_load_all((CLUSTER / name).read_text()):
+            assert "namespace" not in doc["metadata"], f"{name} pins a namespace"
+            docs[doc["kind"]] = doc
+    return docs
+
+
+def test_k8s_cluster_statefulset_secret_pdb_prestop_readiness() -> None:
+    docs = cluster_docs()
+    assert set(docs) == {"StatefulSet", "Service", "Secret", "PodDisruptionBudget"}
+    sts = docs["StatefulSet"]["spec"]
+    assert sts["replicas"] >= 2
+    pod = sts["template"]
+    (container,) = pod["spec"]["containers"]
+    parse_serve(container["args"])
+    env = {e["name"]: e for e in container["env"]}
+    secret = docs["Secret"]
+    for name, key in (("LARKFLEET_DATABASE_URL", "database-url"),
+                      ("LARKFLEET_SECRET_KEY", "secret-key"),
+                      ("LARKFLEET_ADMIN_TOKEN", "admin-token")):
+        ref = env[name]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == (secret["metadata"]["name"], key)
+        assert "optional" not in ref, f"{name} must be the same on every pod"
+        assert key in secret["stringData"]
+    assert env["LARKFLEET_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert "$(POD_IP)" in env["LARKFLEET_NODE_ADDRESS"]["value"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    pre_stop = " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
+    assert "kill -TERM 1" in pre_stop  # SIGTERM is the handover
+    assert pod["spec"]["terminationGracePeriodSeconds"] > 2 * GRACE
+    pdb = docs["PodDisruptionBudget"]["spec"]
+    assert pdb["maxUnavailable"] == 1
+    assert pdb["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert docs["Service"]["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl missing")
+def test_kustomize_builds_the_cluster_variant() -> None:
+    result = subprocess.run(["kubectl", "kustomize", str(CLUSTER)], capture_output=True,
+                            text=True, timeout=20, check=False)
+    assert result.returncode == 0, result.stderr
+    kinds = sorted(doc["kind"] for doc in yaml.safe_load_all(result.stdout))
+    assert kinds == ["PodDisruptionBudget", "Secret", "Service", "StatefulSet"]
+
+
+def test_compose_cluster_runs_two_nodes_and_postgresql() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.cluster.yaml").read_text())
+    services = compose["services"]
+    nodes = {name: s for name, s in services.items() if name != "postgres"}
+    assert len(nodes) == 2 and "postgres" in services
+    ids, published = set(), set()
+    for service in nodes.values():
+        args = parse_serve(service["command"])
+        env = service["environment"]
+        assert env["LARKFLEET_DATABASE_URL"].startswith("postgresql://")
+        assert "${POSTGRES_PASSWORD" in env["LARKFLEET_DATABASE_URL"]  # never in the file
+        ids.add(env["LARKFLEET_NODE_ID"])
+        published.add(service["ports"][0].split(":")[1])
+        assert service["volumes"][0].split(":")[1] == args.data_dir
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert seconds(service["stop_grace_period"]) > 2 * GRACE
+    assert len(ids) == 2 and len(published) == 2
