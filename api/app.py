@@ -13,6 +13,7 @@ from api.body import MAX_BODY
 from api.dashboard import add_dashboard_routes
 from api.errors import error_middleware
 from api.fleet import Fleet
+from api.inflight import WEBHOOK_MAX_INFLIGHT, InFlight
 from api.keys import FLEET, PATHS, REGISTRY, ROUTES, SECURITY
 from api.metrics import FleetCollector
 from api.ops import METRICS, ROUTES_OPS
@@ -28,11 +29,13 @@ def all_routes() -> list[Route]:
 
 
 def create_app(
-    fleet: Fleet, registry: Store, paths: DataPaths, security: SecurityPolicy | None = None
+    fleet: Fleet, registry: Store, paths: DataPaths, security: SecurityPolicy | None = None,
+    webhook_max_inflight: int = WEBHOOK_MAX_INFLIGHT,
 ) -> web.Application:
     """The management API; it reaches processes only through `fleet`.
 
     `security`: the operator's policy with the API's own port set (default: the defaults).
+    `webhook_max_inflight`: deliveries per bot the public webhook route handles at once.
     """
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY
@@ -43,6 +46,7 @@ def create_app(
     app[PATHS] = paths
     app[ROUTES] = routes
     app[SECURITY] = security or SecurityPolicy()
+    app[webhook.WEBHOOK_INFLIGHT] = InFlight(webhook_max_inflight)
     metrics = CollectorRegistry(auto_describe=False)
     metrics.register(FleetCollector(fleet, registry))
     app[METRICS] = metrics

@@ -1,15 +1,19 @@
 """POST /webhook/feishu/{id}: the platform's push, handed untouched to the bot's worker.
 
 The worker verifies the token and signature and decrypts (it holds the
-secrets); this route only finds the bot and bounds the body (1 MiB).
+secrets); this route only finds the bot, bounds the body (1 MiB) and the
+deliveries in flight per bot (api/inflight.py: 503 with Retry-After past it).
 """
 
 from aiohttp import web
 
-from api.errors import not_found
+from api.errors import error_response, not_found
+from api.inflight import RETRY_AFTER_S, InFlight
 from api.keys import FLEET, REGISTRY
 from api.routing import Access, Route
 from store import NotFound
+
+WEBHOOK_INFLIGHT = web.AppKey("webhook_inflight", InFlight)
 
 
 async def feishu_webhook(request: web.Request) -> web.Response:
@@ -18,9 +22,19 @@ async def feishu_webhook(request: web.Request) -> web.Response:
         request.app[REGISTRY].get_bot(bot_id)
     except NotFound as error:
         raise not_found(f"bot {bot_id}") from error
-    body = await request.read()
-    headers = dict(request.headers.items())
-    status, payload, content_type = await request.app[FLEET].deliver_webhook(bot_id, headers, body)
+    inflight = request.app[WEBHOOK_INFLIGHT]
+    if not inflight.enter(bot_id):
+        busy = error_response(503, f"bot {bot_id} has {inflight.limit} webhook deliveries in"
+                              " flight; retry later", "busy")
+        busy.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return busy
+    try:
+        body = await request.read()
+        headers = dict(request.headers.items())
+        fleet = request.app[FLEET]
+        status, payload, content_type = await fleet.deliver_webhook(bot_id, headers, body)
+    finally:
+        inflight.leave(bot_id)
     response = web.Response(status=status, body=payload)
     response.headers["Content-Type"] = content_type
     return response

@@ -137,6 +137,9 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
         for f in fields(BackoffPolicy)
     })
     _check_proxy(tunables["proxy"])
+    if tunables["webhook_max_inflight"] < 1:
+        raise ConfigError("webhook_max_inflight: expected an integer >= 1, got "
+                          f"{tunables['webhook_max_inflight']}")
     database_url = top["database_url"].strip()
     if database_url:
         try:

@@ -136,7 +136,8 @@ async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig
                            LeaseTimings.of(settings))
         logger.info("cluster mode: node %s on %s", config.node_id, masked(config.database_url))
     supervisor = Supervisor(paths, store, settings, node or SingleNode(config.node_id))
-    app = create_app(supervisor, store, paths, settings.security)
+    app = create_app(supervisor, store, paths, settings.security,
+                     webhook_max_inflight=settings.webhook_max_inflight)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.SockSite(runner, api_socket)

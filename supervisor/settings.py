@@ -6,6 +6,7 @@ tests shrink timeouts that way, without a different code path.
 
 from dataclasses import dataclass, field
 
+from api.inflight import WEBHOOK_MAX_INFLIGHT
 from shared.security import SecurityPolicy
 from supervisor.backoff import BackoffPolicy
 
@@ -23,6 +24,8 @@ class SupervisorSettings:
     ping_interval: float = 1.0
     request_timeout: float = 15.0
     """How long an API call waits for a worker's answer (webhook delivery, send)."""
+    webhook_max_inflight: int = WEBHOOK_MAX_INFLIGHT
+    """Webhook deliveries per bot handled at once; past it the route answers 503."""
     endpoint_timeout: float = 10.0
     """Bound on the SDK's endpoint discovery, which has no timeout of its own."""
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)

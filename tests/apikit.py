@@ -54,6 +54,8 @@ class FakeFleet:
         self.is_ready = True
         self.calls: list[tuple[str, str]] = []
         self.send_uuids: list[str | None] = []
+        self.webhook_gates: dict[str, threading.Event] = {}
+        """A bot's deliveries wait until its event is set (a worker that is slow to answer)."""
         self.states: dict[str, ConnState] = {}
         self.send_result: SendResult | None = None
         self.retry_result: RetryResult | None = None
@@ -104,6 +106,9 @@ class FakeFleet:
     ) -> tuple[int, bytes, str]:
         self.calls.append(("deliver_webhook", bot_id))
         self.webhook_bodies.append(body)
+        gate = self.webhook_gates.get(bot_id)
+        if gate is not None:
+            await asyncio.to_thread(gate.wait, 10)
         return self.webhook_answer
 
     async def send_message(
@@ -126,14 +131,15 @@ class FakeFleet:
 class Api:
     """The app served on 127.0.0.1 from a background event loop; requests from the test."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, **app_options: Any) -> None:
         self.paths = DataPaths(data_dir)
         self.paths.ensure()
         self.registry = open_store(self.paths)
         self.fleet = FakeFleet()
         self.security = SecurityPolicy(urls=UrlPolicy(allow=("127.0.0.1",)))
         """The operator allows the hooks on 127.0.0.1 the bodies here name."""
-        self.app = create_app(self.fleet, self.registry, self.paths, self.security)
+        self.app = create_app(self.fleet, self.registry, self.paths, self.security,
+                              **app_options)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

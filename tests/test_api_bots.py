@@ -2,10 +2,15 @@
 
 import json
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import requests
 
 from api.app import all_routes
+from bench.service import wait_until
 from shared.messages import (
     NO_WORKER,
     RetryDeadLetter,
@@ -271,6 +276,33 @@ def test_webhook_is_public_and_passes_through(api: Api) -> None:
     assert response.status_code == 200 and response.json() == {"challenge": "c"}
     assert api.fleet.webhook_bodies == [b'{"x":1}']
     assert_error(api.call(api.anonymous, "POST", "/webhook/feishu/bot_000000000000"), 404)
+
+
+def test_webhook_deliveries_in_flight_are_bounded_per_bot(tmp_path: Path) -> None:
+    """Past the bound a push is refused at once (503, Retry-After), other bots unaffected."""
+    api = Api(tmp_path / "data", webhook_max_inflight=2)
+    try:
+        slow, other = (api.create_bot(api.admin, app_id, useWebSocket=False)
+                       for app_id in ("cli_slow", "cli_other"))
+        gate = api.fleet.webhook_gates[slow] = threading.Event()
+
+        def push(bot_id: str) -> requests.Response:
+            return api.call(api.anonymous, "POST", f"/webhook/feishu/{bot_id}", data=b"{}")
+
+        with ThreadPoolExecutor(2) as pool:
+            held = [pool.submit(push, slow) for _ in range(2)]
+            wait_until(lambda: api.fleet.calls.count(("deliver_webhook", slow)) == 2, 5,
+                       "two deliveries in flight")
+            refused = push(slow)
+            assert_error(refused, 503, "busy")
+            assert refused.headers["Retry-After"] == "1"
+            assert push(other).status_code == 200, "the bound is per bot"
+            gate.set()
+            assert [f.result(10).status_code for f in held] == [200, 200]
+        assert push(slow).status_code == 200, "slots are given back"
+        assert api.fleet.calls.count(("deliver_webhook", slow)) == 3, "the refused one never ran"
+    finally:
+        api.close()
 
 
 def test_no_secret_in_any_response_or_the_registry_file(api: Api) -> None:

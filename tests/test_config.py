@@ -53,6 +53,7 @@ def test_config_file_from_the_environment(tmp_path: Path) -> None:
         ("", {"LARKFLEET_PORT": "tcp://10.0.0.1:13000"}, "LARKFLEET_PORT"),
         ("", {"LARKFLEET_BACKOFF_FLAP_COUNT": "many"}, "LARKFLEET_BACKOFF_FLAP_COUNT"),
         ("port = [", {}, "config file"),
+        ("", {"LARKFLEET_WEBHOOK_MAX_INFLIGHT": "0"}, "webhook_max_inflight"),
     ],
 )
 def test_bad_settings_are_refused_naming_them(
