@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +21,36 @@ def test_duplicate_event_id_is_dropped(tmp_path: Path) -> None:
     assert not spool.add("e1", "c1", "im.message.receive_v1", b"{other}")
     assert spool.get("e1").payload == b"{}"
     assert spool.counts() == {PENDING: 1}
+    spool.close()
+
+
+def test_same_message_under_a_new_event_id_is_dropped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    assert spool.add("ev_a", "c1", "im.message.receive_v1", b"{}", "om_same")
+    assert not spool.add("ev_b", "c1", "im.message.receive_v1", b"{}", "om_same")
+    assert spool.add("ev_c", "c1", "im.chat.member.bot.added_v1", b"{}")
+    assert spool.add("ev_d", "c1", "im.chat.member.bot.added_v1", b"{}"), "no message id"
+    assert spool.counts() == {PENDING: 3}
+    spool.close()
+
+
+def test_a_spool_from_before_message_ids_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,"
+        " chat_key TEXT NOT NULL, event_type TEXT NOT NULL, payload BLOB NOT NULL,"
+        " status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at REAL NOT NULL DEFAULT 0, last_error TEXT,"
+        " handled INTEGER NOT NULL DEFAULT 0, answer TEXT, created_at REAL NOT NULL,"
+        " updated_at REAL NOT NULL);"
+        " INSERT INTO events (event_id, chat_key, event_type, payload, created_at, updated_at)"
+        " VALUES ('ev_old', 'c1', 'im.message.receive_v1', x'7b7d', 1, 1);")
+    old.close()
+    spool = Spool(path)
+    assert [p.event_id for p in spool.pending()] == ["ev_old"]
+    assert spool.add("ev_new", "c1", "im.message.receive_v1", b"{}", "om_1")
+    assert not spool.add("ev_again", "c1", "im.message.receive_v1", b"{}", "om_1")
     spool.close()
 
 

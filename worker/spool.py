@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS events (
     handled INTEGER NOT NULL DEFAULT 0,
     answer TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    message_id TEXT
 );
 CREATE INDEX IF NOT EXISTS events_status_chat ON events (status, chat_key, seq);
 CREATE TABLE IF NOT EXISTS history (
@@ -65,11 +66,6 @@ CREATE TABLE IF NOT EXISTS history (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_chat ON history (chat_id, id);
-CREATE TABLE IF NOT EXISTS messages (
-    message_id TEXT PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    created_at REAL NOT NULL
-);
 CREATE TABLE IF NOT EXISTS streams (
     event_id TEXT PRIMARY KEY,
     message_id TEXT NOT NULL,
@@ -83,8 +79,14 @@ _INSERT_DONE = (
     " handled, created_at, updated_at) VALUES (?, ?, ?, ?, 'done', 0, ?, ?)"
 )
 _INSERT = (
-    "INSERT OR IGNORE INTO events (event_id, chat_key, event_type, payload, created_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO events (event_id, chat_key, event_type, payload, created_at,"
+    " updated_at, message_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_MESSAGE_ID_COLUMN = "ALTER TABLE events ADD COLUMN message_id TEXT"
+"""Spools written before messages were deduplicated by message id lack the column."""
+_MESSAGE_ID_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS events_message ON events (message_id)"
+    " WHERE message_id IS NOT NULL"
 )
 
 
@@ -156,6 +158,10 @@ class Spool:
         self._lock = threading.Lock()
         self._conn = _connect(path)
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
+        if "message_id" not in columns:
+            self._conn.execute(_MESSAGE_ID_COLUMN)
+        self._conn.execute(_MESSAGE_ID_INDEX)
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._checkpointed_changes = self._conn.total_changes
@@ -195,23 +201,10 @@ class Spool:
         known (a duplicate: the platform may push one message again under a new event id,
         feishu receive-event doc)."""
         now = time.time()
-        with self._lock:
-            if not message_id:
-                cur = self._conn.execute(_INSERT, (event_id, chat_key, event_type, payload, now,
-                                                   now))
-                return cur.rowcount == 1
-            self._conn.execute("BEGIN")
-            try:
-                seen = self._conn.execute(
-                    "INSERT OR IGNORE INTO messages (message_id, event_id, created_at)"
-                    " VALUES (?, ?, ?)", (message_id, event_id, now)).rowcount == 0
-                added = not seen and self._conn.execute(
-                    _INSERT, (event_id, chat_key, event_type, payload, now, now)).rowcount == 1
-                self._conn.execute("COMMIT" if added else "ROLLBACK")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        return added
+        with self._lock:  # one statement: a unique index on each id ignores either duplicate
+            cur = self._conn.execute(_INSERT, (event_id, chat_key, event_type, payload, now, now,
+                                               message_id or None))
+        return cur.rowcount == 1
 
     def add_answered(self, event_id: str, event_type: str, payload: bytes) -> bool:
         """Record a callback answered at once (a card action): done from the start, so the
@@ -398,7 +391,6 @@ class Spool:
                 "DELETE FROM events WHERE status = 'done' AND updated_at < ?", (cutoff,)
             )
             self._conn.execute("DELETE FROM streams WHERE updated_at < ?", (cutoff,))
-            self._conn.execute("DELETE FROM messages WHERE created_at < ?", (cutoff,))
             self._conn.execute(
                 "DELETE FROM history WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER()"
                 " OVER (PARTITION BY chat_id ORDER BY id DESC) AS rn FROM history) WHERE rn > ?)",
