@@ -13,6 +13,7 @@ from api.body import MAX_BODY
 from api.dashboard import add_dashboard_routes
 from api.errors import error_middleware
 from api.fleet import Fleet
+from api.holder import close_session, holder_middleware
 from api.inflight import WEBHOOK_MAX_INFLIGHT, InFlight
 from api.keys import FLEET, PATHS, REGISTRY, ROUTES, SECURITY
 from api.metrics import FleetCollector
@@ -38,8 +39,10 @@ def create_app(
     `webhook_max_inflight`: deliveries per bot the public webhook route handles at once.
     """
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY
+        middlewares=[error_middleware, auth_middleware, holder_middleware],
+        client_max_size=MAX_BODY,
     )
+    app.on_cleanup.append(close_session)
     routes = all_routes()
     app[FLEET] = fleet
     app[REGISTRY] = registry

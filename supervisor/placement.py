@@ -32,6 +32,9 @@ class Placement(Protocol):
     def published_state(self, bot_id: str) -> str | None:
         """The API state the holder last published (cluster mode), else None."""
 
+    def address_of(self, node_id: str) -> str | None:
+        """The internal API address a live node published (cluster mode), else None."""
+
     def healthy(self) -> bool:
         """Whether this node may keep running workers (cluster mode: renewals in time)."""
 
@@ -52,6 +55,9 @@ class SingleNode:
         return None
 
     def published_state(self, bot_id: str) -> str | None:
+        return None
+
+    def address_of(self, node_id: str) -> str | None:
         return None
 
     def healthy(self) -> bool:

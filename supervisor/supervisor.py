@@ -189,6 +189,12 @@ class Supervisor:
             at_epoch=time.time(),
         ))
 
+    def holder_address(self, bot_id: str) -> str | None:
+        holder = self.placement.holder(bot_id)
+        if holder is None or holder == self.node_id:
+            return None
+        return self.placement.address_of(holder)
+
     def status(self, bot_id: str) -> BotStatus:
         bot = self._bot(bot_id)
         status = bot.to_status()

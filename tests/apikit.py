@@ -68,6 +68,9 @@ class FakeFleet:
     def ready(self) -> bool:
         return self.is_ready
 
+    def holder_address(self, bot_id: str) -> str | None:
+        return None  # one node: every bot is answered here
+
     def subscribe(self, maxsize: int = DEFAULT_QUEUE) -> Subscription:
         return self.changes.subscribe(maxsize)
 

@@ -101,6 +101,15 @@ def test_spread_failover_rejoin_and_graceful_handover(
     assert holders == cluster.holders(list(bots), via=b), "both nodes agree on every holder"
     assert sorted(holders.values()) == ["node-a", "node-a", "node-b", "node-b"]
     assert a.request("GET", "/readyz").json() == {"status": "ready", "node": "node-a"}
+    for bot, app in bots.items():  # held elsewhere: forwarded to the holder
+        for node in (a, b):
+            logs = node.request("GET", f"/api/feishu/bots/{bot}/logs?tail=50")
+            assert logs.status_code == 200 and "connected" in logs.text, logs.text
+            sent = node.request("POST", f"/api/feishu/bots/{bot}/messages",
+                                json={"receiveId": "oc_x", "receiveIdType": "chat_id",
+                                      "text": f"hello via {node.data_dir.name}"})
+            assert sent.status_code == 200, sent.text
+        assert len(app.sent()) == 2
 
     moved = [bot for bot, holder in holders.items() if holder == "node-b"]
     b.kill()  # SIGKILL: its workers die with it (parent-death signal)
@@ -148,6 +157,7 @@ def test_spread_failover_rejoin_and_graceful_handover(
     def all_answered() -> bool:
         return all(len(_replies(app)) >= len(pushed[bot]) for bot, app in bots.items())
 
+
     wait_until(all_answered, 20, "every pushed event answered")
     for bot, app in bots.items():
         texts = [_text(m) for m in _replies(app)]
@@ -155,7 +165,8 @@ def test_spread_failover_rejoin_and_graceful_handover(
 
 
 def _replies(app: SimApp) -> list[dict[str, Any]]:
-    return app.sent()
+    """The bot's replies to pushed events (not the API sends made earlier)."""
+    return [m for m in app.sent() if "hello via" not in str(m.get("content"))]
 
 
 def _text(message: dict[str, Any]) -> str:
