@@ -116,3 +116,33 @@ def test_plain_webhook_with_token_only(sim_app, tmp_path: Path) -> None:
             assert reply["text"] == "plain"
 
     asyncio.run(scenario())
+
+
+def test_a_push_the_spool_cannot_store_answers_500_and_the_retry_is_served(
+    sim_app, tmp_path: Path
+) -> None:
+    """A full disk (SQLite's max_page_count reached: SQLITE_FULL) means the event is not
+    stored: the platform gets 500 so it pushes again, never a 200 for a lost event."""
+    app = sim_app(verification_token=TOKEN)
+    bot = bot_config(app, verification_token=TOKEN, use_websocket=False)
+
+    async def scenario() -> None:
+        async with running(pipeline_for(bot, tmp_path)) as pipeline, \
+                webhook_target(pipeline) as url:
+            spool = pipeline._spool._conn
+            pages = spool.execute("pragma page_count").fetchone()[0]
+            spool.execute(f"pragma max_page_count = {pages}")
+            text = "too big for a full disk " + "x" * 20_000
+            refused = await push(app, url, text=text)
+            assert refused["status"] == 500, refused
+            assert json.loads(refused["body"])["error"]["code"] == "spool_failed"
+            assert pipeline.counters.events_received == 0
+            assert app.sent() == []
+
+            spool.execute("pragma max_page_count = 1073741823")
+            again = await push(app, url, text=text, event_id=refused["eventId"])
+            assert again["status"] == 200, again
+            [reply] = await sent_until(app, 1)
+            assert reply["replyTo"] == again["messageId"]
+
+    asyncio.run(scenario())
