@@ -48,6 +48,8 @@ def test_post_is_flattened_to_text() -> None:
     assert parse_event(payload, ME).text == "Title\nline link\nq"
     wrapped = {"zh_cn": {"title": "", "content": [[{"tag": "text", "text": "hi"}]]}}
     assert parse_event(event(message_type="post", content=json.dumps(wrapped))).text == "hi"
+    twice = {"post": wrapped}
+    assert parse_event(event(message_type="post", content=json.dumps(twice))).text == "hi"
 
 
 def test_group_message_needs_a_mention_which_is_stripped() -> None:

@@ -275,10 +275,14 @@ def flatten_post(data: dict) -> str:
     """Flatten `post` rich text to plain text: title, then one line per paragraph.
 
     The receive event sends `{"title", "content": [[element, ...], ...]}`; the
-    send format wraps that in a locale (`{"zh_cn": {...}}`), accepted too.
+    send format wraps that in a locale (`{"zh_cn": {...}}`), and some senders in
+    `{"post": {"zh_cn": {...}}}` too (mf-yang/openclaw-cn #37): both unwrapped.
     """
-    if "content" not in data:
-        data = next((v for v in data.values() if isinstance(v, dict) and "content" in v), {})
+    for _ in range(2):
+        if "content" in data:
+            break
+        nested = [v for v in data.values() if isinstance(v, dict)]
+        data = next((v for v in nested if "content" in v), nested[0] if nested else {})
     lines = [data["title"]] if isinstance(data.get("title"), str) and data["title"] else []
     for paragraph in data.get("content") or []:
         if isinstance(paragraph, list):
