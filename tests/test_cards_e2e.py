@@ -236,7 +236,7 @@ def test_kill_9_mid_stream_ends_with_exactly_one_card(
     cards_fleet: Service, sim_app: Callable[..., SimApp]
 ) -> None:
     app = sim_app()
-    words = [f"slow{i} " for i in range(60)]
+    words = [f"slow{i} " for i in range(40)]
     calls: list[dict[str, Any]] = []
     with Server(fake_openai(words, 0.1, calls)) as server:
         bot_id = connected_bot(cards_fleet, app, handler={
