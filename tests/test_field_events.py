@@ -227,3 +227,15 @@ def test_row17_wrong_domain_refusal_is_a_permanent_error_with_its_code(
     assert status["errorCode"] == 1000040351
     assert "Incorrect domain name" in status["error"]
     assert app.info()["endpointCalls"] == 1, "no retries after a permanent refusal"
+
+
+def test_row22_large_cjk_text_arrives_as_raw_utf8_and_is_echoed_whole(
+    fleet: Service, sim_app: Callable[..., SimApp]
+) -> None:
+    app = sim_app()
+    bot_id, _ = connected_bot(fleet, app)
+    text = "中文消息" * 10_000  # 120,000 bytes of UTF-8; 240 KB if sent as \\u escapes
+    pushed = app.push(text, fragments=2)
+    [reply] = wait_replies(app, pushed["messageId"])
+    assert reply["text"] == text
+    assert fleet.status(bot_id)["deadLetters"] == 0
