@@ -35,7 +35,16 @@ def check_data_dir(paths: DataPaths) -> None:
     """
     root = paths.root
     for path in (root, paths.logs_dir, root / "bots", paths.run_dir):
-        if path.exists() and not path.is_dir():
+        try:
+            is_file = path.exists() and not path.is_dir()
+        except OSError as error:  # a parent we may not search
+            raise StartupError(
+                exitcodes.SERVE_DATA_DIR_NOT_WRITABLE,
+                f"data directory {root} cannot be reached ({error.strerror}): "
+                "fix the permissions of its parents, or pass another --data-dir "
+                "(LARKFLEET_DATA_DIR)",
+            ) from None
+        if is_file:
             raise StartupError(
                 exitcodes.SERVE_DATA_DIR_NOT_A_DIRECTORY,
                 f"data directory {path} is a file, not a directory: "
