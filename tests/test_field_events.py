@@ -8,7 +8,7 @@ topic-group threads (replies stay in the thread, openai history per thread).
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -21,45 +21,10 @@ from tests.test_event_e2e import ForwardTarget, bot_log, connected_bot, settled,
 
 pytestmark = pytest.mark.timeout(120)
 
-HANDLERS = '''"""Python handlers for the field-event tests."""
 
-import json
-
-SEEN = []
-
-
-def long_reply(message):
-    """About 200 KB of text in numbered lines, for the size limit."""
-    return "\\n".join(f"line {i:05d} " + "x" * 90 for i in range(2000))
-
-
-def big_card(message):
-    """A card over the 30 KB card limit."""
-    elements = [{"tag": "markdown", "content": f"row {i} " + "y" * 200} for i in range(200)]
-    return {"card": {"schema": "2.0", "body": {"elements": elements}}}
-
-
-def every_event(message):
-    """Greets a chat it was added to; tells which envelope any other event came in."""
-    envelope = message.envelope()
-    kind = envelope["header"]["event_type"]
-    if kind == "im.chat.member.bot.added_v1":
-        return "hello, group " + envelope["event"]["chat_id"]
-    if message.is_message:
-        return None
-    return f"{envelope['schema']} {kind}"
-'''
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    handlers = tmp_path_factory.mktemp("field_handlers")
-    (handlers / "field_handlers.py").write_text(HANDLERS)
-    env = {"LARKFLEET_HANDLER_PATH": str(handlers), "LARKFLEET_EVENT_MAX_ATTEMPTS": "5",
-           "LARKFLEET_EVENT_RETRY_BASE": "1", "LARKFLEET_BACKOFF_BASE": "0.2"}
-    service = Service(tmp_path_factory.mktemp("field_events") / "data", env=env).start()
-    yield service
-    assert service.stop() == 0
+@pytest.fixture
+def fleet(field_fleet: Service) -> Service:
+    return field_fleet
 
 
 def _python(target: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ target, and messages sent by apps. Each was answered wrongly before issue 13.
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,13 +29,9 @@ from tests.test_event_e2e import (
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    env = {"LARKFLEET_EVENT_MAX_ATTEMPTS": "5", "LARKFLEET_EVENT_RETRY_BASE": "1",
-           "LARKFLEET_BACKOFF_BASE": "0.2"}
-    service = Service(tmp_path_factory.mktemp("field") / "data", env=env).start()
-    yield service
-    assert service.stop() == 0
+@pytest.fixture
+def fleet(field_fleet: Service) -> Service:
+    return field_fleet
 
 
 def _group() -> str:
