@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from shared.botconfig import PythonHandler
 from shared.idempotency import send_uuid
@@ -213,6 +215,32 @@ def test_accept_of_a_thousand_events_is_fast(sim_app, tmp_path: Path) -> None:
     assert pipeline.counters.pending == 1000
     assert elapsed < 2.0, f"1000 accepts took {elapsed:.3f} s"
     asyncio.run(pipeline.close())
+
+
+def test_the_spool_prune_runs_off_the_loop_that_acks(tmp_path: Path) -> None:
+    """The prune may take long on a big spool: it must never run on the event loop."""
+
+    async def scenario() -> None:
+        pipeline = pipeline_for(bot_config(), tmp_path)
+        spool = pipeline._consumer._spool
+        ran_on: list[threading.Thread] = []
+        prune = spool.prune
+
+        def recording_prune(*args: Any, **kwargs: Any) -> int:
+            ran_on.append(threading.current_thread())
+            return prune(*args, **kwargs)
+
+        spool.prune = recording_prune  # type: ignore[method-assign]
+        task = asyncio.create_task(pipeline.run())
+        try:
+            await until(lambda: ran_on, what="the prune at start")
+            assert ran_on[0] is not threading.current_thread()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await pipeline.close()
+
+    asyncio.run(scenario())
 
 
 def test_the_consumer_stops_when_cancelled_as_it_is_woken(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from worker.spool import DEAD, DONE, PENDING, Spool, read_dead_letters
+from worker.spool import _PRUNE_EVENTS, DEAD, DONE, PENDING, Spool, read_dead_letters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +118,25 @@ def test_prune_keeps_recent_done_rows_pending_and_dead(tmp_path: Path) -> None:
     spool.complete("done")
     assert spool.status("done") == DONE
     spool.close()
+
+
+def test_prune_deletes_in_batches_through_an_index(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    for i in range(25):
+        spool.add(f"e{i}", f"chat{i % 3}", "t", b"{}")
+        spool.complete(f"e{i}", f"chat{i % 3}", [("user", f"m{i}")])
+    spool.add("waiting", "chat0", "t", b"{}")
+    later = time.time() + 9 * 3600
+    assert spool.prune(retention_s=60, history_keep=2, now=later, batch=10) == 25
+    assert spool.counts() == {PENDING: 1}
+    assert [len(spool.history(f"chat{c}", 100)) for c in range(3)] == [2, 2, 2]
+    assert spool.history("chat0", 100) == [("user", "m21"), ("user", "m24")]
+    spool.close()
+    conn = sqlite3.connect(tmp_path / "spool.db")
+    plan = " ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {_PRUNE_EVENTS}",
+                                                    (later, 10)))
+    conn.close()
+    assert "events_done_at" in plan, plan
 
 
 _WRITER = """

@@ -80,25 +80,22 @@ class Consumer:
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        next_prune = time.monotonic()
-        checkpoints = asyncio.create_task(self._checkpoint_forever(), name="spool-checkpoint")
+        background = [
+            asyncio.create_task(self._checkpoint_forever(), name="spool-checkpoint"),
+            asyncio.create_task(self._prune_forever(), name="spool-prune"),
+        ]
         try:
             while True:
-                if time.monotonic() >= next_prune:
-                    self._prune()
-                    next_prune = time.monotonic() + self._settings.prune_interval_s
                 self._wake.clear()
                 due = self._start_ready()
-                timeout = next_prune - time.monotonic()
-                if due is not None:
-                    timeout = min(timeout, due - time.time())
+                timeout = None if due is None else max(due - time.time(), 0.0)
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancel
                 # that stops this loop when the wake lands at the same moment.
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(timeout, 0.0)):
+                    async with asyncio.timeout(timeout):
                         await self._wake.wait()
         finally:
-            tasks = [checkpoints, *self._inflight.values()]
+            tasks = [*background, *self._inflight.values()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -192,11 +189,17 @@ class Consumer:
             except Exception:
                 log.exception("spool checkpoint failed")
 
-    def _prune(self) -> None:
-        try:
-            deleted = self._spool.prune(self._settings.retention_s, self._settings.history_keep)
-        except Exception:
-            log.exception("spool prune failed")
-            return
-        if deleted:
-            log.info("pruned %d done events from the spool", deleted)
+    async def _prune_forever(self) -> None:
+        """Prune at start, then every `prune_interval_s`, in a thread: the loop that
+        ACKs events never runs it (Spool.prune: batched, indexed, its own connection)."""
+        while True:
+            try:
+                deleted = await asyncio.to_thread(
+                    self._spool.prune, self._settings.retention_s, self._settings.history_keep
+                )
+            except Exception:
+                log.exception("spool prune failed")
+            else:
+                if deleted:
+                    log.info("pruned %d done events from the spool", deleted)
+            await asyncio.sleep(self._settings.prune_interval_s)
