@@ -78,3 +78,23 @@ def test_create_user_validation(api: Api) -> None:
     assert "name" in error["message"]
     error = assert_error(api.call(api.admin, "POST", "/api/users", json={"name": ""}), 400)
     assert "$.name" in error["message"]
+
+
+def test_a_path_outside_the_api_needs_no_token_and_is_a_plain_404(api: Api) -> None:
+    assert_error(api.call(api.anonymous, "GET", "/nothing-here"), 404)
+
+
+def test_another_owners_bot_answers_404_exactly_like_a_missing_one(api: Api) -> None:
+    _, alice = api.new_user("alice")
+    _, bob = api.new_user("bob")
+    bot_id = api.create_bot(alice, "cli_alice_bot")
+    theirs = assert_error(api.call(bob, "GET", f"/api/feishu/bots/{bot_id}"), 404, "not_found")
+    missing = assert_error(api.call(bob, "GET", "/api/feishu/bots/bot_000000000000"), 404,
+                           "not_found")
+    assert theirs["message"] == f"bot {bot_id} not found"
+    assert missing["message"] == "bot bot_000000000000 not found"
+    assert api.call(bob, "GET", "/api/feishu/bots").json() == {"bots": []}
+    assert api.call(alice, "GET", f"/api/feishu/bots/{bot_id}").status_code == 200
+    assert api.call(api.admin, "GET", f"/api/feishu/bots/{bot_id}").status_code == 200
+    assert [b["id"] for b in api.call(api.admin, "GET", "/api/feishu/bots").json()["bots"]] == [
+        bot_id]

