@@ -5,6 +5,7 @@ and asserts what the platform saw, not only what the API says.
 """
 
 import os
+import re
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -237,5 +238,37 @@ def test_a_crash_looping_bot_is_held_visibly_and_never_touches_another(
         service.connect(flaky)
         service.wait_state(flaky, "connected")
         assert not service.status(flaky)["flapping"], "a connect call lifts the hold"
+    finally:
+        assert service.stop() == 0
+
+
+def test_a_send_the_worker_does_not_answer_in_time_is_504_and_safe_to_retry(
+    tmp_path: Path, sim_app: Callable[..., SimApp]
+) -> None:
+    """Not 409 "not running": the worker may still send it. The uuid the server chose
+    (none was given) makes the client's retry a no-op on the platform."""
+    service = Service(tmp_path / "data", env={"LARKFLEET_REQUEST_TIMEOUT": "1"}).start()
+    try:
+        app = sim_app()
+        bot_id, status = connected_bot(service, app)
+        path = f"/api/feishu/bots/{bot_id}/messages"
+        body = {"receiveId": "ou_alice", "receiveIdType": "open_id", "text": "once"}
+        os.kill(status["pid"], signal.SIGSTOP)
+        try:
+            late = service.request("POST", path, json=body)
+        finally:
+            os.kill(status["pid"], signal.SIGCONT)
+        assert late.status_code == 504, late.text
+        error = late.json()["error"]
+        assert error["code"] == "outcome_unknown"
+        uuid = re.search(r"retry with uuid (\S+),", error["message"]).group(1)
+        wait_until(lambda: len(app.sent()) == 1, 5, "the late send to go out")
+        retried = service.request("POST", path, json={**body, "uuid": uuid})
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["uuid"] == uuid
+        shown = [s for s in app.sent() if not s.get("duplicate")]
+        assert [s["uuid"] for s in shown] == [uuid], "the retry showed nothing twice"
+        assert retried.json()["messageId"] == shown[0]["messageId"]
+        assert service.status(bot_id)["pid"] == status["pid"], "no restart was needed"
     finally:
         assert service.stop() == 0
