@@ -7,7 +7,7 @@ not an API route, so it is not in the route table or the OpenAPI document.
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import bots, events, history, logs, messages, users, webhook, ws
+from api import audit, bots, events, history, logs, messages, users, webhook, ws
 from api.auth import auth_middleware
 from api.body import MAX_BODY
 from api.dashboard import add_dashboard_routes
@@ -26,7 +26,7 @@ from store import Store
 
 def all_routes() -> list[Route]:
     return [*users.ROUTES, *bots.ROUTES, *ws.ROUTES, *logs.ROUTES, *messages.ROUTES,
-            *webhook.ROUTES, *events.ROUTES, *history.ROUTES, *ROUTES_OPS]
+            *webhook.ROUTES, *events.ROUTES, *history.ROUTES, *audit.ROUTES, *ROUTES_OPS]
 
 
 def create_app(
@@ -39,7 +39,8 @@ def create_app(
     `webhook_max_inflight`: deliveries per bot the public webhook route handles at once.
     """
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware, holder_middleware],
+        middlewares=[audit.audit_middleware, error_middleware, auth_middleware,
+                     holder_middleware],
         client_max_size=MAX_BODY,
     )
     app.on_cleanup.append(close_session)

@@ -4,16 +4,20 @@ Public routes (health, readiness, metrics, the schema, webhooks) need no
 token; every other /api route needs a valid one, admin routes an admin's.
 """
 
+import dataclasses
 import logging
 
 from aiohttp import web
 
 from api.errors import ApiError, Handler, not_found
-from api.keys import REGISTRY, ROUTES, USER
+from api.keys import CALLER, REGISTRY, ROUTES, USER
 from api.routing import Access, Route
 from store import BotRecord, NotFound, User
 
 logger = logging.getLogger(__name__)
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""What a viewer token may do; every other method is a change (403)."""
 
 
 def _route_of(request: web.Request) -> Route | None:
@@ -45,12 +49,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)")
-    user = request.app[REGISTRY].user_for_token(token)
-    if user is None:
-        raise ApiError(401, "invalid or revoked token")
+    found = request.app[REGISTRY].authenticate(token)
+    if found is None:
+        raise ApiError(401, "invalid, expired or revoked token")
+    user = dataclasses.replace(found.user, is_admin=found.is_admin)
+    request[USER] = user
+    request[CALLER] = found
+    if found.scope == "viewer" and request.method not in READ_METHODS:
+        raise ApiError(403, "a viewer token only reads (status, logs, metrics, events)")
     if access is Access.ADMIN and not user.is_admin:
         raise ApiError(403, "admin token required")
-    request[USER] = user
     return await handler(request)
 
 

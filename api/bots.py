@@ -39,9 +39,16 @@ def keep_handler_secrets(current: HandlerSpec, new: HandlerSpec) -> HandlerSpec:
     return msgspec.structs.replace(new, **kept) if kept else new
 
 
+def _check_shared(request: web.Request, shared: bool) -> None:
+    """Only an admin lets several bots share one appId (they would split its events)."""
+    if shared and not caller(request).is_admin:
+        raise ApiError(403, "only an admin marks a bot shared - at `$.shared`")
+
+
 async def create_bot(request: web.Request) -> web.Response:
     body = await decode_body(request, CreateBot)
     _check_domain(body.domain)
+    _check_shared(request, body.shared)
     config = BotConfig(
         id="",
         name=body.name,
@@ -60,6 +67,8 @@ async def create_bot(request: web.Request) -> web.Response:
         record = request.app[REGISTRY].create_bot(user.id, config)
     except Conflict as error:
         raise ApiError(409, str(error)) from error
+    if body.shared:
+        record = request.app[REGISTRY].set_shared(record.config.id, True)
     await request.app[FLEET].bot_added(record.config.id)
     return json_response(bot_view(record), 201)
 
@@ -85,9 +94,14 @@ async def patch_bot(request: web.Request) -> web.Response:
         _check_domain(changes["domain"])
     if "handler" in changes:
         changes["handler"] = keep_handler_secrets(record.config.handler, changes["handler"])
+    registry = request.app[REGISTRY]
+    if "shared" in changes:
+        shared = changes.pop("shared")
+        if shared != record.shared:
+            _check_shared(request, True)
+            record = registry.set_shared(record.config.id, shared)
     if not changes:
         return json_response(bot_view(record))
-    registry = request.app[REGISTRY]
     trusted = registry.get_user(record.owner).is_admin
     merged = msgspec.structs.replace(record.config, **changes)
     await check_bot(request, merged, trusted, handler_changed="handler" in changes)

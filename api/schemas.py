@@ -21,7 +21,7 @@ from shared.botconfig import (
     mask_proxy,
 )
 from shared.status import BotStatus
-from store import BotRecord, User
+from store import BotRecord, TokenRecord, User
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 AppId = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -45,6 +45,8 @@ class CreateBot(_Body):
     domain: Domain = "feishu"
     handler: HandlerSpec = msgspec.field(default_factory=EchoHandler)
     options: BotOptions = msgspec.field(default_factory=BotOptions)
+    shared: bool = False
+    """Admin only: other bots may use this appId too (one bot per app otherwise)."""
 
 
 class PatchBot(_Body):
@@ -60,6 +62,8 @@ class PatchBot(_Body):
     handler: HandlerSpec | UnsetType = UNSET
     options: BotOptions | UnsetType = UNSET
     """Replaced whole, like the handler: absent options take their defaults."""
+    shared: bool | UnsetType = UNSET
+    """Admin only: other bots may use this appId too."""
 
 
 class CreateUser(_Body):
@@ -141,6 +145,7 @@ class BotView(Struct, rename="camel", kw_only=True):
     options: BotOptions
     owner: str
     desired_connected: bool
+    shared: bool = False
     created_at: str
     updated_at: str
 
@@ -167,6 +172,7 @@ def bot_view(record: BotRecord) -> BotView:
             config.options, proxy=config.options.proxy and mask_proxy(config.options.proxy)),
         owner=record.owner,
         desired_connected=record.desired_connected,
+        shared=record.shared,
         created_at=iso(record.created) or "",
         updated_at=iso(record.updated) or "",
     )
@@ -213,6 +219,66 @@ class UserToken(Struct):
     id: str
     name: str
     token: str
+
+
+class IssueToken(_Body):
+    """POST /api/users/{id}/tokens: scope `owner` (default), `viewer`, or `admin` for an admin."""
+
+    scope: Literal["admin", "owner", "viewer"] = "owner"
+    expires_at: datetime | None = None
+
+
+class TokenIssued(Struct, rename="camel", kw_only=True):
+    """The issued token, shown once: `id` names it for listing and revoking."""
+
+    id: str
+    user_id: str
+    name: str
+    token: str
+    scope: str
+    expires_at: str | None
+
+
+class TokenView(Struct, rename="camel", kw_only=True):
+    id: str
+    scope: str
+    kind: str
+    created_at: str
+    expires_at: str | None
+    last_used_at: str | None
+
+
+def token_view(record: TokenRecord) -> TokenView:
+    return TokenView(id=record.id, scope=record.scope, kind=record.kind,
+                     created_at=iso(record.created) or "", expires_at=iso(record.expires),
+                     last_used_at=iso(record.last_used))
+
+
+class TokenList(Struct, rename="camel", kw_only=True):
+    user_id: str
+    tokens: list[TokenView]
+
+
+class TokenRevoked(Struct, rename="camel", kw_only=True):
+    success: bool = True
+    user_id: str
+    token_id: str
+
+
+class AuditView(Struct, rename="camel", kw_only=True):
+    id: int
+    at: str
+    actor: str
+    action: str
+    target: str
+    outcome: str
+
+
+class AuditList(Struct, rename="camel", kw_only=True):
+    """Newest first; `next` is the `before` value for the following page (null: no more)."""
+
+    entries: list[AuditView]
+    next: int | None
 
 
 class UserDeleted(Struct, rename="camel", kw_only=True):

@@ -1,4 +1,11 @@
-"""Users and their tokens (admin only): create, list, delete, issue and revoke tokens."""
+"""Users and their tokens: create, list, delete (admin); issue, list and revoke tokens.
+
+An admin manages everyone's tokens; a user lists and revokes its own and may
+issue itself viewer tokens (read-only, for dashboards and monitoring).
+"""
+
+import time
+from datetime import UTC
 
 from aiohttp import web
 
@@ -7,7 +14,20 @@ from api.body import decode_body, json_response
 from api.errors import ApiError, not_found
 from api.keys import REGISTRY
 from api.routing import Access, Route
-from api.schemas import CreateUser, TokensRevoked, UserDeleted, UserList, UserToken, user_view
+from api.schemas import (
+    CreateUser,
+    IssueToken,
+    TokenIssued,
+    TokenList,
+    TokenRevoked,
+    TokensRevoked,
+    UserDeleted,
+    UserList,
+    UserToken,
+    iso,
+    token_view,
+    user_view,
+)
 from store import Conflict, NotFound, Store
 
 
@@ -42,10 +62,53 @@ async def delete_user(request: web.Request) -> web.Response:
     return json_response(UserDeleted(user_id=user_id))
 
 
+def _own_or_admin(request: web.Request) -> str:
+    """The {id} user if the caller is an admin or that user; 403 otherwise, 404 if missing."""
+    user_id = _user_id(request)
+    me = caller(request)
+    if not me.is_admin and me.id != user_id:
+        raise ApiError(403, "admin token required for another user's tokens")
+    return user_id
+
+
 async def issue_token(request: web.Request) -> web.Response:
+    """201 {id, token, scope, expiresAt}: the token is shown here only."""
     registry: Store = request.app[REGISTRY]
-    user = registry.get_user(_user_id(request))
-    return json_response(UserToken(user.id, user.name, registry.issue_token(user.id)), 201)
+    user_id = _own_or_admin(request)
+    body = (await decode_body(request, IssueToken) if (await request.read()).strip()
+            else IssueToken())
+    if not caller(request).is_admin and body.scope != "viewer":
+        raise ApiError(403, "without an admin token you may issue yourself viewer tokens only"
+                            " - at `$.scope`")
+    expires = None
+    if body.expires_at is not None:
+        at = body.expires_at if body.expires_at.tzinfo else body.expires_at.replace(tzinfo=UTC)
+        expires = at.timestamp()
+        if expires <= time.time():
+            raise ApiError(400, "invalid request: expiresAt is in the past - at `$.expiresAt`",
+                           "invalid_field")
+    try:
+        record, token = registry.issue_scoped_token(user_id, body.scope, expires)
+    except ValueError as error:
+        raise ApiError(400, f"invalid request: {error} - at `$.scope`", "invalid_field") from None
+    user = registry.get_user(user_id)
+    issued = TokenIssued(id=record.id, user_id=user_id, name=user.name, token=token,
+                         scope=record.scope, expires_at=iso(record.expires))
+    return json_response(issued, 201)
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    user_id = _own_or_admin(request)
+    records = request.app[REGISTRY].list_tokens(user_id)
+    return json_response(TokenList(user_id=user_id, tokens=[token_view(r) for r in records]))
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    user_id = _own_or_admin(request)
+    token_id = request.match_info["tokenId"]
+    if not request.app[REGISTRY].revoke_token_id(user_id, token_id):
+        raise not_found(f"token {token_id}")
+    return json_response(TokenRevoked(user_id=user_id, token_id=token_id))
 
 
 async def revoke_tokens(request: web.Request) -> web.Response:
@@ -64,8 +127,15 @@ ROUTES = [
           None, UserList, (200, 401, 403), Access.ADMIN),
     Route("DELETE", "/api/users/{id}", delete_user, "Delete a user that owns no bots",
           None, UserDeleted, (200, 401, 403, 404, 409), Access.ADMIN),
-    Route("POST", "/api/users/{id}/tokens", issue_token, "Issue another token for a user",
-          None, UserToken, (201, 401, 403, 404), Access.ADMIN),
+    Route("POST", "/api/users/{id}/tokens", issue_token,
+          "Issue a token (scope owner or viewer, optional expiry); users: viewer tokens for"
+          " themselves", IssueToken, TokenIssued, (201, 400, 401, 403, 404)),
+    Route("GET", "/api/users/{id}/tokens", list_tokens,
+          "A user's tokens (never the tokens themselves): admin, or the user itself",
+          None, TokenList, (200, 401, 403, 404)),
+    Route("DELETE", "/api/users/{id}/tokens/{tokenId}", revoke_token,
+          "Revoke one token: admin, or the user itself",
+          None, TokenRevoked, (200, 401, 403, 404)),
     Route("DELETE", "/api/users/{id}/tokens", revoke_tokens, "Revoke every token of a user",
           None, TokensRevoked, (200, 401, 403, 404, 409), Access.ADMIN),
 ]

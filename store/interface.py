@@ -10,7 +10,7 @@ back decrypted and are registered with the log redactor on the way.
 from typing import Any, Protocol
 
 from shared.botconfig import BotConfig
-from store.records import BotRecord, User
+from store.records import AuditEntry, BotRecord, Caller, TokenRecord, User
 
 
 class Store(Protocol):
@@ -52,14 +52,30 @@ class Store(Protocol):
         """Revoke one token; False when it was not live."""
 
     def user_for_token(self, token: str) -> User | None:
-        """The live token's user, or None."""
+        """The live, unexpired token's user, or None."""
+
+    def issue_scoped_token(
+        self, user_id: str, scope: str | None = None, expires: float | None = None,
+        kind: str = "user",
+    ) -> tuple[TokenRecord, str]:
+        """A token with a scope (None: admin for an admin, else owner) and an expiry (epoch s);
+        raises NotFound, ValueError (a scope the user cannot hold)."""
+
+    def list_tokens(self, user_id: str) -> list[TokenRecord]:
+        """The user's unrevoked tokens (never the tokens themselves); raises NotFound."""
+
+    def revoke_token_id(self, user_id: str, token_id: str) -> bool:
+        """Revoke one of the user's tokens by id; False when it was not live."""
+
+    def authenticate(self, token: str) -> Caller | None:
+        """The live, unexpired token's caller (user, token id, scope); notes its last use."""
 
     # -- bots -------------------------------------------------------------------
 
     def create_bot(self, owner: str, config: BotConfig) -> BotRecord:
         """Store a new bot under `owner` with a new id (`config.id` is ignored).
 
-        Raises Conflict when the owner already has a bot with that appId.
+        Raises Conflict when another bot has that appId (unless every such bot is shared).
         """
 
     def get_bot(self, bot_id: str, owner: str | None = None) -> BotRecord:
@@ -88,3 +104,14 @@ class Store(Protocol):
 
     def is_desired(self, bot_id: str) -> bool:
         """Whether `bot_id` is one of `desired_bots()` (False for a missing bot)."""
+
+    def set_shared(self, bot_id: str, shared: bool) -> BotRecord:
+        """Let other bots use this bot's appId (admin decision); raises NotFound."""
+
+    # -- audit ------------------------------------------------------------------
+
+    def record_audit(self, at: float, actor: str, action: str, target: str, outcome: str) -> None:
+        """Append one audit entry (epoch seconds; no secret in any field)."""
+
+    def audit_entries(self, limit: int, before: int | None = None) -> list[AuditEntry]:
+        """Newest first, at most `limit`, only entries with id < `before` when given."""

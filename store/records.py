@@ -35,6 +35,51 @@ class BotRecord:
     desired_connected: bool
     created: float
     updated: float
+    shared: bool = False
+    """An admin allowed other bots on the same appId (store: one bot per app otherwise)."""
+
+
+SCOPES = ("admin", "owner", "viewer")
+"""Token scopes: admin (an admin user's full rights), owner (its own bots), viewer (read only)."""
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One live token as listed: never the token itself (only its hash is stored)."""
+
+    id: str
+    user_id: str
+    scope: str
+    kind: str
+    created: float
+    expires: float | None
+    last_used: float | None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a token authenticates: the user, the token's id and its scope."""
+
+    user: User
+    token_id: str
+    scope: str
+
+    @property
+    def is_admin(self) -> bool:
+        """Admin rights need an admin user *and* an admin-scoped token."""
+        return self.user.is_admin and self.scope == "admin"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded change: when (epoch s), who, what, on what, how it ended. Never a secret."""
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    outcome: str
 
 
 def token_hash(token: str) -> str:
@@ -48,6 +93,10 @@ def new_token() -> str:
 
 def new_user_id() -> str:
     return "usr_" + secrets.token_hex(6)
+
+
+def new_token_id() -> str:
+    return "tok_" + secrets.token_hex(6)
 
 
 def new_bot_id() -> str:

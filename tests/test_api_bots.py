@@ -178,12 +178,20 @@ def test_body_over_1_mib_is_413(api: Api) -> None:
     assert_error(api.call(api.anonymous, "POST", f"/webhook/feishu/{bot_id}", data=big), 413)
 
 
-def test_duplicate_app_id_is_409_per_owner(api: Api) -> None:
-    api.create_bot(api.admin, "cli_dup")
+def test_one_bot_per_app_id_unless_an_admin_marks_it_shared(api: Api) -> None:
+    first = api.create_bot(api.admin, "cli_dup")
     assert_error(api.call(api.admin, "POST", "/api/feishu/bots", json=bot_body("cli_dup")), 409,
                  "conflict")
     _, alice = api.new_user()
-    api.create_bot(alice, "cli_dup")
+    clash = assert_error(api.call(alice, "POST", "/api/feishu/bots", json=bot_body("cli_dup")),
+                         409, "conflict")
+    assert "`$.appId`" in clash["message"] and first not in clash["message"]
+    assert_error(api.call(alice, "POST", "/api/feishu/bots",
+                          json=bot_body("cli_mine", shared=True)), 403)
+    shared = api.call(api.admin, "PATCH", f"/api/feishu/bots/{first}", json={"shared": True})
+    assert shared.status_code == 200 and shared.json()["shared"] is True, shared.text
+    second = api.create_bot(alice, "cli_dup")
+    assert api.call(alice, "GET", f"/api/feishu/bots/{second}").json()["shared"] is False
     other = api.create_bot(api.admin, "cli_other")
     clash = api.call(api.admin, "PATCH", f"/api/feishu/bots/{other}", json={"appId": "cli_dup"})
     assert_error(clash, 409)

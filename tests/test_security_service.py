@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -336,3 +337,99 @@ def test_data_directory_private_whatever_the_umask(
             assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
     finally:
         service.stop()
+
+
+# -- 4. one bot per appId ------------------------------------------------------------------
+
+
+def test_one_bot_per_app_id_across_owners(guarded: Service) -> None:
+    carol = new_user(guarded, "carol-app")
+    first = create(guarded, guarded.http, "cli_one_app")
+    assert first.status_code == 201, first.text
+    clash = create(guarded, carol, "cli_one_app")
+    assert clash.status_code == 409, clash.text
+    assert "`$.appId`" in clash.json()["error"]["message"]
+    assert create(guarded, carol, "cli_one_app_b", shared=True).status_code == 403
+    marked = guarded.request("PATCH", f"/api/feishu/bots/{first.json()['id']}",
+                             json={"shared": True})
+    assert marked.status_code == 200 and marked.json()["shared"] is True
+    assert create(guarded, carol, "cli_one_app").status_code == 201
+
+
+# -- tokens: scopes, expiry, last use, list and revoke one's own -------------------------
+
+
+def test_viewer_tokens_read_and_never_change(guarded: Service) -> None:
+    dave_id = guarded.request("POST", "/api/users", json={"name": "dave-tokens"}).json()
+    dave = requests.Session()
+    dave.headers["Authorization"] = f"Bearer {dave_id['token']}"
+    bot = create(guarded, dave, "cli_viewer_bot")
+    assert bot.status_code == 201
+    bot_id = bot.json()["id"]
+    tokens = f"{guarded.url}/api/users/{dave_id['id']}/tokens"
+    assert dave.post(tokens, json={"scope": "owner"}, timeout=10).status_code == 403
+    issued = dave.post(tokens, json={"scope": "viewer"}, timeout=10)
+    assert issued.status_code == 201, issued.text
+    body = issued.json()
+    assert set(body) >= {"id", "token", "scope", "expiresAt"} and body["scope"] == "viewer"
+    viewer = requests.Session()
+    viewer.headers["Authorization"] = f"Bearer {body['token']}"
+    for path in ("/api/feishu/bots", f"/api/feishu/bots/{bot_id}/ws/status",
+                 f"/api/feishu/bots/{bot_id}/logs?tail=5", "/api/feishu/ws/status"):
+        assert viewer.get(f"{guarded.url}{path}", timeout=10).status_code == 200, path
+    for method, path, payload in (
+        ("POST", f"/api/feishu/bots/{bot_id}/ws/connect", None),
+        ("PATCH", f"/api/feishu/bots/{bot_id}", {"name": "x"}),
+        ("DELETE", f"/api/feishu/bots/{bot_id}", None),
+        ("POST", "/api/feishu/bots", {"name": "v", "appId": "cli_v", "appSecret": "s"}),
+        ("POST", f"/api/feishu/bots/{bot_id}/messages",
+         {"receiveId": "ou_1", "receiveIdType": "open_id", "text": "hi"}),
+    ):
+        response = viewer.request(method, f"{guarded.url}{path}", json=payload, timeout=10)
+        assert response.status_code == 403, (method, path, response.text)
+
+    listed = dave.get(tokens, timeout=10).json()["tokens"]
+    mine = {t["id"]: t for t in listed}
+    assert mine[body["id"]]["scope"] == "viewer" and mine[body["id"]]["lastUsedAt"]
+    assert all("token" not in t for t in listed)
+    revoked = dave.delete(f"{tokens}/{body['id']}", timeout=10)
+    assert revoked.status_code == 200, revoked.text
+    assert viewer.get(f"{guarded.url}/api/feishu/bots", timeout=10).status_code == 401
+
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    short = guarded.request("POST", f"/api/users/{dave_id['id']}/tokens",
+                            json={"expiresAt": soon}).json()
+    brief = requests.Session()
+    brief.headers["Authorization"] = f"Bearer {short['token']}"
+    assert brief.get(f"{guarded.url}/api/feishu/bots", timeout=10).status_code == 200
+    wait_until(lambda: brief.get(f"{guarded.url}/api/feishu/bots", timeout=10).status_code
+               == 401, 10, "the token to expire")
+    past = guarded.request("POST", f"/api/users/{dave_id['id']}/tokens",
+                           json={"expiresAt": "2020-01-01T00:00:00Z"})
+    refused(past, "$.expiresAt")
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+def test_every_change_is_audited_without_secrets(guarded: Service) -> None:
+    erin = new_user(guarded, "erin-audit")
+    made = create(guarded, erin, "cli_audited", appSecret="audit-secret-value-1")
+    bot_id = made.json()["id"]
+    erin.post(f"{guarded.url}/api/feishu/bots/{bot_id}/ws/disconnect", timeout=30)
+    create(guarded, erin, "cli_audited")  # a refusal is recorded too
+    assert erin.get(f"{guarded.url}/api/audit", timeout=10).status_code == 403
+    page = guarded.request("GET", "/api/audit?limit=3").json()
+    assert len(page["entries"]) == 3 and page["next"] is not None
+    entries = guarded.request("GET", "/api/audit?limit=1000").json()["entries"]
+    assert entries == sorted(entries, key=lambda e: e["id"], reverse=True)
+    mine = [(e["action"], e["target"], e["outcome"]) for e in entries
+            if e["target"].startswith(bot_id) or (e["action"] == "POST /api/feishu/bots"
+            and e["outcome"] == "refused 409")]
+    assert ("POST /api/feishu/bots", bot_id, "ok") in mine
+    assert ("POST /api/feishu/bots/{id}/ws/disconnect", bot_id, "ok") in mine
+    assert any(outcome == "refused 409" for *_, outcome in mine)
+    assert all(set(e) == {"id", "at", "actor", "action", "target", "outcome"} for e in entries)
+    assert "audit-secret-value-1" not in json.dumps(entries)
+    log = (guarded.data_dir / "logs" / "supervisor.log").read_text()
+    assert f"target={bot_id} outcome=ok" in log and "audit-secret-value-1" not in log

@@ -192,7 +192,7 @@ def test_users_tokens_revoke_and_delete(paths: DataPaths, engine: Engine) -> Non
     registry.close()
 
 
-def test_bots_are_owner_scoped_and_app_ids_unique_per_owner(
+def test_bots_are_owner_scoped_and_app_ids_unique_unless_shared(
     paths: DataPaths, engine: Engine
 ) -> None:
     registry = engine.open(paths)
@@ -201,6 +201,9 @@ def test_bots_are_owner_scoped_and_app_ids_unique_per_owner(
     mine = registry.create_bot(alice, config()).config.id
     with pytest.raises(Conflict):
         registry.create_bot(alice, config())
+    with pytest.raises(Conflict, match=r"\$\.appId"):
+        registry.create_bot(bob, config())
+    assert registry.set_shared(mine, True).shared is True
     registry.create_bot(bob, config())
     assert [b.config.id for b in registry.list_bots(alice)] == [mine]
     assert len(registry.list_bots(None)) == 2

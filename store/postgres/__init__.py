@@ -21,11 +21,12 @@ from store.postgres.schema import MIGRATIONS
 from store.postgres.url import password
 from store.records import BotRecord
 from store.secrets_box import SecretBox, load_key
+from store.sqlite.audit import AuditTable
 from store.sqlite.bots import BotTables
 from store.sqlite.users import UserTables
 
 
-class PostgresStore(UserTables, BotTables):
+class PostgresStore(UserTables, BotTables, AuditTable):
     """The store on PostgreSQL; one per process, like SQLiteStore."""
 
     def __init__(self, paths: DataPaths, url: str) -> None:
@@ -83,6 +84,11 @@ class PostgresStore(UserTables, BotTables):
     def set_desired_connected(self, bot_id: str, connected: bool) -> None:
         super().set_desired_connected(bot_id, connected)
         self._notify(bot_id)
+
+    def set_shared(self, bot_id: str, shared: bool) -> BotRecord:
+        record = super().set_shared(bot_id, shared)
+        self._notify(bot_id)
+        return record
 
     def _notify(self, bot_id: str) -> None:
         self.db.notify(f"bot:{bot_id}")  # type: ignore[attr-defined]

@@ -3,12 +3,13 @@
 from shared.paths import DataPaths
 from store.codec import KEY_CANARY, BotCodec
 from store.secrets_box import SecretBox, load_key
+from store.sqlite.audit import AuditTable
 from store.sqlite.bots import BotTables
 from store.sqlite.connection import MIGRATIONS, Database
 from store.sqlite.users import UserTables
 
 
-class SQLiteStore(UserTables, BotTables):
+class SQLiteStore(UserTables, BotTables, AuditTable):
     """One SQLite store per data directory; create it once per process."""
 
     def __init__(self, paths: DataPaths) -> None:

@@ -20,7 +20,8 @@ DESIRED_SQL = "desired_connected = 1 OR use_websocket = 0"
 
 _BOT_SELECT = (
     "SELECT id, owner, name, app_id, app_secret, verification_token, encrypt_key,"
-    " use_websocket, domain, handler, options, desired_connected, created, updated FROM bots"
+    " use_websocket, domain, handler, options, desired_connected, created, updated, shared"
+    " FROM bots"
 )
 
 
@@ -76,7 +77,8 @@ class BotTables:
         with self.db.transaction() as conn:
             current = self.get_bot(bot_id, owner)
             config = msgspec.structs.replace(current.config, **changes)
-            _check_app_id(conn, current.owner, config.app_id, bot_id)
+            if config.app_id != current.config.app_id:
+                _check_app_id(conn, current.owner, config.app_id, bot_id)
             conn.execute(
                 "UPDATE bots SET name = ?, app_id = ?, app_secret = ?, verification_token = ?,"
                 " encrypt_key = ?, use_websocket = ?, domain = ?, handler = ?, options = ?,"
@@ -84,7 +86,16 @@ class BotTables:
                 " WHERE id = ?",
                 (*self.codec.columns(config), now, bot_id),
             )
-        return BotRecord(config, current.owner, current.desired_connected, current.created, now)
+        return BotRecord(config, current.owner, current.desired_connected, current.created, now,
+                         current.shared)
+
+    def set_shared(self, bot_id: str, shared: bool) -> BotRecord:
+        """Mark the bot shared (other bots may use its appId) or not; raises NotFound."""
+        with self.db.transaction() as conn:
+            cursor = conn.execute("UPDATE bots SET shared = ? WHERE id = ?", (int(shared), bot_id))
+            if cursor.rowcount == 0:
+                raise NotFound(bot_id)
+        return self.get_bot(bot_id)
 
     def delete_bot(self, bot_id: str, owner: str | None = None) -> None:
         with self.db.transaction() as conn:
@@ -116,15 +127,25 @@ class BotTables:
         return bool(self.db.query(sql, (bot_id,)))
 
     def _record(self, row: tuple[Any, ...]) -> BotRecord:
-        bot_id, owner, *columns, desired, created, updated = row
+        bot_id, owner, *columns, desired, created, updated, shared = row
         config = self.codec.config(bot_id, tuple(columns))
-        return BotRecord(config, owner, bool(desired), created, updated)
+        return BotRecord(config, owner, bool(desired), created, updated, bool(shared))
 
 
 def _check_app_id(conn: sqlite3.Connection, owner: str, app_id: str, bot_id: str) -> None:
-    clash = conn.execute(
-        "SELECT id FROM bots WHERE owner = ? AND app_id = ? AND id != ?",
-        (owner, app_id, bot_id),
-    ).fetchone()
-    if clash:
-        raise Conflict(f"appId {app_id!r} is already used by your bot {clash[0]}")
+    """One bot per app in the whole registry: two bots on one appId would split its events.
+
+    Another owner's bot is allowed only while every bot already on the appId
+    is marked shared by an admin; one owner never has two bots on one appId.
+    Raises Conflict naming `$.appId` (another owner's bot id is not shown).
+    """
+    clashes = conn.execute(
+        "SELECT id, owner, shared FROM bots WHERE app_id = ? AND id != ?", (app_id, bot_id)
+    ).fetchall()
+    for other_id, other_owner, shared in clashes:
+        if other_owner == owner:
+            raise Conflict(f"appId {app_id!r} is already used by your bot {other_id}"
+                           " - at `$.appId`")
+        if not shared:
+            raise Conflict(f"appId {app_id!r} is already registered by another bot; one bot"
+                           " per app unless an admin marks it shared - at `$.appId`")

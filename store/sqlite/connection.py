@@ -52,6 +52,25 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE bots ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
     """,
+    """
+    ALTER TABLE tokens ADD COLUMN id TEXT;
+    UPDATE tokens SET id = 'tok_' || substr(hash, 1, 12) WHERE id IS NULL;
+    CREATE UNIQUE INDEX tokens_id ON tokens (id);
+    ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'owner';
+    UPDATE tokens SET scope = 'admin' WHERE user_id IN (SELECT id FROM users WHERE is_admin = 1);
+    ALTER TABLE tokens ADD COLUMN expires REAL;
+    ALTER TABLE tokens ADD COLUMN last_used REAL;
+    ALTER TABLE bots ADD COLUMN shared INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX bots_app ON bots (app_id);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    );
+    """,
 )
 """Ordered schema steps; step N brings the schema to version N. Only ever append."""
 

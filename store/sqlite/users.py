@@ -10,16 +10,25 @@ from shared.paths import DataPaths
 from store.records import (
     ADMIN_NAME,
     ADMIN_TOKEN_ENV,
+    SCOPES,
+    Caller,
     Conflict,
     NotFound,
+    TokenRecord,
     User,
     new_token,
+    new_token_id,
     new_user_id,
     token_hash,
 )
 from store.sqlite.connection import Database
 
 logger = logging.getLogger(__name__)
+
+LAST_USED_EVERY = 60.0
+"""A token's last-used time is written at most this often (seconds): not a write per request."""
+
+_LIVE = "t.revoked IS NULL AND (t.expires IS NULL OR t.expires > ?)"
 
 
 class UserTables:
@@ -48,9 +57,11 @@ class UserTables:
                     (time.time(), digest),
                 )
                 conn.execute(
-                    "INSERT INTO tokens (hash, user_id, kind, created) VALUES (?, ?, 'env', ?)"
-                    " ON CONFLICT (hash) DO UPDATE SET user_id = excluded.user_id, revoked = NULL",
-                    (digest, admin.id, time.time()),
+                    "INSERT INTO tokens (hash, id, user_id, kind, scope, created)"
+                    " VALUES (?, ?, ?, 'env', 'admin', ?)"
+                    " ON CONFLICT (hash) DO UPDATE SET user_id = excluded.user_id, revoked = NULL,"
+                    " scope = 'admin', expires = NULL",
+                    (digest, new_token_id(), admin.id, time.time()),
                 )
             return admin
         token_file = self.paths.admin_token
@@ -99,15 +110,76 @@ class UserTables:
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
     def issue_token(self, user_id: str, kind: str = "user") -> str:
-        self.get_user(user_id)
+        return self.issue_scoped_token(user_id, kind=kind)[1]
+
+    def issue_scoped_token(
+        self, user_id: str, scope: str | None = None, expires: float | None = None,
+        kind: str = "user",
+    ) -> tuple[TokenRecord, str]:
+        """A fresh token (only its hash is kept) and its record.
+
+        `scope` None: `admin` for an admin user, else `owner`. `expires`: epoch
+        seconds, None for never. Raises NotFound, or ValueError for a scope the
+        user cannot hold (admin for a non-admin) or an unknown one.
+        """
+        user = self.get_user(user_id)
+        scope = scope or ("admin" if user.is_admin else "owner")
+        if scope not in SCOPES or (scope == "admin" and not user.is_admin):
+            raise ValueError(f"scope {scope!r} is not one this user can hold")
         token = new_token()
+        record = TokenRecord(id=new_token_id(), user_id=user_id, scope=scope, kind=kind,
+                             created=time.time(), expires=expires, last_used=None)
         redactor.set(_redaction_owner(token_hash(token)), token)
         with self.db.transaction() as conn:
             conn.execute(
-                "INSERT INTO tokens (hash, user_id, kind, created) VALUES (?, ?, ?, ?)",
-                (token_hash(token), user_id, kind, time.time()),
+                "INSERT INTO tokens (hash, id, user_id, kind, scope, created, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token_hash(token), record.id, user_id, kind, scope, record.created, expires),
             )
-        return token
+        return record, token
+
+    def list_tokens(self, user_id: str) -> list[TokenRecord]:
+        """The user's tokens that are not revoked (expired ones included), oldest first."""
+        self.get_user(user_id)
+        rows = self.db.query(
+            "SELECT id, user_id, scope, kind, created, expires, last_used FROM tokens"
+            " WHERE user_id = ? AND revoked IS NULL ORDER BY created",
+            (user_id,),
+        )
+        return [TokenRecord(*row) for row in rows]
+
+    def revoke_token_id(self, user_id: str, token_id: str) -> bool:
+        """Revoke the user's token `token_id`; False when no such live token."""
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT hash FROM tokens WHERE user_id = ? AND id = ? AND revoked IS NULL",
+                (user_id, token_id),
+            ).fetchall()
+            conn.execute(
+                "UPDATE tokens SET revoked = ? WHERE user_id = ? AND id = ? AND revoked IS NULL",
+                (time.time(), user_id, token_id),
+            )
+        for (digest,) in rows:
+            redactor.drop(_redaction_owner(digest))
+        return bool(rows)
+
+    def authenticate(self, token: str) -> Caller | None:
+        """The live, unexpired token's caller, or None; notes its last use (at most once a
+        minute). Lookup by hash: no timing oracle on the token itself."""
+        now = time.time()
+        digest = token_hash(token)
+        rows = self.db.query(
+            "SELECT u.id, u.name, u.is_admin, u.created, t.id, t.scope, t.last_used"
+            f" FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND {_LIVE}",
+            (digest, now),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        if row[6] is None or now - row[6] >= LAST_USED_EVERY:
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE tokens SET last_used = ? WHERE hash = ?", (now, digest))
+        return Caller(user=_user(row[:4]), token_id=row[4], scope=row[5])
 
     def revoke_tokens(self, user_id: str) -> int:
         self.get_user(user_id)
@@ -136,9 +208,8 @@ class UserTables:
         """Lookup by hash: no timing oracle on the token itself."""
         rows = self.db.query(
             "SELECT u.id, u.name, u.is_admin, u.created"
-            " FROM tokens t JOIN users u ON u.id = t.user_id"
-            " WHERE t.hash = ? AND t.revoked IS NULL",
-            (token_hash(token),),
+            f" FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ? AND {_LIVE}",
+            (token_hash(token), time.time()),
         )
         return _user(rows[0]) if rows else None
 
