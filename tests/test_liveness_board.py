@@ -1,0 +1,48 @@
+"""The shared-memory liveness board, across real processes (a fork writes, we read)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shared.liveness_board import SLOTS, BeatWatch, LivenessBoard, SlotAllocator
+
+
+def test_beats_of_another_process_are_seen_and_a_new_token_starts_fresh(tmp_path: Path) -> None:
+    board = LivenessBoard(tmp_path / "board", create=True)
+    watch = BeatWatch(token=7, now_mono=0.0)
+    assert not watch.look(board, 3, now_mono=1.0)  # nobody claimed the slot
+    pid = os.fork()
+    if pid == 0:  # the worker: its own mapping of the same file
+        child = LivenessBoard(tmp_path / "board")
+        child.claim(3, 7)
+        child.beat(3, 7)
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert watch.look(board, 3, now_mono=2.0) and watch.moved_mono == 2.0
+    assert not watch.look(board, 3, now_mono=3.0)  # no beat since: it did not move
+    assert watch.moved_mono == 2.0
+    board.beat(3, 7)
+    assert watch.look(board, 3, now_mono=4.0)
+    board.claim(3, 8)  # a new incarnation takes the slot: the old watch never sees it
+    board.beat(3, 8)
+    assert not watch.look(board, 3, now_mono=5.0)
+    assert BeatWatch(token=8, now_mono=5.0).look(board, 3, now_mono=6.0)
+    board.close()
+
+
+def test_board_file_is_private(tmp_path: Path) -> None:
+    LivenessBoard(tmp_path / "board", create=True).close()
+    assert (tmp_path / "board").stat().st_mode & 0o777 == 0o600
+
+
+def test_slots_are_reused_and_bounded() -> None:
+    slots = SlotAllocator()
+    first, second = slots.take(), slots.take()
+    assert (first, second) == (1, 2)
+    slots.give_back(first)
+    assert slots.take() == first
+    for _ in range(SLOTS - 3):
+        slots.take()
+    with pytest.raises(RuntimeError):
+        slots.take()
