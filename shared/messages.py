@@ -205,6 +205,14 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     control_endpoint: str
     heartbeat_interval: float = 1.0
     supervisor_timeout: float = 3.0
+    liveness_path: str = ""
+    """The supervisor's liveness board (shared/liveness_board.py); empty: heartbeats and
+    pings travel as messages instead, as they did before the board."""
+    liveness_slot: int = 0
+    liveness_token: int = 0
+    """This incarnation's slot on the board and the token that marks its beats as its own."""
+    supervisor_token: int = 0
+    """The token the supervisor beats slot 0 with."""
     endpoint_timeout: float = 10.0
     silence_pings: int = 3
     log_level: str = "INFO"

@@ -101,15 +101,25 @@ class SupervisorWatch:
         self._heard_at = time.monotonic()
 
     def heard(self) -> None:
-        """Any well-formed message from the supervisor proves it is alive."""
+        """Any well-formed message (or beat) from the supervisor proves it is alive."""
         self._heard_at = time.monotonic()
 
+    def check(self) -> str | None:
+        """Why the supervisor is considered gone now, or None while it is alive."""
+        if os.getppid() != self._parent:
+            return f"parent process {self._parent} is gone"
+        silent = time.monotonic() - self._heard_at
+        if silent > self._timeout:
+            return f"no word from the supervisor for {silent:.1f} s"
+        return None
+
     async def gone(self) -> str:
-        """Return why the supervisor is considered gone (never returns while it is alive)."""
+        """Return why the supervisor is considered gone (never returns while it is alive).
+
+        Only where there is no liveness board: with one, the beat loop calls `check`.
+        """
         while True:
             await asyncio.sleep(self._tick)
-            if os.getppid() != self._parent:
-                return f"parent process {self._parent} is gone"
-            silent = time.monotonic() - self._heard_at
-            if silent > self._timeout:
-                return f"no message from the supervisor for {silent:.1f} s"
+            reason = self.check()
+            if reason is not None:
+                return reason

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import exitcodes
+from shared.liveness_board import SUPERVISOR_SLOT, BeatWatch, LivenessBoard
 from shared.messages import (
     Deliver,
     DeliverResult,
@@ -110,6 +111,8 @@ class WorkerSession:
         self._paths = DataPaths(Path(spec.data_dir))
         self._control = control
         self._watch = SupervisorWatch(spec.supervisor_timeout)
+        self._board = LivenessBoard(Path(spec.liveness_path)) if spec.liveness_path else None
+        self._reported: tuple[object, ...] | None = None
         self._state = ConnState.CONNECTING if self._bot.use_websocket else ConnState.WEBHOOK
         self._connected_at: float | None = None
         self._pipeline: EventPipeline | None = None
@@ -126,8 +129,11 @@ class WorkerSession:
             loop.add_signal_handler(sig, self._on_signal, sig)
         self._send(Hello(bot_id=self._bot.id, incarnation=self._spec.incarnation, pid=os.getpid()))
         self._spawn(self._listen())
-        self._spawn(self._heartbeat())
-        self._spawn(self._watch_supervisor())
+        if self._board is not None:
+            self._spawn(self._beat(self._board))
+        else:
+            self._spawn(self._heartbeat())
+            self._spawn(self._watch_supervisor())
         self._start_pipeline()
         if self._pipeline is not None:
             if self._bot.use_websocket:
@@ -221,11 +227,44 @@ class WorkerSession:
         )
 
     async def _heartbeat(self) -> None:
+        """Without a board: a full heartbeat message every interval (the supervisor pings)."""
         while True:
             self._send(self._heartbeat_message())
             await asyncio.sleep(self._spec.heartbeat_interval)
 
+    async def _beat(self, board: LivenessBoard) -> None:
+        """With a board: one store per interval proves the loop alive, the supervisor's
+        slot proves it alive, and a heartbeat message goes only when a figure changed.
+
+        At rest this is the worker's only wake-up besides the platform's pings.
+        """
+        spec = self._spec
+        board.claim(spec.liveness_slot, spec.liveness_token)
+        supervisor = BeatWatch(spec.supervisor_token, time.monotonic())
+        while True:
+            board.beat(spec.liveness_slot, spec.liveness_token)
+            if supervisor.look(board, SUPERVISOR_SLOT, time.monotonic()):
+                self._watch.heard()
+            reason = self._watch.check()
+            if reason is not None:
+                self._finish(Exit.supervisor_gone(reason))
+                return
+            figures = self._figures()
+            if figures != self._reported:
+                self._send(self._heartbeat_message())
+            await asyncio.sleep(spec.heartbeat_interval)
+
+    def _figures(self) -> tuple[object, ...]:
+        """What a heartbeat reports, cheaply: the histograms move only with these."""
+        head = (self._state, self._connected_at, self._private_memory.bytes())
+        if self._pipeline is None:
+            return head
+        c = self._pipeline.counters
+        return (*head, c.last_event_at, c.events_received, c.replies_sent, c.pending,
+                c.dead_letters, c.events_handled, c.events_failed, c.replies_dropped)
+
     def _heartbeat_message(self) -> Heartbeat:
+        self._reported = self._figures()
         message = Heartbeat(
             bot_id=self._bot.id,
             incarnation=self._spec.incarnation,
