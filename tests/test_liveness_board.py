@@ -46,3 +46,30 @@ def test_slots_are_reused_and_bounded() -> None:
         slots.take()
     with pytest.raises(RuntimeError):
         slots.take()
+
+
+def test_monitor_seats_workers_and_sees_their_beats(tmp_path: Path) -> None:
+    from supervisor.liveness import LivenessMonitor
+
+    monitor = LivenessMonitor(tmp_path / "board")
+    seat = monitor.seat("bot_a", now_mono=10.0)
+    assert monitor.last_beat("bot_a", now_mono=11.0) == 10.0  # seated, no beat yet
+    worker = LivenessBoard(Path(seat.path))
+    worker.claim(seat.slot, seat.token)
+    worker.beat(seat.slot, seat.token)
+    assert monitor.last_beat("bot_a", now_mono=12.0) == 12.0
+    assert monitor.last_beat("bot_a", now_mono=13.0) == 12.0
+    # The supervisor's own beats are what the worker watches.
+    supervisor = BeatWatch(seat.supervisor_token, 0.0)
+    monitor.beat()
+    assert supervisor.look(worker, 0, 1.0)
+    # A new incarnation: the old one's beats no longer count, the slot is the same.
+    again = monitor.seat("bot_a", now_mono=20.0)
+    assert again.slot == seat.slot and again.token != seat.token
+    worker.beat(seat.slot, seat.token)
+    assert monitor.last_beat("bot_a", now_mono=21.0) == 20.0
+    monitor.unseat("bot_a")
+    assert monitor.last_beat("bot_a", now_mono=22.0) is None
+    assert monitor.seat("bot_b", now_mono=23.0).slot == seat.slot
+    worker.close()
+    monitor.close()
