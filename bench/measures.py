@@ -130,6 +130,16 @@ def recovery(fleet: Fleet, bot_ids: list[str], timeout: float) -> list[float]:
     return samples
 
 
+def mass_recovery(fleet: Fleet, bot_ids: list[str], timeout: float) -> float:
+    """kill -9 every worker of `bot_ids` at once; seconds until all are connected again."""
+    pids = {bot_id: fleet.status(bot_id)["pid"] for bot_id in bot_ids}
+    began = time.monotonic()
+    for pid in pids.values():
+        os.kill(pid, signal.SIGKILL)
+    fleet.wait_connected(bot_ids, timeout, not_pids=pids)
+    return time.monotonic() - began
+
+
 def hang_detection(fleet: Fleet, bot_ids: list[str], timeout: float,
                    stagger: float = 0.3) -> list[float]:
     """SIGSTOP each bot's worker (staggered, so the supervisor's ticks land at different

@@ -28,6 +28,9 @@ FIGURES = (
     ("zygote (forkserver, one per host)", "once"),
     ("supervisor restart -> all N bots connected", "N=10"),
     ("CPU at rest: supervisor + zygote + N idle workers", "N=10"),
+    ("busy bot among N idle: ACK latency p50 / p99", "N=10"),
+    ("busy bot among N idle: event -> reply latency (echo) p50 / p99", "N=10"),
+    ("kill -9 of 3 workers at once -> all connected", "N=10"),
 )
 
 
