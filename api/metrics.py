@@ -75,6 +75,13 @@ class FleetCollector(Collector):
             bots.add_metric([state.value], by_state.get(state, 0))
         yield bots
 
+        node = GaugeMetricFamily("larkfleet_node_bots",
+                                 "Bots whose worker this node runs (cluster mode: leases held)",
+                                 labels=["node"])
+        node_id = self._fleet.node_id
+        node.add_metric([node_id], sum(1 for s in statuses if s.node == node_id))
+        yield node
+
         restarts = CounterMetricFamily("larkfleet_bot_restarts", "Worker restarts",
                                        labels=["bot_id"])
         for status in statuses:
