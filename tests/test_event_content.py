@@ -156,3 +156,46 @@ def test_streamed_cards_never_notify_everyone() -> None:
 
     card = stream_card('done <at id=all></at> see <at user_id="ou_1">A</at>', final=True)
     assert card["body"]["elements"][0]["content"] == 'done @all see <at user_id="ou_1">A</at>'
+
+
+def test_every_post_element_kind_flattens_to_its_text() -> None:
+    from worker.content import flatten_post
+
+    data = {"title": "Title", "content": [
+        [{"tag": "text", "text": "a"}, {"tag": "a", "text": "link", "href": "https://x"},
+         {"tag": "code_block", "text": "code"}, {"tag": "md", "text": "**md**"}],
+        [{"tag": "at", "user_id": "@_user_1"}, {"tag": "at", "user_id": "ou_b", "user_name": "Bob"},
+         {"tag": "at", "user_id": "ou_c"}, {"tag": "at"}],
+        [{"tag": "emotion", "emoji_type": "SMILE"}, {"tag": "emotion"}, {"tag": "text"},
+         {"tag": "img", "image_key": "img_1"}, "not an element"],
+        [{"tag": "img", "image_key": "img_2"}],
+        "not a paragraph",
+    ]}
+    assert flatten_post(data) == "Title\nalinkcode**md**\n@_user_1@Bob@ou_c@\n[SMILE][]"
+    assert flatten_post({"zh_cn": data}) == flatten_post({"post": {"en_us": data}})
+    assert flatten_post({"title": "", "content": [[{"tag": "text", "text": "x"}]]}) == "x"
+    assert flatten_post({"title": 5, "content": None}) == ""
+
+
+@pytest.mark.parametrize(("message_type", "content", "expected"), [
+    ("text", '{"text": "plain"}', "plain"),
+    ("text", "{}", ""),
+    ("post", '{"title": "T", "content": []}', "T"),
+])
+def test_text_of_each_content(message_type: str, content: str, expected: str) -> None:
+    from worker.content import _text_of
+
+    assert _text_of(message_type, content) == expected
+
+
+@pytest.mark.parametrize(("content", "error"), [
+    ("not json", "message content is not JSON"),
+    ("[1]", "message content is not a JSON object"),
+    ('{"text": 5}', "text content without a string text"),
+])
+def test_bad_content_names_what_is_wrong(content: str, error: str) -> None:
+    from worker.content import _text_of
+
+    with pytest.raises(ContentError) as caught:
+        _text_of("text", content)
+    assert str(caught.value) == error

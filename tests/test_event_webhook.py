@@ -72,10 +72,11 @@ def test_challenge_encrypted_event_and_forged_signature(sim_app, tmp_path: Path)
 
 
 GARBAGE = [
-    (b"garbage", 400, "bad_body"),
-    (b"[1]", 400, "bad_body"),
-    (b'{"encrypt": "bm90IGFlcw=="}', 401, "no_encrypt_key"),
-    (b'{"schema": 5}', 400, "bad_event"),
+    (b"garbage", 400, "bad_body", "body is not JSON"),
+    (b"[1]", 400, "bad_body", "body is not a JSON object"),
+    (b'{"encrypt": "bm90IGFlcw=="}', 401, "no_encrypt_key",
+     "encrypted push but no encrypt key configured"),
+    (b'{"schema": 5}', 400, "bad_event", "event could not be parsed"),
 ]
 """Bodies that are not a usable push, with the status and code each must get (docs/event-path.md:
 400 for a garbage body, 401 for a missing key, a wrong token or signature)."""
@@ -92,11 +93,11 @@ def test_wrong_token_and_garbage_bodies_are_refused(sim_app, tmp_path: Path) -> 
             assert wrong["status"] == 401
             assert json.loads(wrong["body"])["error"]["code"] == "invalid_token"
             async with aiohttp.ClientSession() as http:
-                for body, status, code in GARBAGE:
+                for body, status, code, message in GARBAGE:
                     async with http.post(url, data=body) as resp:
                         answer = await resp.json()
-                        assert (resp.status, answer["error"]["code"]) == (status, code), body
-                        assert answer["success"] is False
+                        assert (resp.status, answer) == (status, {
+                            "success": False, "error": {"code": code, "message": message}}), body
         assert pipeline.counters.events_received == 0
         await pipeline.close()
 
@@ -135,13 +136,14 @@ def test_a_push_the_spool_cannot_store_answers_500_and_the_retry_is_served(
             text = "too big for a full disk " + "x" * 20_000
             refused = await push(app, url, text=text)
             assert refused["status"] == 500, refused
-            assert json.loads(refused["body"])["error"]["code"] == "spool_failed"
+            assert json.loads(refused["body"]) == {"success": False, "error": {
+                "code": "spool_failed", "message": "event could not be stored, retry later"}}
             assert pipeline.counters.events_received == 0
             assert app.sent() == []
 
             spool.execute("pragma max_page_count = 1073741823")
             again = await push(app, url, text=text, event_id=refused["eventId"])
-            assert again["status"] == 200, again
+            assert (again["status"], json.loads(again["body"])) == (200, {"msg": "success"})
             [reply] = await sent_until(app, 1)
             assert reply["replyTo"] == again["messageId"]
 
