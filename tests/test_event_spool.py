@@ -178,3 +178,60 @@ def test_checkpoint_is_needed_only_after_a_write(tmp_path: Path) -> None:
     spool.complete("ev_1")
     assert spool.written_since_checkpoint()
     spool.close()
+
+
+def test_an_answered_callback_is_done_from_the_start_and_recognised_again(
+    tmp_path: Path
+) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    assert spool.add_answered("ev_card", "card.action.trigger", b"{}")
+    assert not spool.add_answered("ev_card", "card.action.trigger", b"{}")
+    assert not spool.add("ev_card", "c1", "card.action.trigger", b"{}")
+    assert spool.status("ev_card") == DONE
+    assert spool.counts() == {DONE: 1} and spool.pending() == []
+    spool.close()
+
+
+def test_the_answer_is_kept_until_the_event_is_revived(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    assert spool.answer_of("unknown") is None
+    spool.add("e1", "c1", "t", b"{}")
+    assert spool.answer_of("e1") == (False, None)
+    spool.save_answer("e1", '["kept"]')
+    assert spool.answer_of("e1") == (True, '["kept"]')
+    taken = spool.take("e1")
+    assert taken is not None and taken.handled and taken.answer == '["kept"]'
+    spool.fail("e1", "reply refused", None)
+    assert spool.revive("e1")
+    assert spool.answer_of("e1") == (False, None), "a revived event is handled afresh"
+    spool.close()
+
+
+def last_error(tmp_path: Path, event_id: str) -> str | None:
+    with sqlite3.connect(tmp_path / "spool.db") as conn:
+        return conn.execute("SELECT last_error FROM events WHERE event_id = ?",
+                            (event_id,)).fetchone()[0]
+
+
+def test_failures_keep_the_error_and_dead_letters_list_newest_first(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    for event_id in ("old", "new", "alive"):
+        spool.add(event_id, f"chat_{event_id}", "im.message.receive_v1", b"{}")
+        spool.take(event_id)
+    spool.fail("alive", "try later", time.time() + 60)
+    spool.fail("old", "x" * 2000, None)
+    spool.fail("new", "gave up", None)
+    assert spool.status("alive") == PENDING and last_error(tmp_path, "alive") == "try later"
+    letters = spool.dead_letters()
+    assert [(d.event_id, d.chat_id, d.event_type, d.attempts) for d in letters] == [
+        ("new", "chat_new", "im.message.receive_v1", 1),
+        ("old", "chat_old", "im.message.receive_v1", 1)]
+    assert letters[0].last_error == "gave up" and letters[1].last_error == "x" * 1000
+    assert letters[0].created_at <= letters[0].updated_at
+    assert [d.event_id for d in spool.dead_letters(limit=1)] == ["new"]
+    assert [d.event_id for d in read_dead_letters(tmp_path / "spool.db", limit=1)] == ["new"]
+    assert spool.counts() == {DEAD: 2, PENDING: 1}
+    spool.complete("alive")
+    assert last_error(tmp_path, "alive") is None, "done clears the last error"
+    assert spool.counts() == {DEAD: 2, DONE: 1}
+    spool.close()
