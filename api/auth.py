@@ -12,7 +12,7 @@ from aiohttp import web
 from api.errors import ApiError, Handler, not_found
 from api.keys import CALLER, REGISTRY, ROUTES, USER
 from api.routing import Access, Route
-from store import BotRecord, NotFound, User
+from store import BotBrief, BotRecord, NotFound, User
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +79,17 @@ def owned_bot(request: web.Request) -> BotRecord:
         return request.app[REGISTRY].get_bot(bot_id, owner_scope(request))
     except NotFound as error:
         raise not_found(f"bot {bot_id}") from error
+
+
+def owned_brief(request: web.Request) -> BotBrief:
+    """Like `owned_bot`, without decrypting the bot's secrets: for routes that need only
+    existence, owner and mode (status, connect, disconnect, delete)."""
+    bot_id = request.match_info["id"]
+    try:
+        return request.app[REGISTRY].bot_brief(bot_id, owner_scope(request))
+    except NotFound as error:
+        raise not_found(f"bot {bot_id}") from error
+
+
+def owned_bot_id(request: web.Request) -> str:
+    return owned_brief(request).id

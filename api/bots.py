@@ -5,7 +5,7 @@ import logging
 import msgspec
 from aiohttp import web
 
-from api.auth import caller, owned_bot, owner_scope
+from api.auth import caller, owned_bot, owned_bot_id, owner_scope
 from api.body import decode_body, json_response
 from api.errors import ApiError
 from api.keys import FLEET, PATHS, REGISTRY
@@ -114,14 +114,11 @@ async def patch_bot(request: web.Request) -> web.Response:
 
 
 async def delete_bot(request: web.Request) -> web.Response:
-    """Stops the worker (closing the platform connection), forgets the bot, removes its files.
-
-    The spool (events, dead letters, chat history) and the log go with the bot.
+    """Stops the worker (closing the platform connection); the fleet deletes the bot, then
+    its files go: the spool (events, dead letters, chat history) and the log.
     """
-    record = owned_bot(request)
-    bot_id = record.config.id
+    bot_id = owned_bot_id(request)
     await request.app[FLEET].bot_removed(bot_id)
-    request.app[REGISTRY].delete_bot(bot_id)
     request.app[PATHS].remove_bot_files(bot_id)
     return json_response(BotDeleted(bot_id=bot_id))
 
@@ -137,5 +134,5 @@ ROUTES = [
           "Change a bot; a running worker restarts with the new config",
           PatchBot, BotView, (200, 400, 401, 404, 409, 413)),
     Route("DELETE", "/api/feishu/bots/{id}", delete_bot, "Disconnect and delete a bot",
-          None, BotDeleted, (200, 401, 404)),
+          None, BotDeleted, (200, 401, 404, 504)),
 ]

@@ -13,6 +13,8 @@ from http import HTTPStatus
 import msgspec
 from aiohttp import web
 
+from store import NotFound
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -30,6 +32,7 @@ _CODES = {
     500: "internal_error",
     502: "bad_gateway",
     503: "not_ready",
+    504: "timeout",
 }
 
 
@@ -72,6 +75,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as error:
         return error_response(error.status, error.message, error.code)
+    except NotFound as error:
+        return error_response(404, f"bot {error.args[0]} not found")
+    except TimeoutError as error:
+        logger.warning("%s %s timed out: %s", request.method, request.path, error)
+        return error_response(504, str(error) or "timed out")
     except web.HTTPException as error:
         if error.status < 400:
             raise

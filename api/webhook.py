@@ -19,7 +19,7 @@ WEBHOOK_INFLIGHT = web.AppKey("webhook_inflight", InFlight)
 async def feishu_webhook(request: web.Request) -> web.Response:
     bot_id = request.match_info["id"]
     try:
-        request.app[REGISTRY].get_bot(bot_id)
+        request.app[REGISTRY].bot_brief(bot_id)
     except NotFound as error:
         raise not_found(f"bot {bot_id}") from error
     inflight = request.app[WEBHOOK_INFLIGHT]

@@ -3,7 +3,7 @@
 import msgspec
 from aiohttp import web
 
-from api.auth import caller, owned_bot, owner_scope
+from api.auth import caller, owned_brief, owner_scope
 from api.body import json_response
 from api.errors import ApiError
 from api.keys import FLEET, REGISTRY
@@ -14,15 +14,15 @@ from shared.status import BotStatus
 
 def _websocket_bot(request: web.Request) -> str:
     """The caller's bot id; a webhook-mode bot has no connection to steer (409, not a lie)."""
-    config = owned_bot(request).config
-    if not config.use_websocket:
+    brief = owned_brief(request)
+    if not brief.use_websocket:
         raise ApiError(
             409,
             "the bot is in webhook mode and always served; "
             'PATCH {"useWebSocket": true} first, or delete the bot',
             "webhook_mode",
         )
-    return config.id
+    return brief.id
 
 
 async def connect(request: web.Request) -> web.Response:
@@ -47,8 +47,8 @@ def _status(request: web.Request, bot_id: str, owner: str) -> BotStatus:
 
 
 async def bot_status(request: web.Request) -> web.Response:
-    record = owned_bot(request)
-    return json_response(_status(request, record.config.id, record.owner))
+    brief = owned_brief(request)
+    return json_response(_status(request, brief.id, brief.owner))
 
 
 async def all_status(request: web.Request) -> web.Response:

@@ -14,7 +14,8 @@ class BotStatus(msgspec.Struct, rename="camel", kw_only=True):
     connected_at: str | None = None
     last_heartbeat: str | None = None
     error: str | None = None
-    error_code: int | None = None
+    error_code: int | str | None = None
+    """The platform's code, or "internal" when the supervisor contained a bug of its own."""
     pid: int | None = None
     restarts: int = 0
     attempt: int = 0

@@ -6,7 +6,16 @@ implementation), the records and the errors.
 
 from shared.paths import DataPaths
 from store.interface import Store
-from store.records import AuditEntry, BotRecord, Caller, Conflict, NotFound, TokenRecord, User
+from store.records import (
+    AuditEntry,
+    BotBrief,
+    BotRecord,
+    Caller,
+    Conflict,
+    NotFound,
+    TokenRecord,
+    User,
+)
 from store.sqlite import SQLiteStore
 
 
@@ -24,5 +33,5 @@ def open_store(paths: DataPaths, database_url: str | None = None) -> Store:
     return SQLiteStore(paths)
 
 
-__all__ = ["AuditEntry", "BotRecord", "Caller", "Conflict", "NotFound", "SQLiteStore", "Store",
-           "TokenRecord", "User", "open_store"]
+__all__ = ["AuditEntry", "BotBrief", "BotRecord", "Caller", "Conflict", "NotFound",
+           "SQLiteStore", "Store", "TokenRecord", "User", "open_store"]

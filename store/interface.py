@@ -10,7 +10,7 @@ back decrypted and are registered with the log redactor on the way.
 from typing import Any, Protocol
 
 from shared.botconfig import BotConfig
-from store.records import AuditEntry, BotRecord, Caller, TokenRecord, User
+from store.records import AuditEntry, BotBrief, BotRecord, Caller, TokenRecord, User
 
 
 class Store(Protocol):
@@ -80,6 +80,10 @@ class Store(Protocol):
 
     def get_bot(self, bot_id: str, owner: str | None = None) -> BotRecord:
         """The bot if `owner` owns it (None: any owner); raises NotFound."""
+
+    def bot_brief(self, bot_id: str, owner: str | None = None) -> BotBrief:
+        """Existence, owner and mode of the bot, without decrypting secrets; raises NotFound
+        (also when `owner` is given and does not own it). For per-request ownership checks."""
 
     def list_bots(self, owner: str | None = None) -> list[BotRecord]:
         """The owner's bots (None: all), oldest first, secrets decrypted."""

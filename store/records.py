@@ -82,6 +82,16 @@ class AuditEntry:
     outcome: str
 
 
+@dataclass(frozen=True)
+class BotBrief:
+    """What routing and ownership checks need of a bot, read without decrypting anything."""
+
+    id: str
+    owner: str
+    use_websocket: bool
+    desired_connected: bool
+
+
 def token_hash(token: str) -> str:
     """The form a token is stored and looked up in: hex SHA-256, never the token itself."""
     return hashlib.sha256(token.encode()).hexdigest()

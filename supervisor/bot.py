@@ -1,16 +1,22 @@
-"""What the supervisor knows about one bot: its lifecycle, worker and last report."""
+"""What the supervisor knows about one bot: the wish, its lifecycle, worker and last report.
 
+Two clocks, named by suffix: `_mono` is time.monotonic() (deadlines, durations),
+`_epoch` is wall-clock seconds (what the API shows). Three words for "state",
+one per layer: `phase` is the supervisor's (supervisor.lifecycle.Phase), the
+worker `reports` its connection state, and `api_state()` is what the API says.
+"""
+
+import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from multiprocess.process import BaseProcess
 
 from shared.messages import Heartbeat, worker_identity
 from shared.states import ConnState
 from shared.status import BotMetrics, BotStatus
 from supervisor.backoff import Backoff, BackoffPolicy
 from supervisor.lifecycle import Lifecycle, Phase
+from supervisor.ports import Worker
 
 
 def iso(epoch: float | None) -> str | None:
@@ -20,36 +26,52 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
+INTERNAL = "internal"
+"""The error code of a bot whose supervision step raised (a bug, contained to that bot)."""
+
+
 @dataclass
 class ManagedBot:
-    """One bot under supervision. Monotonic times end in `_at`, wall times in `_wall`."""
+    """One bot under supervision: the wish (what the user asked), and what is."""
 
     bot_id: str
     owner: str
     wanted: bool
+    """The wish: keep a worker (asked to connect, or webhook mode)."""
     webhook_mode: bool
     policy: BackoffPolicy
+    deleting: bool = False
+    """The wish: the bot is being deleted; commands on it answer 404."""
+    retry_now: bool = False
+    """Connect was asked: leave BACKOFF or FATAL at once instead of at the retry time."""
+    config_version: int = 0
+    """Bumped on every PATCH; a worker started on an older version is restarted."""
+    worker_config_version: int = 0
     lifecycle: Lifecycle = field(init=False)
     backoff: Backoff = field(init=False)
-    process: BaseProcess | None = None
+    worker: Worker | None = None
     incarnation: int = 0
     pid: int | None = None
-    started_at: float = 0.0
-    last_heard_at: float = 0.0
-    last_heartbeat_wall: float | None = None
-    stop_deadline_at: float = 0.0
-    retry_at: float = 0.0
-    retry_wall: float | None = None
-    connected_since_at: float | None = None
+    started_mono: float = 0.0
+    heard_mono: float = 0.0
+    heartbeat_epoch: float | None = None
+    stop_deadline_mono: float = 0.0
+    retry_mono: float = 0.0
+    retry_epoch: float | None = None
+    connected_since_mono: float | None = None
+    connected_this_run: bool = False
+    """The current (or last) worker reached `connected`: its end counts toward flapping."""
     report: Heartbeat | None = None
     error: str | None = None
-    error_code: int | None = None
+    error_code: int | str | None = None
     restarts: int = 0
     announced: tuple[Phase, ConnState] | None = None
     """(phase, API state) of the last change record published about this bot."""
     announced_counters: tuple[int, int, int, int] = (0, 0, 0, 0)
     carried: BotMetrics = field(init=False)
     """The final counts of every earlier incarnation of the worker."""
+    commands: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Serialises the API's commands on this bot (connect, disconnect, patch, delete)."""
 
     def __post_init__(self) -> None:
         self.lifecycle = Lifecycle(self.bot_id)
@@ -63,6 +85,11 @@ class ManagedBot:
     @property
     def identity(self) -> bytes:
         return worker_identity(self.bot_id, self.incarnation)
+
+    @property
+    def keep(self) -> bool:
+        """A worker should run: wanted and not being deleted."""
+        return self.wanted and not self.deleting
 
     def api_state(self) -> ConnState:
         """The API's state: the supervisor's phase, refined by what the worker reported."""
@@ -86,13 +113,13 @@ class ManagedBot:
             bot_id=self.bot_id,
             state=state,
             connected_at=iso(report.connected_at) if report and state == "connected" else None,
-            last_heartbeat=iso(self.last_heartbeat_wall),
+            last_heartbeat=iso(self.heartbeat_epoch),
             error=self.error,
             error_code=self.error_code,
-            pid=self.pid if self.process is not None else None,
+            pid=self.pid if self.worker is not None else None,
             restarts=self.restarts,
             attempt=self.backoff.attempt,
-            next_retry_at=iso(self.retry_wall) if self.phase == Phase.BACKOFF else None,
+            next_retry_at=iso(self.retry_epoch) if self.phase == Phase.BACKOFF else None,
             events_received=report.events_received if report else 0,
             replies_sent=report.replies_sent if report else 0,
             pending=report.pending if report else 0,
@@ -124,18 +151,25 @@ class ManagedBot:
             self.carried = self.carried.plus(self.report)
             self.report = None
 
-    def heard(self, now: float) -> None:
-        self.last_heard_at = now
+    def forget_trouble(self) -> None:
+        """A fresh start asked by the user: no old error, no flapping hold, no retry count."""
+        self.error = self.error_code = None
+        self.backoff.reset()
 
-    def took(self, report: Heartbeat, now: float) -> None:
-        """Keep the latest heartbeat; count uptime toward resetting the backoff."""
+    def heard(self, now_mono: float) -> None:
+        self.heard_mono = now_mono
+
+    def took(self, report: Heartbeat, now_mono: float) -> None:
+        """Keep the latest report; count uptime toward resetting the backoff."""
         self.report = report
-        self.last_heartbeat_wall = time.time()
+        self.heartbeat_epoch = time.time()
         if report.state == ConnState.CONNECTED:
-            if self.connected_since_at is None:
-                self.connected_since_at = now
+            if self.connected_since_mono is None:
+                self.connected_since_mono = now_mono
+                self.connected_this_run = True
+                self.backoff.connected()
                 self.error = None
                 self.error_code = None
-            self.backoff.connected_for(now - self.connected_since_at)
+            self.backoff.connected_for(now_mono - self.connected_since_mono)
         else:
-            self.connected_since_at = None
+            self.connected_since_mono = None

@@ -35,14 +35,15 @@ ALIVE = frozenset({Phase.STARTING, Phase.RUNNING, Phase.STOPPING})
 """Phases in which a worker process exists."""
 
 TRANSITIONS: dict[Phase, frozenset[Phase]] = {
-    Phase.STOPPED: frozenset({Phase.STARTING}),
+    Phase.STOPPED: frozenset({Phase.STARTING, Phase.FATAL}),
     Phase.STARTING: frozenset({Phase.RUNNING, Phase.BACKOFF, Phase.FATAL, Phase.STOPPING}),
     Phase.RUNNING: frozenset({Phase.BACKOFF, Phase.FATAL, Phase.STOPPING}),
-    Phase.BACKOFF: frozenset({Phase.STARTING, Phase.STOPPED}),
-    Phase.STOPPING: frozenset({Phase.STOPPED, Phase.STARTING}),
+    Phase.BACKOFF: frozenset({Phase.STARTING, Phase.STOPPED, Phase.FATAL}),
+    Phase.STOPPING: frozenset({Phase.STOPPED, Phase.FATAL}),
     Phase.FATAL: frozenset({Phase.STARTING, Phase.STOPPED}),
 }
-"""Legal moves. STOPPING -> STARTING is a restart (config changed, connect during stop)."""
+"""Legal moves. A restart is STOPPING -> STOPPED -> STARTING; FATAL is reachable from
+every other phase because a bug contained in one bot's step parks it there."""
 
 
 class IllegalTransition(RuntimeError):

@@ -1,22 +1,29 @@
-"""The Supervisor: owns every worker, decides every start, stop and restart.
+"""The Supervisor: one reconciler owns every worker and decides every start, stop and kill.
 
-Like gunicorn's arbiter, one loop decides and the verbs say what they do:
-`_reap` an exited worker, `_murder` a hung one, `_manage` deadlines. Signals
-and API calls only change the wish (`wanted`) or poke the loop; all process
-changes go through a bot's Lifecycle. It implements api.fleet.Fleet.
+API calls and signals only record the wish (in the store and in the bot's
+in-memory model, here, in one place) and wake the loop. The loop asks the pure
+policy (supervisor.policy) what each bot needs, from its phase, wish, process
+and deadlines, and applies the answer. Worker exits and messages are events
+that move a bot's phase through its Lifecycle; every change is announced once
+as a change record (shared.changes) that waiters, the log and streams hear.
+
+The operating system (zygote, control channel, clocks) comes in through
+supervisor.ports, so the whole policy runs against a fake in tests.
+
+Containment: an exception in one bot's step is logged with the bot id and
+parks that bot in `error` with code `internal`; the loop, the router and every
+other bot carry on. Background tasks' failures are always logged.
 """
 
 import asyncio
+import contextlib
 import itertools
 import logging
-import time
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
-from multiprocess.process import BaseProcess
-
-from shared import exitcodes, results
+from shared import results
 from shared.changes import DEFAULT_QUEUE, Change, ChangeFeed, ChangeKind, Subscription
 from shared.logs import redactor
 from shared.messages import (
@@ -42,92 +49,115 @@ from shared.paths import DataPaths
 from shared.states import ConnState
 from shared.status import BotMetrics, BotStatus
 from store import NotFound, Store
-from supervisor.bot import ManagedBot
+from supervisor.bot import INTERNAL, ManagedBot
 from supervisor.lifecycle import ALIVE, Phase
 from supervisor.placement import Placement, SingleNode, default_node_id
+from supervisor.policy import Action, Timeouts, Verb, View, after_exit, decide
+from supervisor.ports import Channel, Clock, Processes, SystemClock, Worker, ZygoteProcesses
 from supervisor.requests import PendingRequests
 from supervisor.router import Router
 from supervisor.settings import SupervisorSettings
-from supervisor.zygote import Zygote, kill
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Reply)
 
 LEASE_STOP_GRACE = 1.0
 """Seconds a worker gets to stop when its lease is lost; inside the lease margin."""
 
+
+class CommandTimeout(TimeoutError):
+    """A command's wait for the bot to reach the wished state passed its bound."""
+
+
 class Supervisor:
     def __init__(
-        self, paths: DataPaths, store: Store, settings: SupervisorSettings,
+        self,
+        paths: DataPaths,
+        store: Store,
+        settings: SupervisorSettings,
         placement: Placement | None = None,
+        *,
+        processes: Processes | None = None,
+        channel: Channel | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        """`processes`, `channel` and `clock` default to the real zygote, router and time;
+        `placement` to one host (every bot may run here)."""
         self.paths = paths
         self.store = store
         self.settings = settings
         self.placement: Placement = placement or SingleNode(default_node_id())
         """Where bots may run: always here on one host, by lease in cluster mode."""
         self.node_id = self.placement.node_id
-        self._zygote = Zygote()
-        self._router = Router(paths.control_socket)
+        self._processes = processes or ZygoteProcesses()
+        self._channel = channel or Router(paths.control_socket)
+        self._clock = clock or SystemClock()
+        self._timeouts = Timeouts(settings.start_timeout, settings.heartbeat_timeout)
         self._bots: dict[str, ManagedBot] = {}
-        self._incarnations = itertools.count(time.time_ns() // 1_000_000)
+        self._incarnations = itertools.count(int(self._clock.epoch() * 1000))
         self._requests = PendingRequests(settings.request_timeout)
         self.changes = ChangeFeed()
         """Every change of every bot, once; see `subscribe`."""
         self._tasks: set[asyncio.Task[None]] = set()
-        self._zygote_ready = False
-        self._last_ping_at = 0.0
+        self._ready = False
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._last_ping_mono = 0.0
 
     # -- startup and shutdown ---------------------------------------------------
 
     async def start(self) -> None:
-        """Warm the zygote, then bring back every bot the registry wants running."""
-        self._spawn_task(self._router.serve(self._on_message))
-        await asyncio.to_thread(self._zygote.warm_up)
-        self._zygote_ready = True
-        wanted = {b for b in self.store.desired_bots() if self.placement.may_run(b)}
+        """Record the store's wishes, start the loop, then warm the zygote.
+
+        The API may already be answering: a command during the warm-up only
+        records its wish; the loop forks nothing until the zygote is ready.
+        """
+        self._spawn_task(self._channel.serve(self._on_message), "control channel")
+        wanted = self.store.desired_bots()
         for bot_id in wanted:
-            bot = self._bot(bot_id)
-            self._start(bot, "desired at boot")
-        self._spawn_task(self._manage_forever())
-        logger.info("supervisor started; %d bots brought back", len(wanted))
+            self._contained(bot_id, lambda bot_id=bot_id: self._bot(bot_id))
+        self._spawn_task(self._reconcile_forever(), "reconciler")
+        await self._processes.warm_up()
+        self._ready = True
+        self._poke()
+        logger.info("supervisor started; %d bots to bring back", len(wanted))
 
     async def shutdown(self) -> None:
         """Tell every worker to stop, wait the grace period, SIGKILL the rest.
 
         Only the in-memory wish is cleared, so nothing restarts while stopping;
-        the registry keeps what the user asked for, for the next boot.
+        the store keeps what the user asked for, for the next boot.
         """
+        self._stopping = True
         grace = self.settings.stop_grace
         for bot in self._bots.values():
-            self._stop(bot, "shutdown", wanted_after=False)
-        deadline = time.monotonic() + grace
-        await self._wait_all_stopped(deadline)
-        stragglers = [b for b in self._bots.values() if b.process is not None]
-        for bot in stragglers:
-            logger.warning("bot %s: did not stop within %.0f s; SIGKILL", bot.bot_id, grace)
-            kill(bot.process)
-        await self._wait_all_stopped(time.monotonic() + 2.0)
+            bot.wanted = False
+        self._reconcile()
+        await self._wait_until(self._all_stopped, grace + 2 * self.settings.tick)
+        for bot in self._bots.values():
+            if bot.worker is not None:
+                logger.warning("bot %s: did not stop within %.0f s; SIGKILL", bot.bot_id, grace)
+                self._processes.kill(bot.worker)
+        await self._wait_until(self._all_stopped, 2.0)
         for task in self._tasks:
             task.cancel()
-        self._router.close()
+        self._channel.close()
         self.changes.close()
 
     def kill_all(self) -> None:
         """The second signal: no grace, SIGKILL every worker now."""
         for bot in self._bots.values():
-            if bot.process is not None:
-                kill(bot.process)
+            if bot.worker is not None:
+                self._processes.kill(bot.worker)
 
-    async def _wait_all_stopped(self, deadline: float) -> None:
-        await self._wait_until(
-            lambda: all(b.process is None for b in self._bots.values()),
-            deadline - time.monotonic(),
-        )
+    def _all_stopped(self) -> bool:
+        return all(b.worker is None for b in self._bots.values())
 
     # -- Fleet: what the API calls ------------------------------------------------
 
     def ready(self) -> bool:
-        return self._zygote_ready and self.placement.healthy()
+        return self._ready and self.placement.healthy()
 
     def subscribe(self, maxsize: int = DEFAULT_QUEUE) -> Subscription:
         """Every change record published from now on (see shared.changes).
@@ -142,52 +172,61 @@ class Supervisor:
         return self.changes.subscribe(maxsize)
 
     async def bot_added(self, bot_id: str) -> None:
-        bot = self._bot(bot_id)
-        if bot.wanted:
-            self._start(bot, "created")
+        """A new bot: webhook-mode ones are wanted at once; the loop starts them."""
+        self._bot(bot_id)
+        self._poke()
 
     async def connect(self, bot_id: str) -> None:
-        self.store.set_desired_connected(bot_id, True)
-        bot = self._bot(bot_id)
-        bot.wanted = self._wanted(bot_id)
-        if not bot.wanted:
-            return  # cluster mode: another node holds it, or will take it
-        bot.backoff.reset()
-        bot.error = bot.error_code = None
-        if bot.phase in (Phase.STOPPED, Phase.FATAL, Phase.BACKOFF):
-            self._start(bot, "connect requested")
+        """Persist the wish and return; the loop (re)starts the worker at once."""
+        bot = self._command_target(bot_id)
+        async with bot.commands:
+            self._check_alive(bot)
+            self.store.set_desired_connected(bot_id, True)
+            bot.wanted = True
+            bot.retry_now = bot.phase in (Phase.STOPPED, Phase.BACKOFF, Phase.FATAL)
+            if bot.retry_now:
+                bot.forget_trouble()
+            self._contained(bot_id, lambda: self._step(bot))
 
     async def disconnect(self, bot_id: str) -> None:
-        self.store.set_desired_connected(bot_id, False)
-        bot = self._bot(bot_id)
-        bot.wanted = self._wanted(bot_id)
-        if not bot.wanted:
-            await self._stop_and_wait(bot, "disconnect requested")
+        """Persist the wish; return once the worker is gone (bounded by the stop bound)."""
+        bot = self._command_target(bot_id)
+        async with bot.commands:
+            self._check_alive(bot)
+            self.store.set_desired_connected(bot_id, False)
+            bot.wanted = self.store.is_desired(bot_id)
+            bot.retry_now = False
+            self._contained(bot_id, lambda: self._step(bot))
+            await self._wait_for(bot, lambda: bot.keep or bot.phase not in ALIVE)
+            if bot.phase == Phase.STOPPED:
+                bot.forget_trouble()
+                bot.retire_report()
+                self._settle(bot, "disconnected")
         await self.placement.wait_released(bot_id, self.stop_bound())
 
     async def bot_changed(self, bot_id: str) -> None:
-        bot = self._bot(bot_id)
-        bot.webhook_mode = not self.store.bot_config(bot_id).use_websocket
-        bot.wanted = self._wanted(bot_id)
-        if bot.phase in (Phase.STARTING, Phase.RUNNING):
-            self._stop(bot, "config changed", wanted_after=bot.wanted)
-        elif bot.wanted and bot.phase != Phase.STOPPING:
-            self._start(bot, "config changed")
-        elif not bot.wanted:
-            await self._stop_and_wait(bot, "config changed")
+        """The config changed: a worker on the old config is restarted by the loop."""
+        bot = self._command_target(bot_id)
+        async with bot.commands:
+            self._check_alive(bot)
+            bot.webhook_mode = not self.store.bot_config(bot_id).use_websocket
+            bot.wanted = self.store.is_desired(bot_id)
+            bot.config_version += 1
+            self._contained(bot_id, lambda: self._step(bot))
 
     async def bot_removed(self, bot_id: str) -> None:
-        bot = self._bots.get(bot_id)
-        if bot is None:
-            return
-        bot.wanted = False
-        await self._stop_and_wait(bot, "bot deleted")
-        del self._bots[bot_id]
-        self.changes.publish(Change(
-            bot_id=bot_id, owner=bot.owner, kind=ChangeKind.REMOVED,
-            from_state=bot.api_state(), to_state=None, phase=bot.phase, why="bot deleted",
-            at_epoch=time.time(),
-        ))
+        """Stop the worker, delete the bot from the store, forget it.
+
+        A second delete, or any command, on a bot being deleted raises NotFound.
+        Raises CommandTimeout if the worker outlives the stop bound (the bot
+        stays marked for deletion and goes as soon as its worker does).
+        """
+        bot = self._command_target(bot_id)
+        async with bot.commands:
+            self._check_alive(bot)
+            bot.deleting = True
+            self._contained(bot_id, lambda: self._step(bot))
+            await self._wait_for(bot, lambda: self._bots.get(bot_id) is not bot)
 
     def holder_address(self, bot_id: str) -> str | None:
         holder = self.placement.holder(bot_id)
@@ -196,7 +235,8 @@ class Supervisor:
         return self.placement.address_of(holder)
 
     def status(self, bot_id: str) -> BotStatus:
-        bot = self._bot(bot_id)
+        """The bot's status here; in cluster mode, the holder's published state and node."""
+        bot = self._known(bot_id)
         status = bot.to_status()
         holder = self.placement.holder(bot_id)
         if holder is not None and holder != self.node_id and bot.phase == Phase.STOPPED:
@@ -208,15 +248,16 @@ class Supervisor:
         return status
 
     def metrics(self, bot_id: str) -> BotMetrics:
-        return self._bot(bot_id).to_metrics()
+        return self._known(bot_id).to_metrics()
 
     async def deliver_webhook(
         self, bot_id: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, bytes, str]:
         request = Deliver(request_id=uuid.uuid4().hex, headers=headers, body=body)
-        result = await self._request(bot_id, request)
-        assert isinstance(result, DeliverResult)
-        return result.status, result.body, result.content_type
+        result = await self._request(bot_id, request, DeliverResult)
+        if isinstance(result, DeliverResult):
+            return result.status, result.body, result.content_type
+        return 503, b'{"msg":"no worker answered"}', "application/json"
 
     async def send_message(
         self, bot_id: str, receive_id: str, receive_id_type: str,
@@ -232,39 +273,47 @@ class Supervisor:
             uuid=uuid_,
             replies=replies,
         )
-        result = await self._request(bot_id, request)
-        assert isinstance(result, SendResult)
-        return result
+        return await self._request(bot_id, request, SendResult)
 
     async def retry_dead_letter(self, bot_id: str, event_id: str) -> RetryResult:
         request = RetryDeadLetter(request_id=uuid.uuid4().hex, event_id=event_id)
-        result = await self._request(bot_id, request)
-        assert isinstance(result, RetryResult)
-        return result
+        return await self._request(bot_id, request, RetryResult)
 
-    async def _request(self, bot_id: str, request: Request) -> Reply:
-        """Ask the bot's worker; a worker still starting is waited for, a missing one is not."""
-        bot = self._bot(bot_id)
+    async def _request(self, bot_id: str, request: Request, kind: type[R]) -> R:
+        """Ask the bot's worker; a worker still starting is waited for, a missing one is not.
+
+        Returns a reply of `kind`: the worker's, or a failed one (NO_WORKER) when
+        no worker answered in time or it answered with the wrong kind.
+        """
+        bot = self._known(bot_id)
         if bot.phase == Phase.STARTING:
             await self._wait_until(lambda: bot.phase != Phase.STARTING,
                                    self.settings.request_timeout)
         if bot.phase != Phase.RUNNING:
             error = f"bot {bot_id} has no running worker (state {bot.api_state()})"
-            return failed_reply(request, bot_id, NO_WORKER, error, 503)
-        return await self._requests.ask(
-            bot_id, lambda message: self._router.send(bot.identity, message), request
-        )
+            reply = failed_reply(request, bot_id, NO_WORKER, error, 503)
+        else:
+            reply = await self._requests.ask(
+                bot_id, lambda message: self._channel.send(bot.identity, message), request
+            )
+        if isinstance(reply, kind):
+            return reply
+        logger.error("bot %s: %s answered with %s", bot_id, type(request).__name__,
+                     type(reply).__name__)
+        failed = failed_reply(request, bot_id, NO_WORKER, "the worker answered out of turn", 502)
+        return failed  # type: ignore[return-value]
 
-    # -- the loop's verbs ---------------------------------------------------------
+    # -- the model: the wish, in one place ----------------------------------------
 
     def _bot(self, bot_id: str) -> ManagedBot:
+        """The bot's model, created from the store on first sight; raises NotFound."""
         bot = self._bots.get(bot_id)
         if bot is None:
             record = self.store.get_bot(bot_id)
             bot = ManagedBot(
                 bot_id=bot_id,
                 owner=record.owner,
-                wanted=self._wanted(bot_id),
+                wanted=self.store.is_desired(bot_id),
                 webhook_mode=not record.config.use_websocket,
                 policy=self.settings.backoff,
             )
@@ -272,6 +321,286 @@ class Supervisor:
             self._bots[bot_id] = bot
             self._settle(bot, "known")
         return bot
+
+    def _known(self, bot_id: str) -> ManagedBot:
+        """For status and requests: the model, also of a bot being deleted."""
+        return self._bot(bot_id)
+
+    def _command_target(self, bot_id: str) -> ManagedBot:
+        bot = self._bot(bot_id)
+        self._check_alive(bot)
+        return bot
+
+    def _check_alive(self, bot: ManagedBot) -> None:
+        """Commands on a bot being deleted (or gone while waiting) answer 404."""
+        if bot.deleting or self._bots.get(bot.bot_id) is not bot:
+            raise NotFound(bot.bot_id)
+
+    def _poke(self) -> None:
+        self._wake.set()
+
+    # -- what cluster mode asks (supervisor.cluster.node.Workers) -------------------
+    # The lease is part of the wish: a worker runs only while `placement.may_run`.
+
+    def lease_gained(self, bot_id: str) -> None:
+        self._contained(bot_id, lambda: self._bot(bot_id))
+        self._poke()
+
+    def lease_lost(self, bot_ids: list[str]) -> None:
+        """Stop these workers within LEASE_STOP_GRACE: the lease is lapsing or gone."""
+        now = self._clock.mono()
+        for bot_id in bot_ids:
+            bot = self._bots.get(bot_id)
+            if bot is not None:
+                self._contained(bot_id, lambda bot=bot: self._stop_soon(bot, now))
+        self._poke()
+
+    def _stop_soon(self, bot: ManagedBot, now: float) -> None:
+        if bot.phase in (Phase.STARTING, Phase.RUNNING):
+            self._apply(bot, Action(Verb.STOP, "lease lost"), now, grace=LEASE_STOP_GRACE)
+        elif bot.phase == Phase.STOPPING:
+            bot.stop_deadline_mono = min(bot.stop_deadline_mono, now + LEASE_STOP_GRACE)
+        self._step(bot, now)
+
+    async def hand_over(self, bot_id: str) -> None:
+        """The node released the bot (placement says no): return once its worker is gone."""
+        bot = self._bots.get(bot_id)
+        if bot is not None:
+            self._contained(bot_id, lambda: self._step(bot))
+            await self._wait_until(lambda: bot.phase not in ALIVE, self.stop_bound())
+
+    async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
+        """A change made through any node's API, heard by the holder."""
+        bot = self._bots.get(bot_id)
+        try:
+            if config_changed:
+                await self.bot_changed(bot_id)
+                return
+            bot = self._bot(bot_id)
+            bot.wanted = self.store.is_desired(bot_id)
+            self._contained(bot_id, lambda: self._step(bot))
+        except NotFound:
+            if bot is not None and self._bots.get(bot_id) is bot:
+                bot.deleting = True
+                self._contained(bot_id, lambda: self._step(bot))
+                await self._wait_until(lambda: self._bots.get(bot_id) is not bot,
+                                       self.stop_bound())
+
+    def api_state(self, bot_id: str) -> str:
+        bot = self._bots.get(bot_id)
+        return bot.api_state() if bot is not None else ConnState.DISCONNECTED
+
+    def stop_bound(self) -> float:
+        """Longest a stop can take: the grace, then SIGKILL and its reaping (a few ticks)."""
+        return self.settings.stop_grace + 2.0 + 10 * self.settings.tick
+
+    # -- the loop -------------------------------------------------------------------
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            self._reconcile()
+            try:
+                async with asyncio.timeout(self.settings.tick):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def _reconcile(self) -> None:
+        """One pass: every bot's next action, and pings; cheap enough for thousands of bots."""
+        now = self._clock.mono()
+        ping = now - self._last_ping_mono >= self.settings.ping_interval
+        if ping:
+            self._last_ping_mono = now
+        for bot in list(self._bots.values()):
+            self._contained(bot.bot_id, lambda bot=bot: self._step(bot, now))
+            if ping and bot.worker is not None and bot.phase in ALIVE:
+                self._channel.send(bot.identity, Ping())
+
+    def _step(self, bot: ManagedBot, now: float | None = None) -> None:
+        """Apply the policy to one bot: one action, or a HALT and what follows it."""
+        now = self._clock.mono() if now is None else now
+        for _ in range(3):
+            action = decide(self._view(bot), self._timeouts, now)
+            if action is None:
+                return
+            self._apply(bot, action, now)
+            if action.verb != Verb.HALT:
+                return
+
+    def _view(self, bot: ManagedBot) -> View:
+        return View(
+            phase=bot.phase,
+            keep=bot.keep and not self._stopping and self.placement.may_run(bot.bot_id),
+            deleting=bot.deleting,
+            retry_now=bot.retry_now,
+            has_process=bot.worker is not None,
+            stale_config=bot.worker_config_version != bot.config_version,
+            ready=self._ready and not self._stopping,
+            shutting_down=self._stopping,
+            started_mono=bot.started_mono,
+            heard_mono=bot.heard_mono,
+            stop_deadline_mono=bot.stop_deadline_mono,
+            retry_mono=bot.retry_mono,
+        )
+
+    def _apply(
+        self, bot: ManagedBot, action: Action, now: float, grace: float | None = None
+    ) -> None:
+        match action.verb:
+            case Verb.START:
+                self._start(bot, action.why, now)
+            case Verb.STOP:
+                grace = self.settings.stop_grace if grace is None else grace
+                bot.stop_deadline_mono = now + grace
+                bot.lifecycle.change(Phase.STOPPING, action.why)
+                if bot.worker is not None:
+                    self._channel.send(bot.identity, Stop(grace=grace))
+            case Verb.KILL:
+                self._murder(bot, action.why)
+            case Verb.HALT:
+                bot.lifecycle.change(Phase.STOPPED, action.why)
+            case Verb.FORGET:
+                self._forget(bot)
+
+    def _start(self, bot: ManagedBot, reason: str, now: float) -> None:
+        """Fork a new incarnation of the bot's worker (the fork itself runs off the loop)."""
+        record = self.store.get_bot(bot.bot_id)
+        config = record.config
+        trusted = self.store.get_user(record.owner).is_admin
+        bot.webhook_mode = not config.use_websocket
+        bot.worker_config_version = bot.config_version
+        bot.retry_now = False
+        bot.incarnation = next(self._incarnations)
+        bot.started_mono = now
+        bot.retire_report()
+        bot.pid = None
+        bot.connected_since_mono = None
+        bot.connected_this_run = False
+        if reason == "retry":
+            reason = f"retry {bot.backoff.attempt}"
+        bot.lifecycle.change(Phase.STARTING, reason)
+        spec = WorkerSpec(
+            bot=config,
+            incarnation=bot.incarnation,
+            data_dir=str(self.paths.root),
+            control_endpoint=self.paths.control_endpoint,
+            log_level=self.settings.worker_log_level,
+            endpoint_timeout=self.settings.endpoint_timeout,
+            event_max_attempts=self.settings.event_max_attempts,
+            event_retry_base=self.settings.event_retry_base,
+            proxy=self.settings.proxy,
+            security=self.settings.security.for_owner(trusted),
+        )
+        self._spawn_task(self._fork(bot, spec), f"fork of {bot.bot_id}")
+
+    async def _fork(self, bot: ManagedBot, spec: WorkerSpec) -> None:
+        incarnation = spec.incarnation
+        try:
+            worker = await self._processes.spawn(
+                spec, lambda code: self._contained(
+                    bot.bot_id, lambda: self._exited(bot, incarnation, code, None))
+            )
+        except Exception as error:
+            logger.exception("bot %s: fork failed", bot.bot_id)
+            why = f"fork failed: {error}"
+            self._contained(bot.bot_id, lambda: self._exited(bot, incarnation, None, why))
+            return
+        if bot.incarnation != incarnation or bot.phase not in ALIVE:
+            self._processes.kill(worker)
+            return
+        bot.worker = worker
+        bot.pid = worker.pid
+        logger.info("bot %s: worker pid %s", bot.bot_id, worker.pid)
+        if bot.phase == Phase.STOPPING:
+            self._processes.kill(worker)
+
+    def _exited(
+        self, bot: ManagedBot, incarnation: int, code: int | None, why: str | None
+    ) -> None:
+        """The worker of `incarnation` ended (or never started): move the bot on."""
+        if bot.incarnation != incarnation:
+            return
+        bot.worker = None
+        logger.info("bot %s: worker exited with %s", bot.bot_id, code)
+        if bot.phase not in ALIVE:
+            self._settle(bot, "worker exited")
+            self._poke()
+            return
+        now = self._clock.mono()
+        outcome = after_exit(bot.phase, code, why if why is not None else bot.error)
+        if outcome.failure:
+            bot.restarts += 1
+            if why is not None or bot.error is None:
+                bot.error, bot.error_code = outcome.why, None
+            delay = bot.backoff.failed(now, after_connecting=bot.connected_this_run)
+            bot.retry_mono = now + delay
+            bot.retry_epoch = self._clock.epoch() + delay
+            bot.lifecycle.change(Phase.BACKOFF, f"retry in {delay:.1f} s ({bot.error})")
+        elif outcome.phase == Phase.FATAL:
+            if bot.error is None:
+                bot.error = outcome.why
+            if bot.phase != Phase.FATAL:
+                bot.lifecycle.change(Phase.FATAL, bot.error)
+        else:
+            bot.lifecycle.change(outcome.phase, outcome.why)
+        self._step(bot, now)
+        self._poke()
+
+    def _murder(self, bot: ManagedBot, why: str) -> None:
+        """SIGKILL a worker that missed its deadline; its exit handler does what follows."""
+        logger.warning("bot %s: %s; SIGKILL pid %s", bot.bot_id, why, bot.pid)
+        if bot.phase != Phase.STOPPING:
+            bot.error, bot.error_code = why, None
+        if bot.worker is not None:
+            self._processes.kill(bot.worker)
+
+    def _forget(self, bot: ManagedBot) -> None:
+        """The deleted bot's worker is gone: delete its row, drop the model, announce it."""
+        with contextlib.suppress(NotFound):
+            self.store.delete_bot(bot.bot_id)
+        self._bots.pop(bot.bot_id, None)
+        self.changes.publish(Change(
+            bot_id=bot.bot_id, owner=bot.owner, kind=ChangeKind.REMOVED,
+            from_state=bot.api_state(), to_state=None, phase=bot.phase, why="bot deleted",
+            at_epoch=self._clock.epoch(),
+        ))
+        logger.info("bot %s: forgotten", bot.bot_id)
+
+    # -- containment ---------------------------------------------------------------
+
+    def _contained(self, bot_id: str, step: Callable[[], object]) -> None:
+        """Run one bot's step; an exception parks that bot in `error` (code `internal`)."""
+        try:
+            step()
+        except Exception as error:
+            logger.exception("bot %s: supervision step failed; the bot is parked", bot_id)
+            bot = self._bots.get(bot_id)
+            if bot is not None:
+                self._park(bot, error)
+
+    def _park(self, bot: ManagedBot, error: Exception) -> None:
+        try:
+            bot.retry_now = False
+            bot.error, bot.error_code = f"internal error: {error!r}", INTERNAL
+            if bot.worker is not None:
+                self._processes.kill(bot.worker)
+            if bot.phase != Phase.FATAL:
+                bot.lifecycle.change(Phase.FATAL, "internal error")
+        except Exception:
+            logger.exception("bot %s: could not park the bot", bot.bot_id)
+
+    def _spawn_task(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    # -- change records and waiting ----------------------------------------------------
 
     def _settle(self, bot: ManagedBot, why: str) -> None:
         """Publish one change record if the bot's phase, API state or counters moved.
@@ -289,206 +618,38 @@ class Supervisor:
         self.changes.publish(Change(
             bot_id=bot.bot_id, owner=bot.owner, kind=kind,
             from_state=previous[1] if previous else None, to_state=state, phase=phase,
-            why=why, at_epoch=time.time(), status=bot.to_status(),
+            why=why, at_epoch=self._clock.epoch(), status=bot.to_status(),
         ))
-
-    def _wanted(self, bot_id: str) -> bool:
-        """Wanted here: the user's wish AND this node's right to run it (its lease)."""
-        return self.placement.may_run(bot_id) and self.store.is_desired(bot_id)
-
-    # -- what cluster mode asks (supervisor.cluster.node.Workers) -------------------
-
-    def lease_gained(self, bot_id: str) -> None:
-        self._spawn_task(self._reconcile(bot_id, "lease taken"))
-
-    def lease_lost(self, bot_ids: list[str]) -> None:
-        """Stop these workers within LEASE_STOP_GRACE: the lease is lapsing or gone."""
-        for bot_id in bot_ids:
-            bot = self._bots.get(bot_id)
-            if bot is not None:
-                self._stop(bot, "lease lost", wanted_after=False, grace=LEASE_STOP_GRACE)
-
-    async def hand_over(self, bot_id: str) -> None:
-        bot = self._bots.get(bot_id)
-        if bot is not None:
-            await self._stop_and_wait(bot, "handover to another node")
-
-    async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
-        """A change made through any node's API, heard by the holder."""
-        try:
-            if config_changed:
-                await self.bot_changed(bot_id)
-            else:
-                await self._reconcile(bot_id, "wish changed")
-        except NotFound:
-            await self.bot_removed(bot_id)
-
-    def api_state(self, bot_id: str) -> str:
-        bot = self._bots.get(bot_id)
-        return bot.api_state() if bot is not None else ConnState.DISCONNECTED
-
-    async def _reconcile(self, bot_id: str, reason: str) -> None:
-        """Start or stop the worker so it matches `_wanted` (wish AND lease)."""
-        bot = self._bot(bot_id)
-        bot.wanted = self._wanted(bot_id)
-        if bot.wanted and bot.phase == Phase.STOPPED:
-            self._start(bot, reason)
-        elif not bot.wanted and bot.phase in ALIVE:
-            self._stop(bot, reason, wanted_after=False)
-
-    def _start(self, bot: ManagedBot, reason: str) -> None:
-        """Fork a new incarnation of the bot's worker (the fork itself runs in a thread)."""
-        record = self.store.get_bot(bot.bot_id)
-        config = record.config
-        trusted = self.store.get_user(record.owner).is_admin
-        bot.webhook_mode = not config.use_websocket
-        bot.lifecycle.change(Phase.STARTING, reason)
-        bot.incarnation = next(self._incarnations)
-        bot.started_at = time.monotonic()
-        bot.retire_report()
-        bot.pid = None
-        bot.connected_since_at = None
-        spec = WorkerSpec(
-            bot=config,
-            incarnation=bot.incarnation,
-            data_dir=str(self.paths.root),
-            control_endpoint=self.paths.control_endpoint,
-            log_level=self.settings.worker_log_level,
-            endpoint_timeout=self.settings.endpoint_timeout,
-            event_max_attempts=self.settings.event_max_attempts,
-            event_retry_base=self.settings.event_retry_base,
-            proxy=self.settings.proxy,
-            security=self.settings.security.for_owner(trusted),
-        )
-        self._spawn_task(self._fork(bot, spec))
-
-    async def _fork(self, bot: ManagedBot, spec: WorkerSpec) -> None:
-        try:
-            process = await asyncio.to_thread(self._zygote.spawn, spec)
-        except Exception as error:
-            logger.exception("bot %s: fork failed", bot.bot_id)
-            await self._ended(bot, exitcodes.TRANSIENT, f"fork failed: {error}")
-            return
-        bot.process = process
-        bot.pid = process.pid
-        asyncio.get_running_loop().add_reader(process.sentinel, self._reap, bot, process)
-        logger.info("bot %s: worker pid %d", bot.bot_id, process.pid)
-        if bot.phase == Phase.STOPPING or bot.incarnation != spec.incarnation:
-            kill(process)
-
-    def _reap(self, bot: ManagedBot, process: BaseProcess) -> None:
-        """The worker's sentinel fired: collect its exit code and decide what follows."""
-        asyncio.get_running_loop().remove_reader(process.sentinel)
-        try:
-            code = process.exitcode
-        except (EOFError, OSError):
-            code = None
-        if bot.process is not process:
-            return
-        bot.process = None
-        self._spawn_task(self._ended(bot, code, None))
-
-    async def _ended(self, bot: ManagedBot, code: int | None, why: str | None) -> None:
-        now = time.monotonic()
-        logger.info("bot %s: worker exited with %s", bot.bot_id, code)
-        if bot.phase == Phase.STOPPING:
-            if bot.wanted:
-                self._start(bot, "restart after stop")
-            else:
-                bot.lifecycle.change(Phase.STOPPED, "worker stopped")
-        elif code == exitcodes.PERMANENT:
-            if bot.error is None:
-                bot.error = "the platform refused the bot permanently"
-            bot.lifecycle.change(Phase.FATAL, bot.error)
-        else:
-            bot.restarts += 1
-            if why is not None:
-                bot.error, bot.error_code = why, None
-            elif bot.error is None:
-                bot.error = f"worker exited with code {code}"
-            delay = bot.backoff.failed(now)
-            bot.retry_at = now + delay
-            bot.retry_wall = time.time() + delay
-            bot.lifecycle.change(Phase.BACKOFF, f"retry in {delay:.1f} s ({bot.error})")
 
     async def _wait_until(self, done: Callable[[], bool], timeout: float) -> bool:
         """Wait until `done()` holds, re-checked after every change record; False on timeout."""
-        deadline = time.monotonic() + timeout
+        deadline = self._clock.mono() + timeout
         with self.changes.subscribe(maxsize=1) as wakeups:
             while not done():
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self._clock.mono()
                 if remaining <= 0 or wakeups.closed:
                     return done()
-                await wakeups.get(remaining)
+                await wakeups.get(min(remaining, self.settings.tick))
         return True
 
-    def _stop(
-        self, bot: ManagedBot, reason: str, *, wanted_after: bool, grace: float | None = None
-    ) -> None:
-        bot.wanted = wanted_after
-        grace = self.settings.stop_grace if grace is None else grace
-        if bot.phase == Phase.STOPPING:
-            bot.stop_deadline_at = min(bot.stop_deadline_at, time.monotonic() + grace)
-        elif bot.phase in (Phase.STARTING, Phase.RUNNING):
-            bot.lifecycle.change(Phase.STOPPING, reason)
-            bot.stop_deadline_at = time.monotonic() + grace
-            if bot.process is not None:
-                self._router.send(bot.identity, Stop(grace=grace))
-        elif bot.phase in (Phase.BACKOFF, Phase.FATAL):
-            bot.lifecycle.change(Phase.STOPPED, reason)
+    async def _wait_for(self, bot: ManagedBot, done: Callable[[], bool]) -> None:
+        """A command's wait for its wish to come true; raises CommandTimeout past the bound."""
+        bound = self.stop_bound()
+        if not await self._wait_until(done, bound):
+            raise CommandTimeout(f"bot {bot.bot_id} is still {bot.api_state()} after {bound:g} s")
 
-    async def _stop_and_wait(self, bot: ManagedBot, reason: str) -> None:
-        """Stop the bot's worker and return once it is gone (SIGKILL after the grace)."""
-        self._stop(bot, reason, wanted_after=False)
-        await self._wait_until(lambda: bot.phase not in ALIVE, self.stop_bound())
-
-    def stop_bound(self) -> float:
-        """Longest a stop can take: the grace, then SIGKILL and its reaping (a few ticks)."""
-        return self.settings.stop_grace + 10 * self.settings.tick + 2.0
-
-    def _murder(self, bot: ManagedBot, why: str) -> None:
-        """SIGKILL a worker that missed its deadline; `_reap` handles what follows."""
-        logger.warning("bot %s: %s; SIGKILL pid %s", bot.bot_id, why, bot.pid)
-        if bot.phase != Phase.STOPPING:
-            bot.error, bot.error_code = why, None
-        if bot.process is not None:
-            kill(bot.process)
-
-    def _manage(self, now: float) -> None:
-        """One pass over every bot's deadlines; cheap enough for hundreds of bots."""
-        settings = self.settings
-        ping = now - self._last_ping_at >= settings.ping_interval
-        if ping:
-            self._last_ping_at = now
-        for bot in list(self._bots.values()):
-            phase = bot.phase
-            if phase == Phase.BACKOFF and now >= bot.retry_at and bot.wanted:
-                self._start(bot, f"retry {bot.backoff.attempt}")
-            elif phase == Phase.STARTING and bot.process is not None:
-                if now - bot.started_at > settings.start_timeout:
-                    self._murder(bot, f"no hello within {settings.start_timeout:.0f} s")
-            elif phase == Phase.RUNNING:
-                if now - bot.last_heard_at > settings.heartbeat_timeout:
-                    self._murder(bot, f"no heartbeat for {settings.heartbeat_timeout:.0f} s")
-            elif phase == Phase.STOPPING and now > bot.stop_deadline_at and bot.process is not None:
-                self._murder(bot, "did not stop within the grace period")
-            if ping and bot.process is not None and bot.phase in ALIVE:
-                self._router.send(bot.identity, Ping())
-
-    async def _manage_forever(self) -> None:
-        while True:
-            try:
-                self._manage(time.monotonic())
-            except Exception:
-                logger.exception("manage pass failed")
-            await asyncio.sleep(self.settings.tick)
+    # -- messages from workers -----------------------------------------------------------
 
     def _on_message(self, identity: bytes, message: FromWorker) -> None:
+        bot_id = getattr(message, "bot_id", "(unknown)")
+        self._contained(bot_id, lambda: self._heard(identity, message))
+
+    def _heard(self, identity: bytes, message: FromWorker) -> None:
         bot = self._bots.get(message.bot_id)
         if bot is None or message.incarnation != bot.incarnation or bot.phase not in ALIVE:
             logger.debug("dropped %s from stale worker %r", type(message).__name__, identity)
             return
-        now = time.monotonic()
+        now = self._clock.mono()
         bot.heard(now)
         match message:
             case Hello():
@@ -518,8 +679,5 @@ class Supervisor:
         detail = f" ({error})" if error else ""
         logger.info("bot %s: worker reports %s%s", bot.bot_id, message.state, detail)
 
-    def _spawn_task(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
+__all__ = ["CommandTimeout", "Supervisor", "Worker"]

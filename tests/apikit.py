@@ -24,7 +24,7 @@ from shared.security import SecurityPolicy
 from shared.states import ConnState
 from shared.status import BotMetrics, BotStatus
 from shared.urlpolicy import UrlPolicy
-from store import open_store
+from store import Store, open_store
 
 APP_SECRET = "app-secret-0f1e2d3c4b5a"
 VERIFICATION_TOKEN = "verif-token-99887766"
@@ -64,6 +64,7 @@ class FakeFleet:
         self.fail_status = False
         self.changes = ChangeFeed()
         """Tests publish Change records here to drive what subscribers see."""
+        self.store: Store | None = None
 
     def ready(self) -> bool:
         return self.is_ready
@@ -89,7 +90,10 @@ class FakeFleet:
         self.calls.append(("bot_changed", bot_id))
 
     async def bot_removed(self, bot_id: str) -> None:
+        """Like the supervisor, the fleet deletes the bot from the store once its worker is gone."""
         self.calls.append(("bot_removed", bot_id))
+        if self.store is not None:
+            self.store.delete_bot(bot_id)
 
     def status(self, bot_id: str) -> BotStatus:
         if self.fail_status:
@@ -139,6 +143,7 @@ class Api:
         self.paths.ensure()
         self.registry = open_store(self.paths)
         self.fleet = FakeFleet()
+        self.fleet.store = self.registry
         self.security = SecurityPolicy(urls=UrlPolicy(allow=("127.0.0.1",)))
         """The operator allows the hooks on 127.0.0.1 the bodies here name."""
         self.app = create_app(self.fleet, self.registry, self.paths, self.security,

@@ -34,7 +34,7 @@ def test_uptime_under_a_minute_keeps_the_attempt_count() -> None:
 def test_a_minute_connected_resets_attempts_and_flapping() -> None:
     backoff = seeded()
     for t in range(5):
-        backoff.failed(float(t))
+        backoff.failed(float(t), after_connecting=True)
     assert backoff.flapping
     backoff.connected_for(60.0)
     assert backoff.attempt == 0
@@ -43,7 +43,7 @@ def test_a_minute_connected_resets_attempts_and_flapping() -> None:
 
 def test_five_crashes_in_a_minute_hold_the_bot_at_the_cap() -> None:
     backoff = seeded()
-    delays = [backoff.failed(float(t)) for t in range(5)]
+    delays = [backoff.failed(float(t), after_connecting=True) for t in range(5)]
     assert backoff.flapping
     assert delays[-1] == pytest.approx(60.0)
 
@@ -51,7 +51,7 @@ def test_five_crashes_in_a_minute_hold_the_bot_at_the_cap() -> None:
 def test_crashes_spread_beyond_the_window_are_not_flapping() -> None:
     backoff = seeded()
     for t in range(5):
-        backoff.failed(t * 61.0)
+        backoff.failed(t * 61.0, after_connecting=True)
     assert not backoff.flapping
 
 
@@ -75,20 +75,48 @@ def test_the_ceiling_doubles_from_base_up_to_the_cap() -> None:
 def test_five_crashes_within_the_window_flap_far_from_time_zero() -> None:
     backoff = seeded()
     for t in range(4):
-        backoff.failed(T0 + t)
+        backoff.failed(T0 + t, after_connecting=True)
         assert not backoff.flapping
-    assert backoff.failed(T0 + 4) == pytest.approx(60.0)
+    assert backoff.failed(T0 + 4, after_connecting=True) == pytest.approx(60.0)
     assert backoff.flapping
 
 
 def test_a_crash_exactly_one_window_old_still_counts() -> None:
     backoff = seeded()
     for t in (0.0, 15.0, 30.0, 45.0, 60.0):
-        backoff.failed(T0 + t)
+        backoff.failed(T0 + t, after_connecting=True)
     assert backoff.flapping
-    backoff.failed(T0 + 60.5)
+    backoff.failed(T0 + 60.5, after_connecting=True)
     assert backoff.flapping, "the crashes at 15..60.5 are five within 60 s"
     fresh = seeded()
     for t in (0.0, 15.0, 30.0, 45.0, 60.1):
-        fresh.failed(T0 + t)
+        fresh.failed(T0 + t, after_connecting=True)
     assert not fresh.flapping
+
+
+def test_failures_to_connect_never_flap_they_only_back_off() -> None:
+    backoff = seeded()
+    for t in range(20):
+        backoff.failed(t * 0.1)
+    assert not backoff.flapping
+
+
+def test_attempt_5000_still_gives_a_capped_delay() -> None:
+    """The old ceiling computed base * 2 ** 4999 before capping: OverflowError."""
+    backoff = seeded()
+    for n in range(5000):
+        delay = backoff.failed(n * 60.0)
+        assert 0 <= delay <= 60.0
+    assert backoff.attempt == 5000
+
+
+def test_a_short_outage_costs_a_wait_no_longer_than_the_outage_so_far() -> None:
+    backoff = seeded(BackoffPolicy())
+    now = 0.0
+    while now < 14.0:
+        delay = backoff.failed(now)
+        assert delay <= max(1.0, now) + 1e-9
+        now += delay + 0.2
+    backoff.connected()
+    backoff.failed(200.0)
+    assert backoff.ceiling(200.0) == 1.0, "a new outage starts from the base again"

@@ -12,15 +12,16 @@ import pytest
 from supervisor.lifecycle import ALIVE, TRANSITIONS, IllegalTransition, Lifecycle, Phase
 
 EXPECTED: dict[str, set[str]] = {
-    "stopped": {"starting"},
+    "stopped": {"starting", "fatal"},
     "starting": {"running", "backoff", "fatal", "stopping"},
     "running": {"backoff", "fatal", "stopping"},
-    "backoff": {"starting", "stopped"},
-    "stopping": {"stopped", "starting"},
+    "backoff": {"starting", "stopped", "fatal"},
+    "stopping": {"stopped", "fatal"},
     "fatal": {"starting", "stopped"},
 }
 """Forked -> Hello -> running; a transient end -> backoff, a permanent one -> fatal; stop
-from any live phase; a restart (config change, connect during stop) from stopping."""
+from any live phase; a restart (config change, connect during stop) is stopping -> stopped
+-> starting; fatal from every phase, where a bug contained in one bot's step parks it."""
 
 PAIRS = list(itertools.product(Phase, Phase))
 

@@ -215,6 +215,8 @@ def test_workers_leave_within_1s_when_the_supervisor_is_killed(
 def test_a_crash_looping_bot_is_held_visibly_and_never_touches_another(
     tmp_path: Path, sim_app: Callable[..., SimApp]
 ) -> None:
+    """Flapping is for a worker that crash-loops after connecting (failures to connect only
+    back off: tests/test_control_plane.py)."""
     service = Service(tmp_path / "data", env={"LARKFLEET_BACKOFF_BASE": "0.1"}).start()
     try:
         flaky_app, steady_app = sim_app(), sim_app()
@@ -222,8 +224,9 @@ def test_a_crash_looping_bot_is_held_visibly_and_never_touches_another(
         steady, before = connected_bot(service, steady_app)
         killed: set[int] = set()
         for crash in range(5):
-            status = service.wait_status(flaky, lambda s: s["pid"] not in (None, *killed), 15,
-                                         f"a new worker to kill ({crash})")
+            status = service.wait_status(
+                flaky, lambda s: s["state"] == "connected" and s["pid"] not in (None, *killed),
+                15, f"a new connected worker to kill ({crash})")
             os.kill(status["pid"], signal.SIGKILL)
             killed.add(status["pid"])
         held = service.wait_status(flaky, lambda s: s["flapping"], 10, "the flapping hold")

@@ -10,7 +10,7 @@ import msgspec
 from shared.botconfig import BotConfig
 from shared.logs import redactor
 from store.codec import BotCodec, redaction_owner
-from store.records import BotRecord, Conflict, NotFound, new_bot_id
+from store.records import BotBrief, BotRecord, Conflict, NotFound, new_bot_id
 from store.sqlite.connection import Database
 
 logger = logging.getLogger(__name__)
@@ -54,6 +54,17 @@ class BotTables:
         if not rows:
             raise NotFound(bot_id)
         return self._record(rows[0])
+
+    def bot_brief(self, bot_id: str, owner: str | None = None) -> BotBrief:
+        sql = "SELECT id, owner, use_websocket, desired_connected FROM bots WHERE id = ?"
+        params: tuple[str, ...] = (bot_id,)
+        if owner is not None:
+            sql, params = sql + " AND owner = ?", (bot_id, owner)
+        rows = self.db.query(sql, params)
+        if not rows:
+            raise NotFound(bot_id)
+        found_id, found_owner, use_websocket, desired = rows[0]
+        return BotBrief(found_id, found_owner, bool(use_websocket), bool(desired))
 
     def list_bots(self, owner: str | None = None) -> list[BotRecord]:
         if owner is None:
