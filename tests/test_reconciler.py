@@ -291,14 +291,14 @@ def test_an_exception_in_one_bots_step_parks_only_that_bot(tmp_path: Path) -> No
     async def case(rig: Rig) -> None:
         bad = await rig.add()
         good = await rig.add()
-        real = rig.store.bot_config
+        real = rig.store.get_bot
 
-        def exploding(bot_id: str):  # type: ignore[no-untyped-def]
+        def exploding(bot_id: str, owner: str | None = None):  # type: ignore[no-untyped-def]
             if bot_id == bad:
                 raise RuntimeError("injected")
-            return real(bot_id)
+            return real(bot_id, owner)
 
-        rig.store.bot_config = exploding  # type: ignore[method-assign]
+        rig.store.get_bot = exploding  # type: ignore[method-assign]
         await rig.supervisor.connect(bad)
         await rig.supervisor.connect(good)
         await rig.settle()
