@@ -84,7 +84,7 @@ def test_a_connect_right_after_healthz_during_the_warm_up_keeps_the_service(
         ws_bot = svc.create_bot(apps[0].app_id, apps[0].app_secret, apps[0].url)
         svc.connect(ws_bot)
         hook_bot = svc.create_bot(apps[1].app_id, apps[1].app_secret, apps[1].url,
-                                  useWebSocket=False)
+                                  useWebSocket=False, verificationToken="vt-boot-race")
         assert svc.http.get(f"{svc.url}/readyz", timeout=1).status_code == 503, (
             "the requests must land inside the warm-up for this test to mean anything")
         wait_until(svc._ready, 30, "readiness")
