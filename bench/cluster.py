@@ -106,6 +106,9 @@ class _NoWorkers:
     def api_state(self, bot_id: str) -> str:
         return "connected"
 
+    def kill_now(self, bot_ids: list[str]) -> None:
+        pass
+
 
 def _load(server: PgServer, bots: int, seconds: float) -> float:
     """Statements per second two idle nodes' lease keepers cost, with `bots` wanted bots."""

@@ -386,6 +386,15 @@ class Supervisor:
                 await self._wait_until(lambda: self._bots.get(bot_id) is not bot,
                                        self.stop_bound())
 
+    def kill_now(self, bot_ids: list[str]) -> None:
+        """Thread-safe (the node's last resort when this loop is stuck): SIGKILL the
+        workers through their pidfds; the loop reaps them when it runs again."""
+        for bot_id in bot_ids:
+            bot = self._bots.get(bot_id)
+            worker = bot.worker if bot is not None else None
+            if worker is not None:
+                self._processes.kill(worker)
+
     def api_state(self, bot_id: str) -> str:
         bot = self._bots.get(bot_id)
         return bot.api_state() if bot is not None else ConnState.DISCONNECTED

@@ -149,6 +149,7 @@ class FakeWorkers:
     def __init__(self) -> None:
         self.running: set[str] = set()
         self.stopped_at: dict[str, float] = {}
+        self.killed_at: float | None = None
 
     def lease_gained(self, bot_id: str) -> None:
         self.running.add(bot_id)
@@ -166,6 +167,10 @@ class FakeWorkers:
 
     def api_state(self, bot_id: str) -> str:
         return "connected"
+
+    def kill_now(self, bot_ids: list[str]) -> None:
+        """Called from the last-resort thread: record the time, like lease_lost."""
+        self.killed_at = time.monotonic()
 
 
 FAST = LeaseTimings(ttl=3.0, renew_interval=0.5, margin=1.0, max_moves=3)
@@ -226,3 +231,23 @@ def test_cut_off_node_stops_workers_before_its_leases_lapse(private_pg) -> None:
 def test_password_is_masked() -> None:
     assert masked("postgresql://app:s3cr%40t@db:5432/lf") == "postgresql://app:***@db:5432/lf"
     assert masked("postgresql://db/lf") == "postgresql://db/lf"
+
+
+def test_a_stuck_event_loop_still_kills_the_workers_before_the_lease_lapses(db: str) -> None:
+    """The loop's watchdog cannot run while the loop is blocked (a hung synchronous call,
+    a starved process): a thread of the node kills the workers itself, still in time."""
+    add_bots(db, 2)
+
+    async def scenario() -> None:
+        fleet = FakeWorkers()
+        node = ClusterNode(db, "n0", "", FAST)
+        await node.start(fleet)
+        await until(lambda: len(fleet.running) == 2, 5, "bots taken")
+        last_renewal = node.last_renewal
+        time.sleep(FAST.ttl + 0.5)  # block the event loop past the lease's lapse
+        assert fleet.killed_at is not None, "the last resort did not fire"
+        assert fleet.killed_at < node.last_renewal + FAST.ttl
+        assert node.last_renewal == last_renewal  # no renewal could run meanwhile
+        await node.close()
+
+    asyncio.run(scenario())

@@ -15,6 +15,7 @@ the database's clock and another node could take it.
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from store.postgres.connection import BOUNDED
 from store.postgres.schema import CHANNEL
 from supervisor.cluster.balance import plan
 from supervisor.cluster.leases import LeaseStore, LeaseView, NodeView
@@ -75,6 +77,9 @@ class Workers(Protocol):
     def api_state(self, bot_id: str) -> str:
         """The bot's API state here, published for the other nodes."""
 
+    def kill_now(self, bot_ids: list[str]) -> None:
+        """SIGKILL these workers at once; called from another thread (the last resort)."""
+
 
 class ClusterNode:
     def __init__(self, url: str, node_id: str, address: str, timings: LeaseTimings) -> None:
@@ -103,6 +108,7 @@ class ClusterNode:
         self._workers: Workers | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._failing = False
+        self._closed = threading.Event()
 
     # -- what the supervisor and the API read ---------------------------------------
 
@@ -147,6 +153,7 @@ class ClusterNode:
         await self._round()
         for coro in (self._rounds(), self._listen(), self._watchdog()):
             self._spawn(coro)
+        threading.Thread(target=self._last_resort, name="lease-last-resort", daemon=True).start()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -169,6 +176,7 @@ class ClusterNode:
                 await store.leave()
 
     async def close(self) -> None:
+        self._closed.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -180,9 +188,7 @@ class ClusterNode:
 
     async def _connected(self) -> LeaseStore:
         if self._store is None or self._store.conn.closed:
-            conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=max(2, int(self.timings.ttl / 4))
-            )
+            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, **BOUNDED)
             self._store = LeaseStore(conn, self.node_id)
         return self._store
 
@@ -331,12 +337,34 @@ class ClusterNode:
                 self._published.clear()
                 workers.lease_lost(lost)
 
+    def _last_resort(self) -> None:
+        """The same rule as `_watchdog`, from a thread: if the event loop is stuck (a
+        blocking call, a starved process), the loop's watchdog cannot run, so this thread
+        SIGKILLs the workers itself, margin/2 after the deadline, still before any lease
+        can lapse. It acts once per deadline; nothing here touches asyncio state."""
+        acted_on = 0.0
+        while not self._closed.is_set():
+            self._closed.wait(0.1)
+            deadline = self._deadline
+            if deadline == acted_on or time.monotonic() < deadline + self.timings.margin / 2:
+                continue
+            try:
+                held = list(self.held)
+            except RuntimeError:  # resized by the loop meanwhile: it is alive, look again
+                continue
+            if held:
+                acted_on = deadline
+                logger.error("node %s: event loop stuck past the lease deadline; SIGKILL %d"
+                             " worker(s)", self.node_id, len(held))
+                workers = self._workers
+                if workers is not None:
+                    workers.kill_now(held)
+
     async def _listen(self) -> None:
         """LISTEN for other nodes' changes; every notification wakes a round at once."""
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self.url, autocommit=True, connect_timeout=2)
+                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, **BOUNDED)
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self._wake.set()  # whatever was missed while not listening
