@@ -6,7 +6,7 @@ DATA_DIR ?= ./data
 # `make run PORT=13001 HOST=0.0.0.0`, `make demo PORT=13001`: passed on only when given.
 SERVE_FLAGS = $(if $(PORT),--port $(PORT)) $(if $(HOST),--host $(HOST))
 
-.PHONY: install run demo test bench lint mutation
+.PHONY: install run demo test bench lint soak mutation
 
 $(BIN)/larkfleet: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "larkfleet needs Python 3.11 or newer")'
@@ -31,6 +31,10 @@ test: install
 
 bench: install  ## writes build/benchmarks.md; docs/benchmarks.md only with --out, on purpose
 	$(BIN)/python -m bench
+
+DURATION ?= 600
+soak: install
+	$(BIN)/python -m tests.soak --duration $(DURATION) $(if $(SEED),--seed $(SEED))
 
 lint: install
 	$(BIN)/ruff check .
