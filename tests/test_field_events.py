@@ -204,3 +204,27 @@ def test_row22_large_cjk_text_arrives_as_raw_utf8_and_is_echoed_whole(
     [reply] = wait_replies(app, pushed["messageId"])
     assert reply["text"] == text
     assert fleet.status(bot_id)["deadLetters"] == 0
+
+
+def test_rows13_21_webhook_pushes_of_app_messages_and_v1_events(
+    fleet: Service, sim_app: Callable[..., SimApp]
+) -> None:
+    token = "field-webhook-token"
+    app = sim_app(verification_token=token)
+    bot_id = fleet.create_bot(app.app_id, app.app_secret, app.url, useWebSocket=False,
+                              verificationToken=token, handler=_python("every_event"))
+    url = f"{fleet.url}/webhook/feishu/{bot_id}"
+    from_app = app.client.webhook(app.app_id, url, text="echo me", senderType="app")
+    assert from_app["status"] == 200, from_app
+    chat = "oc_v1_hook_" + uuid.uuid4().hex[:6]
+    v1 = app.client.webhook(app.app_id, url, body={
+        "uuid": "v1-" + uuid.uuid4().hex, "token": token, "ts": "1700000000.5",
+        "type": "event_callback",
+        "event": {"type": "p2p_chat_create", "app_id": app.app_id, "chat_id": chat}})
+    assert v1["status"] == 200, v1
+    [answer] = wait_until(lambda: [s for s in app.sent() if s["receiveId"] == chat], 10,
+                          "the v1 answer")
+    assert answer["text"] == "1.0 p2p_chat_create"
+    settled(fleet, bot_id, time.time(), eventsReceived=2, repliesSent=1)
+    assert f"event {from_app['eventId']} ignored: message sent by an app" in bot_log(fleet,
+                                                                                      bot_id)
