@@ -21,25 +21,27 @@ logger = logging.getLogger(__name__)
 
 
 class _PidfdPopen(popen_forkserver.Popen):
-    """The forkserver's Popen with a pidfd opened right after the fork."""
+    """The forkserver's Popen with a pidfd opened right after the fork.
+
+    Signalling is safe from any thread (the supervisor's last-resort killer
+    runs off the loop): it reads no pipe and closes nothing; the pidfd lives
+    until `close()` or the handle is collected, so its number is never
+    reused under a concurrent signal.
+    """
 
     pidfd: int | None = None
+    ended_before_pidfd = False
+    """The zygote had already reported the exit when the pidfd was opened."""
 
     def _launch(self, process_obj: ForkServerProcess) -> None:
         super()._launch(process_obj)
-        self.pidfd = _open_pidfd(self.pid, self.sentinel)
+        self.pidfd, self.ended_before_pidfd = _open_pidfd(self.pid, self.sentinel)
         if self.pidfd is not None:
             self._pidfd_finalizer = util.Finalize(self, _close_quietly, (self.pidfd,))
 
-    def poll(self, flag: int = os.WNOHANG) -> int | None:
-        code = super().poll(flag)
-        if code is not None:
-            self._close_pidfd()
-        return code
-
     def _send_signal(self, sig: int) -> None:
-        if self.poll() is not None:
-            return  # the zygote reported its exit: nothing to signal, the pid may be reused
+        if self.returncode is not None or self.ended_before_pidfd:
+            return  # it ended: nothing to signal, and its pid may already be reused
         if self.pidfd is None:
             super()._send_signal(sig)  # no pidfd support in this kernel: the bare pid
             return
@@ -47,13 +49,10 @@ class _PidfdPopen(popen_forkserver.Popen):
             signal.pidfd_send_signal(self.pidfd, sig)
 
     def close(self) -> None:
-        self._close_pidfd()
-        super().close()
-
-    def _close_pidfd(self) -> None:
         if self.pidfd is not None:
             self.pidfd = None
             self._pidfd_finalizer()
+        super().close()
 
 
 class WorkerProcess(ForkServerProcess):
@@ -64,24 +63,25 @@ class WorkerProcess(ForkServerProcess):
         return _PidfdPopen(process_obj)
 
 
-def _open_pidfd(pid: int, sentinel: int) -> int | None:
-    """A pidfd for the just-forked `pid`, or None when it cannot name the worker for sure.
+def _open_pidfd(pid: int, sentinel: int) -> tuple[int | None, bool]:
+    """(pidfd, ended): a pidfd naming the just-forked `pid`, or None when none can.
 
     Opened after the fork, so the worker may already have ended: if the
-    zygote has reported its exit code on `sentinel`, the pid may be reused
-    and the pidfd is dropped (the handle knows the worker ended anyway).
+    zygote has reported its exit code on `sentinel` (or the pid is gone), the
+    pid may be reused, so no pidfd and `ended` is True. None and False: this
+    kernel has no pidfds (signals then go to the bare pid).
     """
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
-        return None
+        return None, True
     except OSError as error:
         logger.warning("no pidfd for worker pid %d (%s); signalling by pid", pid, error)
-        return None
+        return None, False
     if wait([sentinel], 0):
         os.close(pidfd)
-        return None
-    return pidfd
+        return None, True
+    return pidfd, False
 
 
 def _close_quietly(fd: int) -> None:
