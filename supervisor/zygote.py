@@ -18,6 +18,7 @@ from multiprocess.process import BaseProcess
 from shared import messages
 from shared.messages import WorkerSpec
 from supervisor.worker_process import WorkerProcess
+from worker import entry
 
 logger = logging.getLogger(__name__)
 
@@ -28,28 +29,27 @@ supervisor.cli and argparse: preloaded, that costs nothing private per worker.
 worker.preload comes last: it freezes the GC over everything imported before."""
 
 
-def _noop() -> None:
-    """The warm-up child: proves the forkserver has finished its preload."""
-
-
 class Zygote:
     def __init__(self) -> None:
         self._ctx: ForkServerContext = multiprocess.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOAD)
 
     def warm_up(self) -> None:
-        """Start the forkserver and wait for its preload (blocking: run in a thread)."""
-        probe = self._ctx.Process(target=_noop, name="larkfleet-warmup", daemon=False)
+        """Start the forkserver and wait for its preload (blocking: run in a thread).
+
+        The probe is a WorkerProcess with a target from `worker.entry`, as a worker is,
+        so whatever the first fork would do lazily (in the supervisor or the zygote) is
+        done here, before /readyz answers 200.
+        """
+        probe = WorkerProcess(target=entry.warm_up, name="larkfleet-warmup", daemon=False)
         probe.start()
         probe.join()
         logger.info("zygote ready (preloaded %s)", ", ".join(PRELOAD))
 
     def spawn(self, spec: WorkerSpec) -> BaseProcess:
         """Fork a worker for `spec` (blocking until the fork happened: run in a thread)."""
-        from worker.main import run_worker
-
         process = WorkerProcess(
-            target=run_worker,
+            target=entry.run_worker,
             args=(messages.encode(spec),),
             name=f"larkfleet-{spec.bot.id}",
             daemon=False,

@@ -21,6 +21,7 @@ import websockets.asyncio.client
 import websockets.extensions.permessage_deflate  # noqa: F401
 import zmq.asyncio  # noqa: F401
 
+import worker.entry
 import worker.main  # noqa: F401
 
 setproctitle.setproctitle("larkfleet zygote")

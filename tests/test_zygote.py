@@ -1,0 +1,43 @@
+"""The zygote pays the cold start before readiness: forking a worker after `warm_up` does
+no lazy work in the supervisor. Real forkserver, real worker, in a fresh interpreter (the
+test process itself has imported the SDK long ago)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+SCRIPT = """
+import json, sys
+from shared.botconfig import BotConfig, EchoHandler
+from shared.messages import WorkerSpec
+from supervisor.zygote import Zygote, kill
+
+zygote = Zygote()
+zygote.warm_up()
+warm = sorted(sys.modules)
+bot = BotConfig(id="bot-zygote", name="Bot", app_id="cli_unused", app_secret="unused-secret",
+                domain="http://127.0.0.1:9", handler=EchoHandler())
+data = sys.argv[1]
+process = zygote.spawn(WorkerSpec(bot=bot, incarnation=1, data_dir=data,
+                                  control_endpoint="ipc://" + data + "/control"))
+kill(process)
+process.join(10)
+print(json.dumps({"sdk": "lark_oapi" in sys.modules, "worker": "worker.main" in sys.modules,
+                  "new": sorted(set(sys.modules) - set(warm))}))
+"""
+
+
+def test_forking_a_worker_imports_nothing_new_in_the_supervisor(tmp_path: Path) -> None:
+    """The first connect after /readyz used to import worker.main, and with it lark_oapi,
+    in the supervisor to pickle the worker's target: ~6 s on a loaded host, paid by the
+    first user. The target now comes from a light module the warm-up already used."""
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True,
+                          text=True, timeout=110, cwd=Path(__file__).parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"sdk": False, "worker": False, "new": []}
