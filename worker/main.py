@@ -19,7 +19,7 @@ from shared import exitcodes
 from shared.logs import configure_logging, redactor
 from shared.messages import WorkerSpec, decode_spec
 from shared.paths import DataPaths
-from worker import proxy
+from worker import proxy, sdkhttp
 from worker.control import ControlChannel
 from worker.liveness import die_with_parent, release_zygote
 from worker.session import WorkerSession
@@ -69,6 +69,7 @@ def _run(spec: WorkerSpec) -> int:
     )
     logger.info("platform connections proxy: %s",
                 proxy.apply(spec.bot.options.proxy or spec.proxy or None))
+    sdkhttp.install()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     sdk_client.loop = loop

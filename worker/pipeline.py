@@ -166,6 +166,18 @@ class EventPipeline:
         else:
             self.counters.duplicates += 1
 
+    async def warm_up(self) -> None:
+        """Fetch the tenant token once the platform is reachable, so the first reply pays
+        neither the token request nor the connection (worker/sdkhttp.py keeps it open).
+        A failure is only logged: the first send fetches it again and reports its own."""
+        started = perf_counter()
+        try:
+            await self._messenger.fetch_token()
+        except Exception as exc:
+            log.warning("tenant token not fetched at connect: %s: %s", type(exc).__name__, exc)
+        else:
+            log.debug("tenant token fetched in %d ms", (perf_counter() - started) * 1000)
+
     async def run(self) -> None:
         """Consume spooled events until cancelled; unfinished rows from a previous run first."""
         await self._consumer.run()

@@ -152,6 +152,11 @@ class Messenger:
         """The SDK config the IM calls use (domain, app credentials, timeout)."""
         return self._im.v1.message.config
 
+    async def fetch_token(self) -> None:
+        """Fetch and cache the tenant token now (connect time), so the first reply does
+        not pay for it; raises what the SDK raises when the platform refuses."""
+        await self.run_blocking(TokenManager.get_self_tenant_token, self.config)
+
     async def run_blocking(self, function, *args):
         """Run a blocking SDK call on the sender threads (never on the event loop)."""
         loop = asyncio.get_running_loop()

@@ -143,6 +143,7 @@ class WorkerSession:
                 self._report(ConnState.ERROR, WEBHOOK_AUTH_REQUIRED)
             else:
                 self._report(ConnState.WEBHOOK)
+                self._warm_up()
         outcome = await self._exit
         await self._wind_down(outcome)
         return outcome.code
@@ -200,6 +201,14 @@ class WorkerSession:
         self._connected_at = time.time()
         logger.info("connected: handshake done and the platform answers pings")
         self._report(ConnState.CONNECTED)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Token fetch off the event path (EventPipeline.warm_up; never fails the session)."""
+        if self._pipeline is not None:
+            task = asyncio.ensure_future(self._pipeline.warm_up())
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
 
     def _report(
         self,
