@@ -32,7 +32,8 @@ COUNTERS = [
      "events_failed"),
     ("larkfleet_bot_replies_sent", "Replies sent", "replies_sent"),
     ("larkfleet_bot_replies_dropped",
-     "Answers dropped because the message to answer was withdrawn or deleted",
+     "Answers dropped: the message to answer was withdrawn or deleted, or the event"
+     " named no chat to answer in",
      "replies_dropped"),
 ]
 HISTOGRAMS = [

@@ -51,6 +51,7 @@ class Counters:
     events_handled: int = 0
     events_failed: int = 0
     replies_dropped: int = 0
-    """Answers not sent because the message to answer was gone (withdrawn, deleted)."""
+    """Answers not sent: the message to answer was gone (withdrawn, deleted), or the
+    event named no chat to answer in."""
     ack_latency: Latencies = field(default_factory=lambda: Latencies(ACK_BUCKETS))
     reply_latency: Latencies = field(default_factory=lambda: Latencies(REPLY_BUCKETS))
