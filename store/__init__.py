@@ -19,18 +19,21 @@ from store.records import (
 from store.sqlite import SQLiteStore
 
 
-def open_store(paths: DataPaths, database_url: str | None = None) -> Store:
+def open_store(
+    paths: DataPaths, database_url: str | None = None, bootstrap: bool = True
+) -> Store:
     """The store for this data directory (created and migrated when new).
 
     With a postgresql:// `database_url` (cluster mode) the registry lives in
     PostgreSQL instead of <data>/larkfleet.db; raises psycopg.Error when it
-    cannot be reached.
+    cannot be reached. `bootstrap` False leaves the admin and its token file alone
+    (for offline tools such as `larkfleet rotate-key`).
     """
     if database_url:
         from store.postgres import PostgresStore
 
-        return PostgresStore(paths, database_url)
-    return SQLiteStore(paths)
+        return PostgresStore(paths, database_url, bootstrap)
+    return SQLiteStore(paths, bootstrap)
 
 
 __all__ = ["AuditEntry", "BotBrief", "BotRecord", "Caller", "Conflict", "NotFound",

@@ -109,6 +109,9 @@ class Store(Protocol):
     def is_desired(self, bot_id: str) -> bool:
         """Whether `bot_id` is one of `desired_bots()` (False for a missing bot)."""
 
+    def reseal_secrets(self) -> int:
+        """Re-encrypt every stored secret under the key that encrypts; returns how many bots."""
+
     def set_shared(self, bot_id: str, shared: bool) -> BotRecord:
         """Let other bots use this bot's appId (admin decision); raises NotFound."""
 

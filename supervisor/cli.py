@@ -64,6 +64,17 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=lambda a: _call("supervisor.serve", "main", a))
 
 
+def _add_rotate_key(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rotate-key", help="re-encrypt every stored secret under a new key,"
+                       " the service may keep running (docs/operations.md)")
+    p.add_argument("--data-dir", default=_env("DATA_DIR", "./data"),
+                   help="LARKFLEET_DATA_DIR; now %(default)s")
+    p.add_argument("--database", dest="database_url", metavar="URL",
+                   default=os.environ.get("LARKFLEET_DATABASE_URL") or None,
+                   help="cluster mode's PostgreSQL registry (LARKFLEET_DATABASE_URL)")
+    p.set_defaults(run=lambda a: _call("supervisor.rotatekey", "main", a))
+
+
 def _add_sim(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="run the Feishu platform simulator alone",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -210,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_serve(sub)
     _add_sim(sub)
+    _add_rotate_key(sub)
     _add_demo(sub)
     _add_bench(sub)
     _add_clients(sub)

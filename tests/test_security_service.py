@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.fernet import Fernet, InvalidToken
 
 from shared import exitcodes
 from shared.botconfig import BotConfig, ForwardHandler, PythonHandler
@@ -433,3 +435,68 @@ def test_every_change_is_audited_without_secrets(guarded: Service) -> None:
     assert "audit-secret-value-1" not in json.dumps(entries)
     log = (guarded.data_dir / "logs" / "supervisor.log").read_text()
     assert f"target={bot_id} outcome=ok" in log and "audit-secret-value-1" not in log
+
+
+# -- secret-key rotation while the service runs ------------------------------------------
+
+
+def test_rotate_key_while_serving(
+    tmp_path: Path, sim_app: Callable[..., SimApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LARKFLEET_SECRET_KEY", raising=False)
+    data = tmp_path / "data"
+    service = Service(data).start()
+    try:
+        app = sim_app()
+        bot_id = service.create_bot(app.app_id, app.app_secret, app.url, verificationToken=TOKEN,
+                                    handler={"kind": "forward", "url": "http://127.0.0.1:9/h",
+                                             "secret": "rotating-handler-secret"})
+        service.connect(bot_id)
+        service.wait_state(bot_id, "connected")
+        old_key = (data / "secret.key").read_text().strip()
+        env = {k: v for k, v in os.environ.items() if k != "LARKFLEET_SECRET_KEY"}
+        done = subprocess.run([LARKFLEET, "rotate-key", "--data-dir", str(data)], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        new_key = (data / "secret.key").read_text().strip()
+        assert new_key != old_key and "\n" not in new_key
+        [retired] = data.glob("secret.key.retired-*")
+        assert retired.read_text().strip() == old_key
+        assert stat.S_IMODE(retired.stat().st_mode) == 0o600
+
+        stored = sealed_values(data / "larkfleet.db")
+        assert stored, "bot secrets are stored sealed"
+        new, old = Fernet(new_key.encode()), Fernet(old_key.encode())
+        for value in stored:
+            new.decrypt(value.encode())
+            with pytest.raises(InvalidToken):
+                old.decrypt(value.encode())
+
+        assert service.status(bot_id)["state"] == "connected", "no restart, no downtime"
+        assert service.request("GET", f"/api/feishu/bots/{bot_id}").status_code == 200
+        patched = service.request("PATCH", f"/api/feishu/bots/{bot_id}",
+                                  json={"name": "after rotation"})
+        assert patched.status_code == 200, patched.text
+        service.wait_state(bot_id, "connected")
+        other = sim_app()
+        service.create_bot(other.app_id, other.app_secret, other.url)
+        for value in sealed_values(data / "larkfleet.db"):
+            new.decrypt(value.encode())
+    finally:
+        assert service.stop() == 0
+    restarted = Service(data).start()
+    try:
+        assert restarted.status(bot_id)["state"] in ("connecting", "connected")
+        restarted.wait_state(bot_id, "connected")
+    finally:
+        restarted.stop()
+
+
+def sealed_values(db: Path) -> list[str]:
+    """Every sealed value in the registry: bot secrets, handler secrets, the key canary."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT app_secret, verification_token, handler FROM bots").fetchall()
+        canary = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchall()
+    values = [row[0] for row in rows] + [row[1] for row in rows if row[1]]
+    values += [json.loads(row[2]).get("secret", "") for row in rows]
+    return [v for v in values if v] + [row[0] for row in canary]

@@ -20,7 +20,7 @@ from store.postgres.connection import Database
 from store.postgres.schema import MIGRATIONS
 from store.postgres.url import password
 from store.records import BotRecord
-from store.secrets_box import SecretBox, load_key
+from store.secrets_box import SecretBox
 from store.sqlite.audit import AuditTable
 from store.sqlite.bots import BotTables
 from store.sqlite.users import UserTables
@@ -29,7 +29,7 @@ from store.sqlite.users import UserTables
 class PostgresStore(UserTables, BotTables, AuditTable):
     """The store on PostgreSQL; one per process, like SQLiteStore."""
 
-    def __init__(self, paths: DataPaths, url: str) -> None:
+    def __init__(self, paths: DataPaths, url: str, bootstrap: bool = True) -> None:
         """Connect, migrate (safe when several nodes start at once), check the key.
 
         Raises psycopg.Error when the database cannot be reached, and
@@ -42,9 +42,10 @@ class PostgresStore(UserTables, BotTables, AuditTable):
         paths.root.mkdir(parents=True, exist_ok=True)
         self.db = Database(url)  # type: ignore[assignment]  # same surface as SQLite's
         self.db.migrate()
-        self.codec = BotCodec(SecretBox(load_key(paths.secret_key)))
+        self.codec = BotCodec(SecretBox.from_source(paths.secret_key))
         self._check_key()
-        self.bootstrap_admin()
+        if bootstrap:
+            self.bootstrap_admin()
 
     def close(self) -> None:
         self.db.close()

@@ -2,7 +2,7 @@
 
 from shared.paths import DataPaths
 from store.codec import KEY_CANARY, BotCodec
-from store.secrets_box import SecretBox, load_key
+from store.secrets_box import SecretBox
 from store.sqlite.audit import AuditTable
 from store.sqlite.bots import BotTables
 from store.sqlite.connection import MIGRATIONS, Database
@@ -12,7 +12,7 @@ from store.sqlite.users import UserTables
 class SQLiteStore(UserTables, BotTables, AuditTable):
     """One SQLite store per data directory; create it once per process."""
 
-    def __init__(self, paths: DataPaths) -> None:
+    def __init__(self, paths: DataPaths, bootstrap: bool = True) -> None:
         """Open (creating and migrating) the store; the file is 0600 like the key.
 
         Raises store.secrets_box.SecretKeyError when the key cannot open stored secrets.
@@ -21,9 +21,10 @@ class SQLiteStore(UserTables, BotTables, AuditTable):
         paths.root.mkdir(parents=True, exist_ok=True)
         self.db = Database(paths.registry)
         self.db.migrate()
-        self.codec = BotCodec(SecretBox(load_key(paths.secret_key)))
+        self.codec = BotCodec(SecretBox.from_source(paths.secret_key))
         self._check_key()
-        self.bootstrap_admin()
+        if bootstrap:
+            self.bootstrap_admin()
 
     def close(self) -> None:
         self.db.close()

@@ -9,7 +9,7 @@ import msgspec
 
 from shared.botconfig import BotConfig
 from shared.logs import redactor
-from store.codec import BotCodec, redaction_owner
+from store.codec import KEY_CANARY, BotCodec, redaction_owner
 from store.records import BotBrief, BotRecord, Conflict, NotFound, new_bot_id
 from store.sqlite.connection import Database
 
@@ -136,6 +136,30 @@ class BotTables:
     def is_desired(self, bot_id: str) -> bool:
         sql = f"SELECT 1 FROM bots WHERE id = ? AND ({DESIRED_SQL})"
         return bool(self.db.query(sql, (bot_id,)))
+
+    def reseal_secrets(self) -> int:
+        """Re-encrypt every stored secret under the first key; returns how many bots.
+
+        One short transaction per bot, so the API keeps working meanwhile;
+        the key canary is re-sealed last.
+        """
+        count = 0
+        for (bot_id,) in self.db.query("SELECT id FROM bots"):
+            with self.db.transaction() as conn:
+                rows = conn.execute(_BOT_SELECT + " WHERE id = ?", (bot_id,)).fetchall()
+                if not rows:
+                    continue
+                sealed = self.codec.columns(self._record(rows[0]).config)
+                conn.execute(
+                    "UPDATE bots SET app_secret = ?, verification_token = ?, encrypt_key = ?,"
+                    " handler = ?, options = ? WHERE id = ?",
+                    (sealed[2], sealed[3], sealed[4], sealed[7], sealed[8], bot_id),
+                )
+            count += 1
+        with self.db.transaction() as conn:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'key_check'",
+                         (self.codec.box.seal(KEY_CANARY),))
+        return count
 
     def _record(self, row: tuple[Any, ...]) -> BotRecord:
         bot_id, owner, *columns, desired, created, updated, shared = row
