@@ -109,6 +109,9 @@ class _NoWorkers:
     def kill_now(self, bot_ids: list[str]) -> None:
         pass
 
+    def connect_requested(self, bot_id: str) -> None:
+        pass
+
 
 def _load(server: PgServer, bots: int, seconds: float) -> float:
     """Statements per second two idle nodes' lease keepers cost, with `bots` wanted bots."""

@@ -386,6 +386,15 @@ class Supervisor:
                 await self._wait_until(lambda: self._bots.get(bot_id) is not bot,
                                        self.stop_bound())
 
+    def connect_requested(self, bot_id: str) -> None:
+        """Someone pressed connect on another node: a bot held here in backoff or in
+        `error` is retried now, as a connect on this node would (the wish is stored)."""
+        bot = self._bots.get(bot_id)
+        if bot is not None and bot.phase in (Phase.BACKOFF, Phase.FATAL):
+            bot.retry_now = True
+            bot.forget_trouble()
+            self._contained(bot_id, lambda: self._step(bot))
+
     def kill_now(self, bot_ids: list[str]) -> None:
         """Thread-safe (the node's last resort when this loop is stuck): SIGKILL the
         workers through their pidfds; the loop reaps them when it runs again."""

@@ -150,6 +150,7 @@ class FakeWorkers:
         self.running: set[str] = set()
         self.stopped_at: dict[str, float] = {}
         self.killed_at: float | None = None
+        self.connects: list[str] = []
 
     def lease_gained(self, bot_id: str) -> None:
         self.running.add(bot_id)
@@ -171,6 +172,9 @@ class FakeWorkers:
     def kill_now(self, bot_ids: list[str]) -> None:
         """Called from the last-resort thread: record the time, like lease_lost."""
         self.killed_at = time.monotonic()
+
+    def connect_requested(self, bot_id: str) -> None:
+        self.connects.append(bot_id)
 
 
 FAST = LeaseTimings(ttl=3.0, renew_interval=0.5, margin=1.0, max_moves=3)
@@ -248,6 +252,25 @@ def test_a_stuck_event_loop_still_kills_the_workers_before_the_lease_lapses(db: 
         assert fleet.killed_at is not None, "the last resort did not fire"
         assert fleet.killed_at < node.last_renewal + FAST.ttl
         assert node.last_renewal == last_renewal  # no renewal could run meanwhile
+        await node.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_connect_through_any_node_reaches_the_holder_at_once(db: str) -> None:
+    """NOTIFY carries the connect: the holder retries a bot in backoff or error now."""
+    (bot,) = add_bots(db, 1)
+
+    async def scenario() -> None:
+        fleet = FakeWorkers()
+        node = ClusterNode(db, "n0", "", FAST)
+        await node.start(fleet)
+        await until(lambda: bot in fleet.running, 5, "bot taken")
+        await until(lambda: node.listening, 5, "listening")
+        with psycopg.connect(db, autocommit=True) as other_node:
+            other_node.execute("SELECT pg_notify('larkfleet', %s)", (f"connect:{bot}",))
+            other_node.execute("SELECT pg_notify('larkfleet', 'connect:bot_elsewhere')")
+        await until(lambda: fleet.connects == [bot], 2, "the holder heard the connect")
         await node.close()
 
     asyncio.run(scenario())

@@ -221,14 +221,15 @@ def test_compose_service_ports_volume_grace_healthcheck() -> None:
 # --- Kubernetes ------------------------------------------------------------------------
 
 
-def k8s_docs() -> dict[str, dict]:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+def k8s_docs(folder: Path = K8S) -> dict[str, dict]:
+    """Kind -> document of the kustomization in `folder`, which must list every file."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
     listed = kustomization["resources"]
-    on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    on_disk = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(listed) == on_disk
     docs = {}
     for name in listed:
-        for doc in yaml.safe_load_all((K8S / name).read_text()):
+        for doc in yaml.safe_load_all((folder / name).read_text()):
             assert "namespace" not in doc["metadata"], f"{name} pins a namespace"
             docs[doc["kind"]] = doc
     return docs
@@ -293,20 +294,8 @@ def test_kustomize_builds() -> None:
 CLUSTER = K8S / "cluster"
 
 
-def cluster_docs() -> dict[str, dict]:
-    kustomization = yaml.safe_load((CLUSTER / "kustomization.yaml").read_text())
-    listed = kustomization["resources"]
-    assert set(listed) == {p.name for p in CLUSTER.glob("*.yaml")} - {"kustomization.yaml"}
-    docs = {}
-    for name in listed:
-        for doc in yaml.safe_load_all((CLUSTER / name).read_text()):
-            assert "namespace" not in doc["metadata"], f"{name} pins a namespace"
-            docs[doc["kind"]] = doc
-    return docs
-
-
 def test_k8s_cluster_statefulset_secret_pdb_prestop_readiness() -> None:
-    docs = cluster_docs()
+    docs = k8s_docs(CLUSTER)
     assert set(docs) == {"StatefulSet", "Service", "Secret", "PodDisruptionBudget"}
     sts = docs["StatefulSet"]["spec"]
     assert sts["replicas"] >= 2

@@ -84,15 +84,16 @@ class PostgresStore(UserTables, BotTables, AuditTable):
 
     def set_desired_connected(self, bot_id: str, connected: bool) -> None:
         super().set_desired_connected(bot_id, connected)
-        self._notify(bot_id)
+        self._notify(bot_id, "connect" if connected else "bot")
 
     def set_shared(self, bot_id: str, shared: bool) -> BotRecord:
         record = super().set_shared(bot_id, shared)
         self._notify(bot_id)
         return record
 
-    def _notify(self, bot_id: str) -> None:
-        self.db.notify(f"bot:{bot_id}")  # type: ignore[attr-defined]
+    def _notify(self, bot_id: str, kind: str = "bot") -> None:
+        """`bot:<id>` (its row changed) or `connect:<id>` (also: retry it now)."""
+        self.db.notify(f"{kind}:{bot_id}")  # type: ignore[attr-defined]
 
 
 __all__ = ["MIGRATIONS", "PostgresStore"]

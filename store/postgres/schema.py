@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 MIGRATION_LOCK = 0x6C61726B  # "lark": the advisory lock key migrations serialise on
 
 CHANNEL = "larkfleet"
-"""The LISTEN/NOTIFY channel: payload `lease` (re-plan) or `bot:<id>` (its row changed)."""
+"""The LISTEN/NOTIFY channel: payload `lease` (re-plan), `bot:<id>` (its row changed) or
+`connect:<id>` (its row changed by a connect: the holder retries a bot in backoff/error)."""
 
 MIGRATIONS: tuple[str, ...] = (
     """

@@ -80,6 +80,9 @@ class Workers(Protocol):
     def kill_now(self, bot_ids: list[str]) -> None:
         """SIGKILL these workers at once; called from another thread (the last resort)."""
 
+    def connect_requested(self, bot_id: str) -> None:
+        """A connect was asked through some node: retry a bot in backoff or error now."""
+
 
 class ClusterNode:
     def __init__(self, url: str, node_id: str, address: str, timings: LeaseTimings) -> None:
@@ -109,6 +112,8 @@ class ClusterNode:
         self._tasks: set[asyncio.Task[None]] = set()
         self._failing = False
         self._closed = threading.Event()
+        self.listening = False
+        """True while the LISTEN connection is up (the periodic re-read covers the rest)."""
 
     # -- what the supervisor and the API read ---------------------------------------
 
@@ -337,6 +342,13 @@ class ClusterNode:
                 self._published.clear()
                 workers.lease_lost(lost)
 
+    def _heard(self, payload: str) -> None:
+        """Every notification wakes a round; a connect also retries a held bot at once."""
+        self._wake.set()
+        kind, _, bot_id = payload.partition(":")
+        if kind == "connect" and bot_id in self.held and self._workers is not None:
+            self._workers.connect_requested(bot_id)
+
     def _last_resort(self) -> None:
         """The same rule as `_watchdog`, from a thread: if the event loop is stuck (a
         blocking call, a starved process), the loop's watchdog cannot run, so this thread
@@ -367,9 +379,11 @@ class ClusterNode:
                 conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True, **BOUNDED)
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    self.listening = True
                     self._wake.set()  # whatever was missed while not listening
-                    async for _ in conn.notifies():
-                        self._wake.set()
+                    async for notice in conn.notifies():
+                        self._heard(notice.payload)
             except (psycopg.Error, OSError) as error:
                 logger.debug("node %s: listener: %s", self.node_id, type(error).__name__)
+            self.listening = False
             await asyncio.sleep(self.timings.renew_interval)
