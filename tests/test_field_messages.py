@@ -205,7 +205,7 @@ def test_row20_one_app_on_two_hosts_shows_one_reply(
     fleet: Service, sim_app: Callable[..., SimApp]
 ) -> None:
     app = sim_app()
-    connected_bot(fleet, app, name="host-a")
+    connected_bot(fleet, app, name="host-a", shared=True)  # an admin lets the app be shared
     user = fleet.request("POST", "/api/users", json={"name": "other-" + uuid.uuid4().hex[:6]})
     assert user.status_code == 201, user.text
     other = requests.Session()
