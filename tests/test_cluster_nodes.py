@@ -180,6 +180,11 @@ def test_spread_failover_rejoin_handover_and_cut_off(
     assert time.monotonic() < lapse_at
     assert a.request("GET", "/readyz").status_code == 503
 
+    for node in cluster.nodes.values():  # the URL's password never reaches a file
+        for path in node.data_dir.rglob("*.log*"):
+            assert cluster.server.password not in path.read_text(errors="replace"), path
+        assert cluster.server.password not in (node.data_dir / "serve.out").read_text()
+
 
 def _replies(app: SimApp) -> list[dict[str, Any]]:
     """The bot's replies to pushed events (not the API sends made earlier)."""
