@@ -81,3 +81,26 @@ def test_security_table_from_file_and_env(tmp_path) -> None:
                 {"LARKFLEET_URL_ALLOW_PUBLIC": "maybe"}):
         with pytest.raises(ConfigError):
             load(args, bad)
+
+
+def test_rotated_logs_are_private_under_the_serve_umask(tmp_path) -> None:
+    """Rotation opens new files itself: the umask `larkfleet serve` sets covers them."""
+    import logging
+    import os
+    import stat
+    from logging.handlers import RotatingFileHandler
+
+    from supervisor.serve import PRIVATE_UMASK
+
+    previous = os.umask(PRIVATE_UMASK)
+    try:
+        handler = RotatingFileHandler(tmp_path / "bot.log", maxBytes=64, backupCount=2)
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, "x" * 80, None, None)
+        for _ in range(3):
+            handler.emit(record)
+        handler.close()
+    finally:
+        os.umask(previous)
+    files = sorted(tmp_path.glob("bot.log*"))
+    assert len(files) == 3
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
