@@ -16,9 +16,11 @@ class Fleet(Protocol):
     node_id: str
     """This node's id (the hostname unless set): in /readyz and every bot status."""
 
-    def holder_address(self, bot_id: str) -> str | None:
-        """Cluster mode: the API address of the other node holding the bot; None when it
-        is held here, by no node, or there is no cluster (then this node answers)."""
+    async def holder_address(self, bot_id: str) -> str | None:
+        """Cluster mode: the API address of the other node holding the bot, read fresh
+        from the database (waiting a moment for a wanted bot that no node holds yet);
+        None when it is held here, by no node, or there is no cluster (then this node
+        answers)."""
 
     def ready(self) -> bool:
         """Registry open, zygote ready and (cluster mode) leases renewed: what /readyz reports."""

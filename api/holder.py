@@ -39,7 +39,7 @@ async def holder_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     fleet = request.app[FLEET]
     bot_id = match["bot"] or match["hook"]
-    address = fleet.holder_address(bot_id)
+    address = await fleet.holder_address(bot_id)
     if not address:
         return await handler(request)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}

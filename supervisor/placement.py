@@ -35,6 +35,10 @@ class Placement(Protocol):
     def address_of(self, node_id: str) -> str | None:
         """The internal API address a live node published (cluster mode), else None."""
 
+    async def locate(self, bot_id: str) -> str | None:
+        """Fresh from the database: the live holder's API address when another node holds
+        the bot (waiting briefly for a wanted bot no node holds yet), else None."""
+
     def healthy(self) -> bool:
         """Whether this node may keep running workers (cluster mode: renewals in time)."""
 
@@ -58,6 +62,9 @@ class SingleNode:
         return None
 
     def address_of(self, node_id: str) -> str | None:
+        return None
+
+    async def locate(self, bot_id: str) -> str | None:
         return None
 
     def healthy(self) -> bool:

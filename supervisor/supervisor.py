@@ -228,11 +228,10 @@ class Supervisor:
             self._contained(bot_id, lambda: self._step(bot))
             await self._wait_for(bot, lambda: self._bots.get(bot_id) is not bot)
 
-    def holder_address(self, bot_id: str) -> str | None:
-        holder = self.placement.holder(bot_id)
-        if holder is None or holder == self.node_id:
+    async def holder_address(self, bot_id: str) -> str | None:
+        if self.placement.holder(bot_id) == self.node_id:
             return None
-        return self.placement.address_of(holder)
+        return await self.placement.locate(bot_id)
 
     def status(self, bot_id: str) -> BotStatus:
         """The bot's status here; in cluster mode, the holder's published state and node."""

@@ -69,7 +69,7 @@ class FakeFleet:
     def ready(self) -> bool:
         return self.is_ready
 
-    def holder_address(self, bot_id: str) -> str | None:
+    async def holder_address(self, bot_id: str) -> str | None:
         return None  # one node: every bot is answered here
 
     def subscribe(self, maxsize: int = DEFAULT_QUEUE) -> Subscription:

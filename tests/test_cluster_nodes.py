@@ -19,6 +19,8 @@ from tests.fixtures.service import Service, wait_until
 from tests.fixtures.sim import SimApp
 
 FAILOVER_BOUND = 15.0
+HOOK_TOKEN = "cluster-verification-token"
+HOOK_KEY = "cluster-encrypt-key"
 
 
 class Cluster:
@@ -117,6 +119,23 @@ def test_spread_failover_rejoin_handover_and_cut_off(
                                       "text": f"hello via {node.data_dir.name}"})
             assert sent.status_code == 200, sent.text
         assert len(app.sent()) == 2
+
+    # A webhook-mode bot, pushed to through both nodes: the non-holder forwards the push.
+    hook_app = sim_app(verification_token=HOOK_TOKEN, encrypt_key=HOOK_KEY)
+    hook = a.create_bot(hook_app.app_id, hook_app.app_secret, hook_app.url,
+                        useWebSocket=False, verificationToken=HOOK_TOKEN, encryptKey=HOOK_KEY)
+    wait_until(lambda: a.status(hook)["node"] is not None, 15, "the webhook bot held")
+    for node in (a, b):
+        pushed = hook_app.client.webhook(hook_app.app_id, f"{node.url}/webhook/feishu/{hook}",
+                                         text=f"pushed to {node.data_dir.name}")
+        assert pushed["status"] == 200, pushed
+    wait_until(lambda: len(hook_app.sent()) == 2, 15, "both pushes answered by the holder")
+    deleted = b.request("DELETE", f"/api/feishu/bots/{hook}")  # through either node
+    assert deleted.status_code in (200, 204), deleted.text
+    wait_until(lambda: all(n.request("GET", f"/api/feishu/bots/{hook}").status_code == 404
+                           for n in (a, b)), 15, "the webhook bot gone on both nodes")
+    wait_until(lambda: connected_once(bots, [a, b]), 30, "every bot connected once")
+    holders = cluster.holders(list(bots), via=a)
 
     moved = [bot for bot, holder in holders.items() if holder == "node-b"]
     b.kill()  # SIGKILL: its workers die with it (parent-death signal)

@@ -91,6 +91,14 @@ FROM unnest(%(ids)s::text[], %(states)s::text[]) AS s(bot_id, state)
 WHERE l.bot_id = s.bot_id AND l.holder = %(node)s AND l.expires_at > now()
 """
 
+_HOLDER = f"""
+SELECT l.holder, n.address, ({DESIRED_SQL})
+FROM bots b
+LEFT JOIN bot_leases l ON l.bot_id = b.id AND l.expires_at > now()
+LEFT JOIN nodes n ON n.id = l.holder
+WHERE b.id = %(bot)s
+"""
+
 _LEAVE = f"""
 WITH gone AS (DELETE FROM nodes WHERE id = %(node)s)
 SELECT pg_notify('{CHANNEL}', 'lease')
@@ -146,6 +154,12 @@ class LeaseStore:
             ids, values = list(states), list(states.values())
             params = {"node": self.node_id, "ids": ids, "states": values}
             await self.conn.execute(_PUBLISH, params)
+
+    async def holder_of(self, bot_id: str) -> tuple[str | None, str | None, bool] | None:
+        """(live holder, its API address, wanted) of one bot, or None when no such bot."""
+        cursor = await self.conn.execute(_HOLDER, {"bot": bot_id})
+        row = await cursor.fetchone()
+        return (row[0], row[1], bool(row[2])) if row else None
 
     async def leave(self) -> None:
         """Remove this node's row: the others stop counting it at once."""

@@ -133,6 +133,32 @@ class ClusterNode:
         view = self.bots.get(bot_id)
         return view.state if view is not None else None
 
+    async def locate(self, bot_id: str) -> str | None:
+        """The API address of the node holding the bot now, read from the database; a
+        wanted bot that no node holds yet (just created or connected, a lease changing
+        hands) is waited for up to one renewal interval. None: held here, or by no node."""
+        deadline = time.monotonic() + self.timings.renew_interval
+        while bot_id not in self.held:
+            try:
+                async with self._lock, asyncio.timeout(self.timings.statement_timeout):
+                    found = await (await self._connected()).holder_of(bot_id)
+            except (psycopg.Error, OSError, TimeoutError) as error:
+                logger.warning("node %s: cannot locate %s's holder (%s)", self.node_id,
+                               bot_id, type(error).__name__)
+                return None  # answered here: "no running worker", which is true here
+            if found is None:
+                return None
+            holder, address, wanted = found
+            if holder == self.node_id:
+                return None
+            if holder is not None:
+                return address or None
+            if not wanted or time.monotonic() >= deadline:
+                return None
+            self._wake.set()
+            await asyncio.sleep(0.1)
+        return None
+
     async def wait_released(self, bot_id: str, timeout: float) -> None:
         """Return once no node holds the bot (as of this node's latest round), or on timeout."""
         deadline = time.monotonic() + timeout
