@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.serve import FORCED_EXIT
+from shared.exitcodes import SERVE_FORCED as FORCED_EXIT
 from tests.fixtures.service import LARKFLEET, Service, alive, free_port, wait_until
 from tests.fixtures.sim import SimApp
 
