@@ -58,7 +58,7 @@ def echo_latencies(platform: Platform, app_id: str, count: int, timeout: float) 
             raise TimeoutError(f"no reply to echo {number} within {timeout:.0f} s")
         replied += len(fresh)
         replies.extend(fresh)
-    sent_at = _sent_at(platform, app_id, acked_before)
+    sent_at = _sent_at(platform, app_id, acked_before, [e for e, _ in pushed])
     reply_at = {r["replyTo"]: r["at"] for r in replies}
     return [reply_at[message_id] - sent_at[event_id] for event_id, message_id in pushed]
 
@@ -82,7 +82,7 @@ def stream_latencies(platform: Platform, app_id: str, count: int,
                 break
         else:
             raise TimeoutError(f"stream {number}: no final card within {timeout:.0f} s")
-    sent_at = _sent_at(platform, app_id, acked_before)
+    sent_at = _sent_at(platform, app_id, acked_before, [e for e, _ in pushed])
     info = sim.info(app_id)
     card_of = {s["replyTo"]: s for s in info["sent"]}
     first_update: dict[str, float] = {}
@@ -96,17 +96,19 @@ def stream_latencies(platform: Platform, app_id: str, count: int,
     return samples
 
 
-def _sent_at(platform: Platform, app_id: str, after: int,
+def _sent_at(platform: Platform, app_id: str, after: int, event_ids: list[str],
              deadline_s: float = 10.0) -> dict[str, float]:
-    """eventId -> when the simulator pushed it, from the ACK records (waits for late ACKs)."""
+    """eventId -> when the simulator pushed it, from the ACK records; waits for late ACKs
+    (a bare bot replying inline ACKs after its reply was recorded)."""
     deadline = time.monotonic() + deadline_s
-    acked: list[dict[str, Any]] = []
+    found: dict[str, float] = {}
     while time.monotonic() < deadline:
         acked = platform.sim.info(app_id)["acked"][after:]
-        if all(a["sentAt"] for a in acked):
+        found = {a["eventId"]: a["sentAt"] for a in acked if a["sentAt"]}
+        if found.keys() >= set(event_ids):
             break
         time.sleep(POLL)
-    return {a["eventId"]: a["sentAt"] for a in acked if a["sentAt"]}
+    return found
 
 
 def connect_time(fleet: Fleet, bot_ids: list[str], timeout: float) -> tuple[float, dict]:

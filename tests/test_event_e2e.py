@@ -213,8 +213,9 @@ def test_echo_replies_once_with_uuid_counts_logs_and_metrics(
 
     event_id = pushed["eventId"]
     log = wait_until(lambda: (text := bot_log(fleet, bot_id)) and
-                     f"event {event_id} replied" in text and text, 5, "the reply in the log")
-    assert f"event {event_id} received" in log
+                     f"event {event_id} received" in text and text, 5, "the event in the log")
+    [line] = [line for line in log.splitlines() if f"event {event_id} received" in line]
+    assert f"replied as {reply['messageId']}" in line, "one line per event, reply included"
     assert app.app_secret not in log
 
     label = (("bot_id", bot_id),)

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.logs import redactor
 from worker.counters import Counters
@@ -115,14 +115,12 @@ class Consumer:
     async def _run_one(self, chat_key: str, event_id: str) -> None:
         retry_at: float | None = None
         try:
-            event = self._spool.get(event_id)
-            if event is None:
-                return
-            if event.attempts >= self._settings.max_attempts:
-                self._bury(event)
-                return
             event = self._spool.take(event_id)
             if event is None:
+                return
+            if event.attempts > self._settings.max_attempts:
+                self._spool.untake(event_id)  # the rare path pays a statement, not every event
+                self._bury(replace(event, attempts=event.attempts - 1))
                 return
             try:
                 await self._process(event)

@@ -47,9 +47,8 @@ class EventProcessor:
 
     async def process(self, event: SpooledEvent) -> None:
         """Handle and reply; marks the row done on success."""
-        if event.attempts == 1 and not event.handled:
-            log.info("event %s received (chat %s, %s)", event.event_id, event.chat_key,
-                     event.event_type)
+        log.debug("event %s taken (chat %s, %s, attempt %d)", event.event_id, event.chat_key,
+                  event.event_type, event.attempts)
         message = await self._parse(event)
         if isinstance(message, NotForBot):
             self._spool.complete(event.event_id)
@@ -60,10 +59,10 @@ class EventProcessor:
 
     async def _answer(self, event: SpooledEvent, message: Message) -> None:
         target = target_of(message)
+        started = time.monotonic()
         if event.handled:
             replies = decode_replies(event.answer or "")
         else:
-            started = time.monotonic()
             answer = await self._handler.handle(message)
             if not isinstance(answer, list):
                 if target is None:
@@ -74,13 +73,28 @@ class EventProcessor:
             replies = answer
             if replies:
                 self._spool.save_answer(event.event_id, encode_replies(replies))
-            log.info("event %s handled in %d ms (%s)", event.event_id,
-                     (time.monotonic() - started) * 1000,
-                     f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'}"
-                     if replies else "no reply")
-        shown = await self._send(event, message, replies)
+        handled_ms = (time.monotonic() - started) * 1000
+        shown, message_ids = await self._send(event, message, replies)
         self._spool.complete(event.event_id, message.conversation,
                              self._handler.history(message, reply_text(shown) or None))
+        self._log_done(event, handled_ms, replies, message_ids)
+
+    @staticmethod
+    def _log_done(event: SpooledEvent, handled_ms: float, replies: list[Reply],
+                  message_ids: list[str]) -> None:
+        """One line per event, written once it is done: a line per step (received, handled,
+        replied) cost ~15 % of a worker's CPU per event (bench/NOTES.md)."""
+        what = "handled" if not event.handled else "answer kept from an earlier attempt"
+        if not replies:
+            outcome = "no reply"
+        elif not message_ids:
+            outcome = f"{len(replies)} repl{'y' if len(replies) == 1 else 'ies'} dropped"
+        else:
+            latency = (time.time() - event.created_at) * 1000
+            outcome = f"replied as {', '.join(message_ids)} (latency {latency:.0f} ms)"
+        log.info("event %s received (chat %s, %s, attempt %d), %s in %d ms, %s",
+                 event.event_id, event.chat_key, event.event_type, event.attempts, what,
+                 handled_ms, outcome)
 
     @contextlib.asynccontextmanager
     async def _typing(self, event: SpooledEvent, message: Message) -> AsyncIterator[None]:
@@ -117,16 +131,17 @@ class EventProcessor:
             raise EventError(str(exc), permanent=True) from None
 
     async def _send(self, event: SpooledEvent, message: Message,
-                    replies: list[Reply]) -> list[Reply]:
-        """Send the replies; the ones the user was shown ([] when the answer was dropped)."""
+                    replies: list[Reply]) -> tuple[list[Reply], list[str]]:
+        """Send the replies: (the ones the user was shown, their message ids); ([], []) when
+        there were none or the answer was dropped."""
         if not replies:
-            return []
+            return [], []
         message_ids = await self._outbox.deliver(message, replies)
         if not message_ids:
-            return []
+            return [], []
         for message_id in message_ids:
             self._replied(event, message_id)
-        return replies
+        return replies, [m or "" for m in message_ids]
 
     async def _stream(self, event: SpooledEvent, message: Message, target: Target,
                       pieces: AsyncIterator[str], started: float) -> None:
@@ -144,5 +159,5 @@ class EventProcessor:
         latency = time.time() - event.created_at
         self._counters.replies_sent += 1
         self._counters.reply_latency.observe(latency)
-        log.info("event %s replied as %s (latency %d ms)", event.event_id, message_id,
-                 latency * 1000)
+        log.debug("event %s replied as %s (latency %d ms)", event.event_id, message_id,
+                  latency * 1000)

@@ -100,6 +100,9 @@ _INSERT = (
     "INSERT OR IGNORE INTO events (event_id, chat_key, event_type, payload, created_at,"
     " updated_at, message_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_COMPLETE = (
+    "UPDATE events SET status = 'done', last_error = NULL, updated_at = ? WHERE event_id = ?"
+)
 _MESSAGE_ID_COLUMN = "ALTER TABLE events ADD COLUMN message_id TEXT"
 """Spools written before messages were deduplicated by message id lack the column."""
 _MESSAGE_ID_INDEX = (
@@ -344,14 +347,14 @@ class Spool:
                  history: list[tuple[str, str]] | None = None) -> None:
         """Mark done and append chat history turns in one transaction."""
         now = time.time()
+        if not history:
+            with self._lock:  # one statement commits on its own: no BEGIN/COMMIT round trips
+                self._conn.execute(_COMPLETE, (now, event_id))
+            return
         with self._lock:
             self._conn.execute("BEGIN")
             try:
-                self._conn.execute(
-                    "UPDATE events SET status = 'done', last_error = NULL, updated_at = ?"
-                    " WHERE event_id = ?",
-                    (now, event_id),
-                )
+                self._conn.execute(_COMPLETE, (now, event_id))
                 for role, content in history or ():
                     self._conn.execute(
                         "INSERT INTO history (chat_id, role, content, created_at)"
