@@ -199,3 +199,48 @@ def test_bad_content_names_what_is_wrong(content: str, error: str) -> None:
     with pytest.raises(ContentError) as caught:
         _text_of("text", content)
     assert str(caught.value) == error
+
+
+def test_a_reply_in_a_thread_keeps_its_ids_mentions_and_raw_envelope() -> None:
+    body = json.loads(event("hi @_user_2", event_id="ev_ids", mentions=[ALICE]))
+    message = body["event"]["message"]
+    message.update(root_id="om_root", parent_id="om_parent", thread_id="omt_thread")
+    del body["event"]["sender"]["sender_type"]
+    raw = json.dumps(body).encode()
+    msg = parse_event(raw, ME)
+    assert isinstance(msg, Message)
+    assert (msg.root_id, msg.parent_id, msg.thread_id) == ("om_root", "om_parent", "omt_thread")
+    assert (msg.message_id, msg.mentions, msg.raw) == (message["message_id"], ["Alice"], raw)
+    assert (msg.sender_type, msg.text) == ("user", "hi @Alice")
+
+
+def test_an_event_that_is_not_a_message_names_its_chat_and_operator() -> None:
+    body = {"schema": "2.0",
+            "header": {"event_id": "ev_added", "event_type": "im.chat.member.bot.added_v1"},
+            "event": {"chat_id": "oc_joined", "operator_id": {"open_id": "ou_op"}}}
+    msg = parse_event(json.dumps(body).encode())
+    assert isinstance(msg, Message)
+    assert (msg.event_id, msg.event_type, msg.chat_id, msg.open_id) == (
+        "ev_added", "im.chat.member.bot.added_v1", "oc_joined", "ou_op")
+    assert (msg.message_id, msg.chat_type, msg.message_type, msg.text, msg.content) == (
+        "", "", "", None, "")
+    bare = {"schema": "2.0", "header": {"event_id": "ev_bare", "event_type": "x.y_v1"},
+            "event": {"chat_id": 5, "operator_id": {"open_id": 7}}}
+    other = parse_event(json.dumps(bare).encode())
+    assert isinstance(other, Message) and (other.chat_id, other.open_id) == ("", "")
+    no_body = parse_event(json.dumps({**bare, "event": []}).encode())
+    assert isinstance(no_body, Message) and (no_body.chat_id, no_body.open_id) == ("", "")
+
+
+def test_content_exactly_at_the_limit_is_accepted() -> None:
+    text = "x" * (MAX_CONTENT_BYTES - len(json.dumps({"text": ""})))
+    assert len(json.dumps({"text": text}).encode()) == MAX_CONTENT_BYTES
+    msg = parse_event(event(text))
+    assert isinstance(msg, Message) and msg.text == text
+
+
+def test_a_longer_mention_key_is_not_eaten_by_a_shorter_one() -> None:
+    ten = {"key": "@_user_10", "name": "Ten", "id": {"open_id": "ou_ten"}}
+    one = {"key": "@_user_1", "name": "One", "id": {"open_id": "ou_one"}}
+    msg = parse_event(event("@_user_1 and @_user_10", mentions=[one, ten]), ME)
+    assert isinstance(msg, Message) and msg.text == "@One and @Ten"
