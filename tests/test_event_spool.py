@@ -10,7 +10,15 @@ import sys
 import time
 from pathlib import Path
 
-from worker.spool import _PRUNE_EVENTS, DEAD, DONE, PENDING, Spool, read_dead_letters
+from worker.spool import (
+    _PRUNE_EVENTS,
+    DEAD,
+    DONE,
+    PENDING,
+    Spool,
+    StreamState,
+    read_dead_letters,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,8 +210,39 @@ def test_the_answer_is_kept_until_the_event_is_revived(tmp_path: Path) -> None:
     taken = spool.take("e1")
     assert taken is not None and taken.handled and taken.answer == '["kept"]'
     spool.fail("e1", "reply refused", None)
+    assert spool.status("e1") == DEAD
     assert spool.revive("e1")
+    assert not spool.revive("e1"), "only a dead letter can be revived"
+    assert spool.status("e1") == PENDING
+    assert [(p.event_id, p.next_attempt_at) for p in spool.pending()] == [("e1", 0.0)]
     assert spool.answer_of("e1") == (False, None), "a revived event is handled afresh"
+    again = spool.take("e1")
+    assert again is not None and again.attempts == 1 and not again.handled
+    assert (again.chat_key, again.event_type, again.payload) == ("c1", "t", b"{}")
+    assert again.answer is None and again.created_at > 0
+    spool.close()
+
+
+def test_a_streamed_answer_remembers_its_card_and_final_text(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    assert spool.stream("e1") is None
+    spool.stream_started("e1", "om_card")
+    assert spool.stream("e1") == StreamState("om_card", None)
+    spool.stream_finished("e1", "all of it")
+    assert spool.stream("e1") == StreamState("om_card", "all of it")
+    spool.close()
+    reopened = Spool(tmp_path / "spool.db")
+    assert reopened.stream("e1") == StreamState("om_card", "all of it")
+    reopened.close()
+
+
+def test_history_returns_the_last_turns_oldest_first(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    spool.add("e1", "c1", "t", b"{}")
+    spool.complete("e1", "oc_1", [("user", "q1"), ("assistant", "a1"), ("user", "q2")])
+    assert spool.history("oc_1", 2) == [("assistant", "a1"), ("user", "q2")]
+    assert spool.history("oc_1", 1) == [("user", "q2")]
+    assert spool.history("oc_1", 0) == [] and spool.history("oc_other", 5) == []
     spool.close()
 
 
