@@ -142,6 +142,8 @@ def test_a_push_the_spool_cannot_store_answers_500_and_the_retry_is_served(
             assert app.sent() == []
 
             spool.execute("pragma max_page_count = 1073741823")
+            stored = await push(app, url, text=text, event_type="im.chat.updated_v1")
+            assert (stored["status"], json.loads(stored["body"])) == (200, {"msg": "success"})
             again = await push(app, url, text=text, event_id=refused["eventId"])
             assert (again["status"], json.loads(again["body"])) == (200, {"msg": "success"})
             [reply] = await sent_until(app, 1)
