@@ -128,3 +128,39 @@ def test_configure_logging_to_stderr_only(clean_root: None) -> None:
     assert logging.getLogger().level == logging.WARNING
     configure_logging(None, "INFO", stderr=False)
     assert logging.getLogger().handlers == []
+
+
+def test_a_secret_that_starts_another_does_not_cut_it() -> None:
+    redactor = SecretRedactor()
+    redactor.set("bot:1", "abcd")
+    redactor.set("bot:2", "abcdefgh")
+    assert redactor.redact("abcdefgh abcd") == f"{MASK} {MASK}"
+
+
+def test_forever_secrets_accumulate_and_owners_can_be_dropped_unknown() -> None:
+    redactor = SecretRedactor()
+    assert redactor.redact("plain token=t1") == f"plain token={MASK}", "no secrets yet"
+    redactor.add("first-secret")
+    redactor.add("second-secret")
+    assert redactor.redact("first-secret second-secret") == f"{MASK} {MASK}"
+    redactor.drop("never-known")
+    redactor.set("bot:1", "bot-secret")
+    redactor.drop("bot:1")
+    assert redactor.secrets() == {"first-secret", "second-secret"}
+    emptied = SecretRedactor()
+    emptied.set("bot:1", "only-one")
+    emptied.drop("bot:1")
+    assert emptied.redact("nothing to hide") == "nothing to hide"
+
+
+def test_configure_logging_creates_the_log_directory_and_takes_over_the_sdk_logger(
+    tmp_path: Path, clean_root: None
+) -> None:
+    sdk = logging.getLogger("Lark")
+    own = logging.StreamHandler(sys.stdout)
+    sdk.addHandler(own)
+    sdk.propagate = False
+    log_file = tmp_path / "deep" / "er" / "bot.log"
+    configure_logging(log_file, "INFO", stderr=False)
+    assert log_file.parent.is_dir()
+    assert own not in sdk.handlers and sdk.propagate

@@ -87,3 +87,41 @@ def test_the_reset_header_is_waited_and_the_send_retried_in_place(
             return time.monotonic() - started
 
     assert asyncio.run(scenario()) >= 1.0
+
+
+def test_a_chat_refusal_holds_that_chat_only_and_counts_the_wait() -> None:
+    async def scenario() -> tuple[float, float, float]:
+        pacer = Pacer()
+        assert pacer.waited_s == 0.0
+        async with pacer.turn("refused") as turn:
+            (await turn.admit()).done()
+            turn.hold_chat(0.3)
+            turn.hold_chat(0.05)  # a shorter hold never shortens the one in force
+        started = time.monotonic()
+        async with pacer.turn("other") as turn:
+            (await turn.admit()).done()
+        other = time.monotonic() - started
+        async with pacer.turn("refused") as turn:
+            (await turn.admit()).done()
+        return other, time.monotonic() - started, pacer.waited_s
+
+    other, refused, waited = asyncio.run(scenario())
+    assert other < 0.2, "another chat is not held"
+    assert refused >= 0.28
+    assert 0.2 <= waited <= refused + 0.05, "the wait is counted once"
+
+
+def test_a_hold_is_capped_at_a_minute() -> None:
+    from worker.pacing import MAX_HOLD_S
+
+    now = [1000.0]
+    pacer = Pacer(clock=lambda: now[0])
+
+    async def scenario() -> tuple[float, float]:
+        async with pacer.turn("c") as turn:
+            turn.hold_chat(3600)
+            turn.hold_app(3600)
+        chat = pacer._chats["c"]
+        return chat.held_until, pacer._app_held_until
+
+    assert asyncio.run(scenario()) == (1000.0 + MAX_HOLD_S, 1000.0 + MAX_HOLD_S) == (1060.0,) * 2
