@@ -137,6 +137,11 @@ def test_connect_wait_reports_a_refusal(service: Service, sim_app: Callable[...,
     refused = cli(service, "connect", bot_id, "--wait", "--timeout", "30")
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"larkfleet: {bot_id}: error")
+    # Disconnected on purpose, the bot no longer shows its last failure as its status.
+    assert cli(service, "disconnect", bot_id).returncode == 0
+    status = json.loads(cli(service, "status", bot_id, "--json").stdout)
+    assert (status["state"], status["error"], status["errorCode"], status["flapping"],
+            status["privateBytes"]) == ("disconnected", None, None, False, 0)
 
 
 def test_status_watch_prints_the_table_at_once(service: Service) -> None:

@@ -180,6 +180,9 @@ def test_admin_token_is_complete_once_the_api_answers(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=30)
         assert cli.returncode == 0, cli.stderr
         assert json.loads(cli.stdout) == {"connections": []}
+        # Stop once started: a stop during the zygote's warm-up waits for it (load-bound).
+        wait_until(lambda: requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).ok,
+                   120, "the service to be ready")
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == exitcodes.SERVE_OK
