@@ -99,6 +99,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             config = BotConfig(
                 id="", name=f"bot-{n:04d}" if n else "support-desk", app_id=app_id,
                 app_secret=f"secret-{app_id}", use_websocket=n < BOTS - WEBHOOK,
+                verification_token="" if n < BOTS - WEBHOOK else f"vt-{app_id}",
                 domain=simulator.url, handler=EchoHandler(),
             )
             owner = alice.id if CONNECTED < n <= CONNECTED + ALICE else admin.id
