@@ -185,14 +185,22 @@ def _add_clients(sub: argparse._SubParsersAction) -> None:
     client(users, "delete", climanage.users_delete, "a user owning no bots").add_argument(
         "user_id")
 
-    tokens = group("tokens", "issue or revoke a user's tokens (admin)")
+    tokens = group("tokens", "issue, list or revoke a user's tokens")
     issue = client(tokens, "add", climanage.tokens_add, "another token; printed once")
     issue.add_argument("user_id")
     issue.add_argument("--scope", choices=("owner", "viewer"),
                        help="viewer: read-only (default owner)")
     issue.add_argument("--expires-at", help="ISO-8601 time the token stops working")
-    client(tokens, "revoke", climanage.tokens_revoke, "revoke every token of a user"
-           ).add_argument("user_id")
+    client(tokens, "list", climanage.tokens_list, "a user's tokens (never the tokens "
+           "themselves)").add_argument("user_id")
+    revoke = client(tokens, "revoke", climanage.tokens_revoke,
+                    "revoke one token, or every token of a user (admin)")
+    revoke.add_argument("user_id")
+    revoke.add_argument("token_id", nargs="?", help="the token's id (`tokens list`)")
+
+    audit = client(sub, "audit", climanage.audit, "every change made through the API (admin)")
+    audit.add_argument("-n", "--limit", type=int, default=50)
+    audit.add_argument("--before", type=int, help="entries older than this id (paging)")
 
     letters = group("dead-letters", "events a bot's handler gave up on")
     client(letters, "list", climanage.dead_letters_list, "a bot's dead letters").add_argument(

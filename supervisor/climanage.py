@@ -110,9 +110,28 @@ def tokens_add(client: ApiClient, args: argparse.Namespace) -> None:
     _print(args, result, f"token for {args.user_id} (shown once): {result['token']}")
 
 
+def tokens_list(client: ApiClient, args: argparse.Namespace) -> None:
+    result = client.json("GET", f"/api/users/{quote(args.user_id, safe='')}/tokens")
+    columns = ("id", "scope", "kind", "createdAt", "expiresAt", "lastUsedAt")
+    _print(args, result, table(result["tokens"], columns))
+
+
 def tokens_revoke(client: ApiClient, args: argparse.Namespace) -> None:
-    result = client.json("DELETE", f"/api/users/{quote(args.user_id, safe='')}/tokens")
+    """One token by its id, or every token of the user (admin) without one."""
+    path = f"/api/users/{quote(args.user_id, safe='')}/tokens"
+    if args.token_id:
+        result = client.json("DELETE", f"{path}/{quote(args.token_id, safe='')}")
+        _print(args, result, f"{args.user_id}: token {args.token_id} revoked")
+        return
+    result = client.json("DELETE", path)
     _print(args, result, f"{args.user_id}: {result['revoked']} token(s) revoked")
+
+
+def audit(client: ApiClient, args: argparse.Namespace) -> None:
+    query = f"?limit={args.limit}" + (f"&before={args.before}" if args.before else "")
+    result = client.json("GET", f"/api/audit{query}")
+    columns = ("id", "at", "actor", "action", "target", "outcome")
+    _print(args, result, table(result["entries"], columns))
 
 
 def send(client: ApiClient, args: argparse.Namespace) -> None:

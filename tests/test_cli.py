@@ -121,10 +121,16 @@ def test_every_operation_has_a_command(service: Service, sim_app: Callable[..., 
     assert user["id"] in cli(service, "users", "list").stdout
     token = json.loads(cli(service, "tokens", "add", user["id"], "--json").stdout)["token"]
     assert cli(service, "status", "--json", token=token).returncode == 0
+    listed = json.loads(cli(service, "tokens", "list", user["id"], "--json").stdout)["tokens"]
+    assert len(listed) == 2 and token not in json.dumps(listed)
+    one = cli(service, "tokens", "revoke", user["id"], listed[0]["id"])
+    assert one.returncode == 0, one.stderr
     revoked = json.loads(cli(service, "tokens", "revoke", user["id"], "--json").stdout)
-    assert revoked["revoked"] == 2
+    assert revoked["revoked"] == 1
     assert cli(service, "status", token=token).returncode == 1
     assert cli(service, "users", "delete", user["id"]).returncode == 0
+    audit = json.loads(cli(service, "audit", "--limit", "5", "--json").stdout)["entries"]
+    assert audit and audit[0]["target"] == user["id"]
 
     deleted = cli(service, "bots", "delete", bot_id)
     assert deleted.stdout.strip().startswith(f"{bot_id}: deleted")
