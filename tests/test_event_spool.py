@@ -274,3 +274,30 @@ def test_failures_keep_the_error_and_dead_letters_list_newest_first(tmp_path: Pa
     assert last_error(tmp_path, "alive") is None, "done clears the last error"
     assert spool.counts() == {DEAD: 2, DONE: 1}
     spool.close()
+
+
+def test_the_spool_is_wal_with_normal_sync_and_waits_for_locks(tmp_path: Path) -> None:
+    """The durability the README states: WAL, synchronous=NORMAL (a killed process loses
+    nothing committed); a busy database is waited for, not failed at once."""
+    spool = Spool(tmp_path / "deep" / "er" / "spool.db")
+    conn = spool._conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1, "NORMAL"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert conn.isolation_level is None, "autocommit: each statement commits at once"
+    spool.close()
+
+
+def test_dead_letters_are_read_without_writing_the_spool(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    spool.add("e1", "c1", "t", b"{}")
+    spool.take("e1")
+    spool.fail("e1", "gone", None)
+    spool.close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert [d.event_id for d in read_dead_letters(path)] == ["e1"]
+    after = {p.name for p in tmp_path.iterdir()} - {"spool.db-wal", "spool.db-shm"}
+    assert sorted(after) == before, "read-only: nothing but SQLite's WAL index created"
+    assert read_dead_letters(tmp_path / "missing.db") == []
+    assert not (tmp_path / "missing.db").exists()
