@@ -150,3 +150,58 @@ def test_a_push_the_spool_cannot_store_answers_500_and_the_retry_is_served(
             assert reply["replyTo"] == again["messageId"]
 
     asyncio.run(scenario())
+
+
+def signed(body: bytes, key: str, timestamp: str, nonce: str = "n0nce") -> dict[str, str]:
+    from simulator.crypto import sign
+
+    return {"X-Lark-Request-Timestamp": timestamp, "X-Lark-Request-Nonce": nonce,
+            "X-Lark-Signature": sign(timestamp, nonce, key, body)}
+
+
+def test_receiver_refuses_stale_unauthenticated_and_undecryptable_pushes(
+    tmp_path: Path
+) -> None:
+    """WebhookReceiver on its own (no network): each refusal's status, code and message."""
+    from simulator.crypto import encrypt
+    from tests.eventkit import event
+    from worker.webhook import WebhookReceiver
+
+    def error(status: int, code: str, message: str) -> tuple[int, dict]:
+        return status, {"success": False, "error": {"code": code, "message": message}}
+
+    def answer(result) -> tuple[int, dict]:
+        status, body, _ = result
+        return status, json.loads(body)
+
+    accepted: list[bytes] = []
+    bot = bot_config(None, encrypt_key=KEY, use_websocket=False)
+    receiver = WebhookReceiver(bot, accepted.append, max_age=300)
+    body = json.dumps({"encrypt": encrypt(event("hello", event_id="ev_signed"), KEY)}).encode()
+    now = time.time()
+
+    stale = receiver.handle(signed(body, KEY, str(int(now - 400))), body)
+    assert answer(stale)[0] == 401 and answer(stale)[1]["error"]["code"] == "stale_timestamp"
+    assert "older than 300 s are refused as replays" in answer(stale)[1]["error"]["message"]
+    future = receiver.handle(signed(body, KEY, str(int(now + 400))), body)
+    assert answer(future)[1]["error"]["code"] == "stale_timestamp", "either way"
+    garbled = receiver.handle(signed(body, KEY, "yesterday"), body)
+    assert answer(garbled) == error(401, "stale_timestamp",
+                                    "X-Lark-Request-Timestamp is not a number of seconds")
+    assert accepted == []
+
+    fresh = receiver.handle({k.lower(): v for k, v in signed(body, KEY, str(int(now))).items()},
+                            body)
+    assert answer(fresh) == (200, {"msg": "success"})
+    assert [json.loads(a)["header"]["event_id"] for a in accepted] == ["ev_signed"]
+
+    wrong = json.dumps({"encrypt": encrypt(event("x"), "another-key")}).encode()
+    assert answer(receiver.handle(signed(wrong, KEY, str(int(now))), wrong)) == error(
+        400, "bad_body", "encrypted body cannot be decrypted")
+
+    bare = WebhookReceiver(bot_config(None, use_websocket=False), accepted.append)
+    from shared.security import WEBHOOK_AUTH_REQUIRED
+
+    assert answer(bare.handle({}, event("no credentials"))) == error(
+        401, "webhook_unauthenticated", WEBHOOK_AUTH_REQUIRED)
+    assert len(accepted) == 1
