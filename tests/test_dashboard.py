@@ -122,7 +122,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             wait_until(all_connected, 120, f"{CONNECTED} bots connected")
             yield Fleet(service, sim, connected, webhook, refused, alice.id)
         finally:
-            service.stop(timeout=60)
+            try:
+                service.stop(timeout=60)
+            except subprocess.TimeoutExpired:
+                service.kill()  # never leave a service behind, even on a stalled host
+                raise
 
 
 @pytest.fixture

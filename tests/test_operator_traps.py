@@ -204,7 +204,11 @@ def handler_service(tmp_path: Path) -> Iterator[Service]:
     service.env.pop("PYTHONPATH", None)  # found through the setting alone
     service.start()
     yield service
-    service.stop()
+    try:
+        service.stop()
+    except subprocess.TimeoutExpired:
+        service.kill()
+        raise
 
 
 def test_worker_named_handler_found_and_files_removed_on_delete(
