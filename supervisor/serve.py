@@ -121,6 +121,25 @@ class Signals:
         return exitcodes.SERVE_FORCED if self.count >= 2 else exitcodes.SERVE_OK
 
 
+async def started_unless_stopped(supervisor: Supervisor, stop_requested: asyncio.Event) -> bool:
+    """Start the supervisor; True once started, False when a stop came first.
+
+    The zygote's warm-up takes seconds (far longer on a loaded host); a Ctrl-C
+    right after `make run` must not wait for it. No worker is forked before the
+    warm-up ends, so stopping meanwhile has nothing to wait for.
+    """
+    starting = asyncio.ensure_future(supervisor.start())
+    stopping = asyncio.ensure_future(stop_requested.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if starting.done():
+        stopping.cancel()
+        starting.result()
+        return True
+    logger.info("stop requested while the zygote warms up: not waiting for it")
+    starting.add_done_callback(lambda task: task.cancelled() or task.exception())
+    return False
+
+
 async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig) -> int:
     """Run until a signal; returns SERVE_OK, or SERVE_FORCED after a second signal."""
     settings = config.settings
@@ -146,8 +165,11 @@ async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig
     logger.info("API listening on http://%s:%d", host, port)
     stop_requested, forced = signals.stop_requested, signals.forced
 
-    await supervisor.start()
-    if node is not None:
+    if node is None:
+        started = await started_unless_stopped(supervisor, stop_requested)
+    else:
+        await supervisor.start()
+        started = True
         try:
             await node.start(supervisor)
         except psycopg.Error as error:
@@ -176,6 +198,8 @@ async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig
     store.close()
     signals.hand_over(loop)
     logger.info("stopped")
+    if not started:
+        exit_now(signals.exit_code)  # the zygote's warm-up thread would hold the exit
     return signals.exit_code
 
 

@@ -238,3 +238,28 @@ def test_worker_named_handler_found_and_files_removed_on_delete(
 def test_second_supervisor_on_the_same_data_dir(service: Service) -> None:
     result = serve(service.data_dir, "--port", str(free_port()))
     assert_one_line(result, exitcodes.SERVE_ALREADY_RUNNING, "another supervisor", "--data-dir")
+
+
+def test_ctrl_c_right_after_start_does_not_wait_for_the_zygote(tmp_path: Path) -> None:
+    """The zygote's warm-up takes seconds (30 s was seen on a loaded host); a stop asked
+    for meanwhile is done at once: no worker can exist before it ends."""
+    port = free_port()
+    process = subprocess.Popen(
+        [LARKFLEET, "serve", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+        env=CLEAN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        def answered() -> bool:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            except requests.ConnectionError:
+                return False
+            return True
+
+        wait_until(answered, 60, "the API to answer")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(1) == exitcodes.SERVE_OK  # the warm-up alone takes 2-4 s idle
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
