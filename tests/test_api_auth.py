@@ -93,6 +93,10 @@ def test_another_owners_bot_answers_404_exactly_like_a_missing_one(api: Api) -> 
                            "not_found")
     assert theirs["message"] == f"bot {bot_id} not found"
     assert missing["message"] == "bot bot_000000000000 not found"
+    for path in (f"/api/feishu/bots/{bot_id}/ws/status", f"/api/feishu/bots/{bot_id}/logs"):
+        status = assert_error(api.call(bob, "GET", path), 404, "not_found")
+        assert status["message"] == f"bot {bot_id} not found", path
+        assert api.call(alice, "GET", path).status_code == 200, path
     assert api.call(bob, "GET", "/api/feishu/bots").json() == {"bots": []}
     assert api.call(alice, "GET", f"/api/feishu/bots/{bot_id}").status_code == 200
     assert api.call(api.admin, "GET", f"/api/feishu/bots/{bot_id}").status_code == 200

@@ -120,3 +120,12 @@ def test_a_short_outage_costs_a_wait_no_longer_than_the_outage_so_far() -> None:
     backoff.connected()
     backoff.failed(200.0)
     assert backoff.ceiling(200.0) == 1.0, "a new outage starts from the base again"
+
+
+def test_after_a_reset_the_next_outage_starts_from_base() -> None:
+    backoff = Backoff(BackoffPolicy(base=1.0, cap=60.0), _rng=Highest())
+    for t in range(6):
+        backoff.failed(T0 + t * 30.0)
+    backoff.connected_for(60.0)
+    assert backoff.attempt == 0
+    assert backoff.failed(T0 + 1000.0) == 1.0, "a fresh outage: attempt 1, base"

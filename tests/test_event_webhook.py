@@ -205,3 +205,52 @@ def test_receiver_refuses_stale_unauthenticated_and_undecryptable_pushes(
     assert answer(bare.handle({}, event("no credentials"))) == error(
         401, "webhook_unauthenticated", WEBHOOK_AUTH_REQUIRED)
     assert len(accepted) == 1
+
+
+def test_receiver_answers_wrong_credentials_spool_failures_and_card_actions(
+    tmp_path: Path
+) -> None:
+    from simulator.crypto import encrypt
+    from tests.eventkit import event
+    from worker.webhook import CallbackRequest, WebhookReceiver
+
+    def error(status: int, code: str, message: str) -> tuple[int, dict]:
+        return status, {"success": False, "error": {"code": code, "message": message}}
+
+    def answer(result) -> tuple[int, dict]:
+        status, body, _ = result
+        return status, json.loads(body)
+
+    def full_disk(payload: bytes) -> None:
+        raise OSError("database or disk is full")
+
+    now = str(int(time.time()))
+    token_bot = bot_config(None, verification_token=TOKEN, use_websocket=False)
+    receiver = WebhookReceiver(token_bot, full_disk)
+    wrong = event("x", token="not-the-token")
+    assert answer(receiver.handle({}, wrong)) == error(401, "invalid_token",
+                                                       "verification token does not match")
+    message = event("x", token=TOKEN)
+    stored = error(500, "spool_failed", "event could not be stored, retry later")
+    assert answer(receiver.handle({}, message)) == stored
+    other = event("x", token=TOKEN, event_type="im.chat.updated_v1")
+    assert answer(receiver.handle({}, other)) == stored, "any event type"
+
+    key_bot = bot_config(None, encrypt_key=KEY, use_websocket=False)
+    keyed = WebhookReceiver(key_bot, full_disk)
+    body = json.dumps({"encrypt": encrypt(event("x"), KEY)}).encode()
+    forged = signed(body, KEY, now)
+    forged["X-Lark-Signature"] = "0" * 64
+    assert answer(keyed.handle(forged, body)) == error(401, "invalid_signature",
+                                                       "signature does not match")
+    listed = json.dumps({"encrypt": encrypt(b"[1, 2]", KEY)}).encode()
+    assert answer(keyed.handle(signed(listed, KEY, now), listed)) == error(
+        400, "bad_body", "event is not a JSON object")
+
+    action = event("x", event_type="card.action.trigger")
+    card = json.dumps({"encrypt": encrypt(action, KEY)}).encode()
+    callback = keyed.handle(signed(card, KEY, now), card)
+    assert isinstance(callback, CallbackRequest)
+    assert json.loads(callback.payload)["header"]["event_type"] == "card.action.trigger"
+    after = keyed.handle(signed(listed, KEY, now), listed)
+    assert not isinstance(after, CallbackRequest), "a callback is not remembered"
