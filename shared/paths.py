@@ -36,6 +36,11 @@ class DataPaths:
         return self.root / "run"
 
     @property
+    def liveness_board(self) -> Path:
+        """The shared liveness counters of the supervisor and its workers."""
+        return self.run_dir / "liveness"
+
+    @property
     def control_socket(self) -> Path:
         return self.run_dir / "ctl.sock"
 

@@ -159,6 +159,14 @@ class ManagedBot:
     def heard(self, now_mono: float) -> None:
         self.heard_mono = now_mono
 
+    def beat(self, now_mono: float) -> None:
+        """The worker's liveness counter moved: alive, and (when connected) its uptime
+        counts toward resetting the backoff, as no report comes while nothing changes."""
+        self.heard(now_mono)
+        self.heartbeat_epoch = time.time()
+        if self.connected_since_mono is not None:
+            self.backoff.connected_for(now_mono - self.connected_since_mono)
+
     def took(self, report: Heartbeat, now_mono: float) -> None:
         """Keep the latest report; count uptime toward resetting the backoff."""
         self.report = report

@@ -20,8 +20,8 @@ class SupervisorSettings:
     stop_grace: float = 10.0
     """Stop to SIGKILL, for one worker and for the whole fleet at shutdown."""
     tick: float = 0.25
-    """How often deadlines are checked and workers pinged."""
-    ping_interval: float = 1.0
+    """How often deadlines and the workers' liveness beats are checked, and the
+    supervisor's own beat is given (shared/liveness_board.py)."""
     request_timeout: float = 15.0
     """How long an API call waits for a worker's answer (webhook delivery, send)."""
     webhook_max_inflight: int = WEBHOOK_MAX_INFLIGHT

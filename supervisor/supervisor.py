@@ -33,7 +33,6 @@ from shared.messages import (
     FromWorker,
     Heartbeat,
     Hello,
-    Ping,
     Reply,
     Request,
     RetryDeadLetter,
@@ -51,6 +50,7 @@ from shared.status import BotMetrics, BotStatus
 from store import NotFound, Store
 from supervisor.bot import INTERNAL, ManagedBot
 from supervisor.lifecycle import ALIVE, Phase
+from supervisor.liveness import LivenessMonitor
 from supervisor.placement import Placement, SingleNode, default_node_id
 from supervisor.policy import Action, Timeouts, Verb, View, after_exit, decide
 from supervisor.ports import Channel, Clock, Processes, SystemClock, Worker, ZygoteProcesses
@@ -103,7 +103,7 @@ class Supervisor:
         self._ready = False
         self._stopping = False
         self._wake = asyncio.Event()
-        self._last_ping_mono = 0.0
+        self._liveness: LivenessMonitor | None = None
 
     # -- startup and shutdown ---------------------------------------------------
 
@@ -113,6 +113,8 @@ class Supervisor:
         The API may already be answering: a command during the warm-up only
         records its wish; the loop forks nothing until the zygote is ready.
         """
+        self.paths.run_dir.mkdir(parents=True, exist_ok=True)
+        self._liveness = LivenessMonitor(self.paths.liveness_board)
         self._spawn_task(self._channel.serve(self._on_message), "control channel")
         wanted = self.store.desired_bots()
         for bot_id in wanted:
@@ -424,15 +426,18 @@ class Supervisor:
             self._wake.clear()
 
     def _reconcile(self) -> None:
-        """One pass: every bot's next action, and pings; cheap enough for thousands of bots."""
+        """One pass: the supervisor's beat, every worker's beat read, every bot's next
+        action; no message and no syscall per bot, so thousands of bots cost little."""
         now = self._clock.mono()
-        ping = now - self._last_ping_mono >= self.settings.ping_interval
-        if ping:
-            self._last_ping_mono = now
+        liveness = self._liveness
+        if liveness is not None:
+            liveness.beat()
         for bot in list(self._bots.values()):
+            if liveness is not None and bot.worker is not None and bot.phase in ALIVE:
+                beat = liveness.last_beat(bot.bot_id, now)
+                if beat is not None and beat > bot.heard_mono:
+                    bot.beat(beat)
             self._contained(bot.bot_id, lambda bot=bot: self._step(bot, now))
-            if ping and bot.worker is not None and bot.phase in ALIVE:
-                self._channel.send(bot.identity, Ping())
 
     def _step(self, bot: ManagedBot, now: float | None = None) -> None:
         """Apply the policy to one bot: one action, or a HALT and what follows it."""
@@ -497,6 +502,7 @@ class Supervisor:
         if reason == "retry":
             reason = f"retry {bot.backoff.attempt}"
         bot.lifecycle.change(Phase.STARTING, reason)
+        seat = self._liveness.seat(bot.bot_id, now) if self._liveness else None
         spec = WorkerSpec(
             bot=config,
             incarnation=bot.incarnation,
@@ -509,6 +515,9 @@ class Supervisor:
             proxy=self.settings.proxy,
             security=self.settings.security.for_owner(trusted),
         )
+        if seat is not None:
+            spec.liveness_path, spec.liveness_slot = seat.path, seat.slot
+            spec.liveness_token, spec.supervisor_token = seat.token, seat.supervisor_token
         self._spawn_task(self._fork(bot, spec), f"fork of {bot.bot_id}")
 
     async def _fork(self, bot: ManagedBot, spec: WorkerSpec) -> None:
@@ -539,6 +548,8 @@ class Supervisor:
         if bot.incarnation != incarnation:
             return
         bot.worker = None
+        if self._liveness is not None:
+            self._liveness.unseat(bot.bot_id)
         logger.info("bot %s: worker exited with %s", bot.bot_id, code)
         if bot.phase not in ALIVE:
             self._settle(bot, "worker exited")
