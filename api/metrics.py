@@ -92,7 +92,7 @@ class FleetCollector(Collector):
         for name, doc, field in COUNTERS:
             counter = CounterMetricFamily(name, doc, labels=["bot_id"])
             for total in totals:
-                counter.add_metric([total.bot_id], getattr(total, field))
+                counter.add_metric([total.bot_id], getattr(total.counts, field))
             yield counter
 
         for name, doc, field, bounds in HISTOGRAMS:

@@ -10,6 +10,7 @@ from http import HTTPStatus
 import msgspec
 
 from shared.botconfig import BotConfig
+from shared.counts import EventCounts
 from shared.results import Reply
 from shared.security import SecurityPolicy
 from shared.states import ConnState
@@ -62,24 +63,18 @@ class Histogram(msgspec.Struct, kw_only=True):
 
 
 class Heartbeat(_FromWorker, tag="hb"):
-    """Sent every second with the worker's real view of its connection.
+    """The worker's real view of its connection, sent when any of it changed.
 
-    The counters and histograms are cumulative for this incarnation; the
+    The counts and histograms are cumulative for this incarnation; the
     supervisor adds up incarnations so exported counters never go back.
     """
 
     state: ConnState
-    connected_at: float | None = None
-    last_event_at: float | None = None
-    events_received: int = 0
-    replies_sent: int = 0
-    pending: int = 0
-    dead_letters: int = 0
+    connected_epoch: float | None = None
+    last_event_epoch: float | None = None
+    counts: EventCounts = msgspec.field(default_factory=EventCounts)
     private_bytes: int = 0
     """USS in bytes, resampled about once a minute (worker/liveness.py PrivateMemory)."""
-    events_handled: int = 0
-    events_failed: int = 0
-    replies_dropped: int = 0
     ack_latency: Histogram = msgspec.field(default_factory=Histogram)
     reply_latency: Histogram = msgspec.field(default_factory=Histogram)
 

@@ -2,12 +2,17 @@
 
 import msgspec
 
+from shared.counts import EventCounts
 from shared.messages import Heartbeat, Histogram
 from shared.states import ConnState
 
 
-class BotStatus(msgspec.Struct, rename="camel", kw_only=True):
-    """One entry of `GET /api/feishu/ws/status`. Times are ISO-8601 UTC or null."""
+class BotStatus(EventCounts, rename="camel", kw_only=True):
+    """One entry of `GET /api/feishu/ws/status`. Times are ISO-8601 UTC or null.
+
+    The current worker incarnation's event counts (`eventsReceived`, `repliesSent`,
+    `pending`, `deadLetters`, ...) come flat, from EventCounts (shared/counts.py).
+    """
 
     bot_id: str
     state: ConnState
@@ -20,10 +25,6 @@ class BotStatus(msgspec.Struct, rename="camel", kw_only=True):
     restarts: int = 0
     attempt: int = 0
     next_retry_at: str | None = None
-    events_received: int = 0
-    replies_sent: int = 0
-    pending: int = 0
-    dead_letters: int = 0
     flapping: bool = False
     private_bytes: int = 0
     owner: str | None = None
@@ -32,18 +33,14 @@ class BotStatus(msgspec.Struct, rename="camel", kw_only=True):
 
 
 class BotMetrics(msgspec.Struct, kw_only=True):
-    """One bot's event counters and latencies since the supervisor started, for /metrics.
+    """One bot's event counts and latencies since the supervisor started, for /metrics.
 
-    Unlike the status counters (one worker incarnation's), these add up every
+    Unlike the status counts (one worker incarnation's), these add up every
     incarnation, so the exported Prometheus counters never go back on a restart.
     """
 
     bot_id: str
-    events_received: int = 0
-    replies_sent: int = 0
-    events_handled: int = 0
-    events_failed: int = 0
-    replies_dropped: int = 0
+    counts: EventCounts = msgspec.field(default_factory=EventCounts)
     ack_latency: Histogram = msgspec.field(default_factory=Histogram)
     reply_latency: Histogram = msgspec.field(default_factory=Histogram)
 
@@ -51,11 +48,7 @@ class BotMetrics(msgspec.Struct, kw_only=True):
         """These totals with one incarnation's heartbeat added."""
         return BotMetrics(
             bot_id=self.bot_id,
-            events_received=self.events_received + report.events_received,
-            replies_sent=self.replies_sent + report.replies_sent,
-            events_handled=self.events_handled + report.events_handled,
-            events_failed=self.events_failed + report.events_failed,
-            replies_dropped=self.replies_dropped + report.replies_dropped,
+            counts=self.counts.plus(report.counts),
             ack_latency=self.ack_latency.plus(report.ack_latency),
             reply_latency=self.reply_latency.plus(report.reply_latency),
         )

@@ -11,6 +11,9 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import msgspec
+
+from shared.counts import EventCounts
 from shared.messages import Heartbeat, worker_identity
 from shared.states import ConnState
 from shared.status import BotMetrics, BotStatus
@@ -67,7 +70,7 @@ class ManagedBot:
     restarts: int = 0
     announced: tuple[Phase, ConnState] | None = None
     """(phase, API state) of the last change record published about this bot."""
-    announced_counters: tuple[int, int, int, int] = (0, 0, 0, 0)
+    announced_counts: EventCounts = field(default_factory=EventCounts)
     carried: BotMetrics = field(init=False)
     """The final counts of every earlier incarnation of the worker."""
     commands: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -110,9 +113,10 @@ class ManagedBot:
         report = self.report
         state = self.api_state()
         return BotStatus(
+            **msgspec.structs.asdict(self.counts()),
             bot_id=self.bot_id,
             state=state,
-            connected_at=iso(report.connected_at) if report and state == "connected" else None,
+            connected_at=iso(report.connected_epoch) if report and state == "connected" else None,
             last_heartbeat=iso(self.heartbeat_epoch),
             error=self.error,
             error_code=self.error_code,
@@ -120,20 +124,13 @@ class ManagedBot:
             restarts=self.restarts,
             attempt=self.backoff.attempt,
             next_retry_at=iso(self.retry_epoch) if self.phase == Phase.BACKOFF else None,
-            events_received=report.events_received if report else 0,
-            replies_sent=report.replies_sent if report else 0,
-            pending=report.pending if report else 0,
-            dead_letters=report.dead_letters if report else 0,
             flapping=self.backoff.flapping,
             private_bytes=report.private_bytes if report else 0,
         )
 
-    def counters(self) -> tuple[int, int, int, int]:
-        """(events received, replies sent, pending, dead letters) of the current worker."""
-        report = self.report
-        if report is None:
-            return (0, 0, 0, 0)
-        return (report.events_received, report.replies_sent, report.pending, report.dead_letters)
+    def counts(self) -> EventCounts:
+        """The current worker incarnation's event counts (zeros before its first report)."""
+        return self.report.counts if self.report is not None else EventCounts()
 
     def to_metrics(self) -> BotMetrics:
         """Totals across incarnations: what earlier workers counted plus the current one."""

@@ -638,11 +638,11 @@ class Supervisor:
         """
         state, phase = bot.api_state(), bot.phase
         previous = bot.announced
-        counters = bot.counters()
-        if previous == (phase, state) and counters == bot.announced_counters:
+        counts = bot.counts()
+        if previous == (phase, state) and counts == bot.announced_counts:
             return
         kind = ChangeKind.STATE if previous != (phase, state) else ChangeKind.COUNTERS
-        bot.announced, bot.announced_counters = (phase, state), counters
+        bot.announced, bot.announced_counts = (phase, state), counts
         self.changes.publish(Change(
             bot_id=bot.bot_id, owner=bot.owner, kind=kind,
             from_state=previous[1] if previous else None, to_state=state, phase=phase,

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from api.app import create_app
 from shared.changes import DEFAULT_QUEUE, ChangeFeed, Subscription
+from shared.counts import EventCounts
 from shared.messages import Histogram, RetryResult, SendResult
 from shared.paths import DataPaths
 from shared.security import SecurityPolicy
@@ -105,8 +106,8 @@ class FakeFleet:
         """Fixed totals: 3 ACKs (two in the first bucket, one above every bound), 1 reply."""
         ack = Histogram(buckets=[2] + [0] * 9 + [1], sum=2.5, count=3)
         reply = Histogram(buckets=[0, 0, 0, 0, 1, 0, 0, 0, 0, 0], sum=0.75, count=1)
-        return BotMetrics(bot_id=bot_id, events_received=5, replies_sent=1, events_handled=4,
-                          events_failed=2, ack_latency=ack, reply_latency=reply)
+        counts = EventCounts(events_received=5, replies_sent=1, events_handled=4, events_failed=2)
+        return BotMetrics(bot_id=bot_id, counts=counts, ack_latency=ack, reply_latency=reply)
 
     async def deliver_webhook(
         self, bot_id: str, headers: dict[str, str], body: bytes

@@ -4,6 +4,11 @@
 
 Real `larkfleet serve` (the tests' FAST_ENV: 3 s heartbeat timeout) and the simulator;
 prints every trial and the max. The issue's bound: max of 10 <= 6 s.
+
+Each trial hangs a different bot, once. Hanging one bot again and again would measure
+the flapping hold instead (supervisor/backoff.py): five deaths after connecting within
+a minute park a bot at the 60 s cap on purpose, so a crash loop cannot hammer the
+platform; the fifth trial on one bot then waits a minute by design.
 """
 
 import argparse
@@ -23,12 +28,15 @@ def measure(trials: int) -> list[float]:
     times: list[float] = []
     with SimulatorThread() as simulator:
         sim = SimClient(simulator.url)
-        sim.create_app("cli_hang", "secret-hang", **FAST_APP)
         service = Service(Path(tempfile.mkdtemp(prefix="larkfleet-hang-")) / "data").start()
         try:
-            bot_id = service.create_bot("cli_hang", "secret-hang", simulator.url)
-            service.connect(bot_id)
+            bot_ids = []
             for trial in range(trials):
+                app_id, secret = f"cli_hang{trial}", f"secret-hang-{trial}"
+                sim.create_app(app_id, secret, **FAST_APP)
+                bot_ids.append(service.create_bot(app_id, secret, simulator.url))
+                service.connect(bot_ids[-1])
+            for trial, bot_id in enumerate(bot_ids):
                 status = service.wait_state(bot_id, "connected", 30)
                 os.kill(status["pid"], signal.SIGSTOP)
                 stopped = time.monotonic()

@@ -51,10 +51,10 @@ def test_echo_reply_targets_the_message_with_a_stable_uuid(sim_app, tmp_path: Pa
             assert (reply["kind"], reply["replyTo"]) == ("reply", "om_target")
             assert reply["text"] == "ping"
             assert reply["uuid"] == send_uuid("om_target") and len(reply["uuid"]) <= 50
-            counters = pipeline.counters
+            counters = pipeline.counters.counts
             await until(lambda: counters.replies_sent == 1 and not counters.pending)
-            assert pipeline.counters.events_received == 1
-            assert pipeline.counters.last_event_at is not None
+            assert pipeline.counters.counts.events_received == 1
+            assert pipeline.counters.last_event_epoch is not None
 
     asyncio.run(scenario())
     assert send_uuid("om_target") == send_uuid("om_target") != send_uuid("om_other")
@@ -69,8 +69,9 @@ def test_same_event_three_times_gives_one_reply(sim_app, tmp_path: Path) -> None
             for _ in range(3):
                 pipeline.accept(payload)
             await sent_until(app, 1)
-            await until(lambda: not pipeline.counters.pending)
-            assert (pipeline.counters.events_received, pipeline.counters.duplicates) == (1, 2)
+            await until(lambda: not pipeline.counters.counts.pending)
+            counters = pipeline.counters
+            assert (counters.counts.events_received, counters.duplicates) == (1, 2)
         # A redelivery after restart is still recognised.
         restarted = pipeline_for(bot_config(app, id=pipeline.bot.id), tmp_path)
         restarted.accept(payload)
@@ -106,7 +107,7 @@ def test_unfinished_rows_are_processed_after_restart(sim_app, tmp_path: Path) ->
         first.accept(event("left behind", event_id="ev-restart", message_id="om_restart"))
         await first.close()
         async with running(pipeline_for(bot, tmp_path)) as second:
-            assert second.counters.pending == 1
+            assert second.counters.counts.pending == 1
             [reply] = await sent_until(app, 1)
             assert reply["uuid"] == send_uuid("om_restart")
 
@@ -120,8 +121,8 @@ def test_platform_errors_retry_then_dead_letter_then_manual_retry(sim_app, tmp_p
     async def scenario() -> None:
         async with running(pipeline_for(bot_config(app), tmp_path)) as pipeline:
             pipeline.accept(event("later", event_id="ev-dead"))
-            await until(lambda: pipeline.counters.dead_letters == 1, what="dead letter")
-            assert pipeline.counters.pending == 0
+            await until(lambda: pipeline.counters.counts.dead_letters == 1, what="dead letter")
+            assert pipeline.counters.counts.pending == 0
             [dead] = pipeline.dead_letters()
             assert dead.event_id == "ev-dead" and dead.attempts == 3
             assert "2200" in dead.last_error
@@ -129,7 +130,7 @@ def test_platform_errors_retry_then_dead_letter_then_manual_retry(sim_app, tmp_p
             assert (await pipeline.retry_dead_letter("nope"))[0] is False
             [reply] = await sent_until(app, 1)
             assert reply["text"] == "later"
-            counters = pipeline.counters
+            counters = pipeline.counters.counts
             await until(lambda: counters.dead_letters == 0 and not counters.pending)
 
     asyncio.run(scenario())
@@ -146,7 +147,7 @@ def test_raising_handler_is_retried_and_never_kills_the_worker(sim_app, tmp_path
             pipeline.accept(event("y", event_id="ev-other", chat_id="oc_other"))
             sent = await sent_until(app, 2)
             assert sorted(s["text"] for s in sent) == ["third time: x", "third time: y"]
-            assert pipeline.counters.dead_letters == 0
+            assert pipeline.counters.counts.dead_letters == 0
 
     asyncio.run(scenario())
 
@@ -159,7 +160,7 @@ def test_undecodable_content_is_dead_lettered_at_once(sim_app, tmp_path: Path) -
             pipeline.accept(event(content="{not json", event_id="ev-bad"))
             pipeline.accept(event("fine", event_id="ev-fine"))
             await sent_until(app, 1)
-            await until(lambda: pipeline.counters.dead_letters == 1)
+            await until(lambda: pipeline.counters.counts.dead_letters == 1)
             assert pipeline.dead_letters()[0].attempts == 1
 
     asyncio.run(scenario())
@@ -177,7 +178,7 @@ def test_group_without_mention_ignored_with_mention_answered(sim_app, tmp_path: 
             pipeline.accept(event(message_type="image", content='{"image_key":"k"}'))
             [reply] = await sent_until(app, 1)
             assert reply["text"] == "hello"
-            await until(lambda: not pipeline.counters.pending)
+            await until(lambda: not pipeline.counters.counts.pending)
 
     asyncio.run(scenario())
     assert len(app.sent()) == 1
@@ -212,7 +213,7 @@ def test_accept_of_a_thousand_events_is_fast(sim_app, tmp_path: Path) -> None:
     for payload in payloads:
         pipeline.accept(payload)
     elapsed = time.perf_counter() - started
-    assert pipeline.counters.pending == 1000
+    assert pipeline.counters.counts.pending == 1000
     assert elapsed < 2.0, f"1000 accepts took {elapsed:.3f} s"
     asyncio.run(pipeline.close())
 
@@ -277,7 +278,7 @@ def test_a_failed_reply_is_retried_without_calling_the_handler_again(
             pipeline.accept(event("once", event_id="ev-reply-retry"))
             [reply] = await sent_until(app, 1)
             assert reply["text"] == "counted: once"
-            counters = pipeline.counters
+            counters = pipeline.counters.counts
             await until(lambda: counters.replies_sent == 1 and not counters.pending)
             assert counters.events_failed == 1, "the refused reply was a failed attempt"
 
@@ -299,8 +300,8 @@ def test_a_rate_limited_reply_waits_the_platforms_reset(sim_app, tmp_path: Path)
             [reply] = await sent_until(app, 1, timeout=10)
             assert reply["text"] == "slow down"
             assert reply["at"] - pushed_at >= 1.0, "the reset was waited for"
-            await until(lambda: not pipeline.counters.pending)
-            assert pipeline.counters.dead_letters == 0
+            await until(lambda: not pipeline.counters.counts.pending)
+            assert pipeline.counters.counts.dead_letters == 0
 
     asyncio.run(scenario())
     assert len(app.sent()) == 1
@@ -320,7 +321,7 @@ def test_chats_are_handled_concurrently(sim_app, tmp_path: Path) -> None:
                 pipeline.accept(event("second", chat_id="oc_free"))
                 [reply] = await sent_until(app, 1)
                 assert reply["text"] == "done: second", "answered while oc_stuck waits"
-                assert pipeline.counters.pending == 1
+                assert pipeline.counters.counts.pending == 1
                 gate.set()
                 sent = await sent_until(app, 2)
                 assert sent[1]["text"] == "done: first"

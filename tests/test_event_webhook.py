@@ -53,7 +53,7 @@ def test_challenge_encrypted_event_and_forged_signature(sim_app, tmp_path: Path)
 
             pushed = await push(app, url, text="secret hello")
             assert pushed["status"] == 200, pushed
-            assert pipeline.counters.events_received == 1, "spooled before the 200"
+            assert pipeline.counters.counts.events_received == 1, "spooled before the 200"
             [reply] = await sent_until(app, 1)
             assert (reply["replyTo"], reply["text"]) == (pushed["messageId"], "secret hello")
 
@@ -65,7 +65,7 @@ def test_challenge_encrypted_event_and_forged_signature(sim_app, tmp_path: Path)
             assert json.loads(forged["body"])["error"]["code"] == "invalid_signature"
 
             other = await push(app, url, text="x", event_type="im.chat.updated_v1")
-            assert other["status"] == 200 and pipeline.counters.events_received == 2, (
+            assert other["status"] == 200 and pipeline.counters.counts.events_received == 2, (
                 "every verified event type is spooled for the handlers")
 
     asyncio.run(scenario())
@@ -98,7 +98,7 @@ def test_wrong_token_and_garbage_bodies_are_refused(sim_app, tmp_path: Path) -> 
                         answer = await resp.json()
                         assert (resp.status, answer) == (status, {
                             "success": False, "error": {"code": code, "message": message}}), body
-        assert pipeline.counters.events_received == 0
+        assert pipeline.counters.counts.events_received == 0
         await pipeline.close()
 
     asyncio.run(scenario())
@@ -138,7 +138,7 @@ def test_a_push_the_spool_cannot_store_answers_500_and_the_retry_is_served(
             assert refused["status"] == 500, refused
             assert json.loads(refused["body"]) == {"success": False, "error": {
                 "code": "spool_failed", "message": "event could not be stored, retry later"}}
-            assert pipeline.counters.events_received == 0
+            assert pipeline.counters.counts.events_received == 0
             assert app.sent() == []
 
             spool.execute("pragma max_page_count = 1073741823")

@@ -45,7 +45,7 @@ def test_a_retry_after_the_stream_ended_only_shows_the_stored_text(
         spool.stream_finished("ev-ended", "the answer written before the crash")
         spool.close()
         async with running(pipeline_for(bot, tmp_path)) as pipeline:
-            await until(lambda: pipeline.counters.events_handled == 1, what="the event done")
+            await until(lambda: pipeline.counters.counts.events_handled == 1, what="the event done")
 
     asyncio.run(scenario())
     [card] = app.sent()

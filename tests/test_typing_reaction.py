@@ -25,7 +25,7 @@ def test_typing_reaction_is_set_while_working_and_removed_after(sim_app, tmp_pat
         async with running(pipeline_for(bot, tmp_path)) as pipeline:
             pipeline.accept(event("hm", message_id="om_typing"))
             [reply] = await sent_until(app, 1)
-            await until(lambda: not pipeline.counters.pending, what="done")
+            await until(lambda: not pipeline.counters.counts.pending, what="done")
         [reaction] = app.info()["reactions"]
         assert (reaction["messageId"], reaction["emojiType"]) == ("om_typing", "Typing")
         assert reaction["at"] < reply["at"] <= reaction["removedAt"]

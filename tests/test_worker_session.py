@@ -155,8 +155,8 @@ def test_reports_connected_only_after_handshake_and_first_pong(
     assert early and {m.state for m in early} == {ConnState.CONNECTING}
 
     beat = received[first]
-    assert isinstance(beat, Heartbeat) and beat.connected_at is not None
-    assert abs(time.time() - beat.connected_at) < 60
+    assert isinstance(beat, Heartbeat) and beat.connected_epoch is not None
+    assert abs(time.time() - beat.connected_epoch) < 60
     # USS (private pages), never more than the process ever had resident.
     peak = next(line for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines()
                 if line.startswith("VmHWM:"))

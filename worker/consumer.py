@@ -130,8 +130,8 @@ class Consumer:
             except Exception as exc:
                 retry_at = self._record_failure(event, exc)
             else:
-                self._counters.pending -= 1
-                self._counters.events_handled += 1
+                self._counters.counts.pending -= 1
+                self._counters.counts.events_handled += 1
         except Exception:
             log.exception("event %s: spool update failed; trying again shortly", event_id)
             retry_at = time.time() + self._settings.backoff_base_s
@@ -146,9 +146,9 @@ class Consumer:
     def _bury(self, event: SpooledEvent) -> None:
         """Dead-letter an event whose every attempt ended with its worker: the chat moves on."""
         self._spool.fail(event.event_id, NO_OUTCOME, None)
-        self._counters.pending -= 1
-        self._counters.events_failed += 1
-        self._counters.dead_letters += 1
+        self._counters.counts.pending -= 1
+        self._counters.counts.events_failed += 1
+        self._counters.counts.dead_letters += 1
         log.error("event %s dead-lettered after %d attempt(s): %s",
                   event.event_id, event.attempts, NO_OUTCOME)
 
@@ -156,7 +156,7 @@ class Consumer:
         """Record the failed attempt (`take` counted it); return when to retry, or None once
         it is a dead letter."""
         attempts = event.attempts
-        self._counters.events_failed += 1
+        self._counters.counts.events_failed += 1
         permanent = isinstance(exc, EventError) and exc.permanent
         rate_limited = isinstance(exc, EventError) and exc.rate_limited
         error = str(exc) if isinstance(exc, EventError) else f"{type(exc).__name__}: {exc}"
@@ -165,8 +165,8 @@ class Consumer:
             log.error("event %s handler raised", event.event_id, exc_info=exc)
         if permanent or attempts >= self._settings.max_attempts:
             self._spool.fail(event.event_id, error, None)
-            self._counters.pending -= 1
-            self._counters.dead_letters += 1
+            self._counters.counts.pending -= 1
+            self._counters.counts.dead_letters += 1
             log.error("event %s dead-lettered after %d attempt(s): %s",
                       event.event_id, attempts, error)
             return None

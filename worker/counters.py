@@ -3,6 +3,7 @@
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
+from shared.counts import EventCounts
 from shared.messages import ACK_BUCKETS, REPLY_BUCKETS, Histogram
 
 
@@ -35,23 +36,15 @@ class Latencies:
 class Counters:
     """Current numbers for the status API and the metrics.
 
-    events_received counts distinct events (duplicates are counted apart),
-    pending and dead_letters mirror the spool rows. events_handled counts
-    events finished (replied, answered with nothing or ignored),
-    events_failed every failed attempt, retried or not.
+    `counts` is the shared counter set the heartbeat carries (shared/counts.py);
+    the rest stays in the worker: duplicates (counted apart from
+    `counts.events_received`), messages sent through the API, the last event's
+    wall-clock time and the latency histograms.
     """
 
-    events_received: int = 0
-    replies_sent: int = 0
-    pending: int = 0
-    dead_letters: int = 0
-    last_event_at: float | None = None
+    counts: EventCounts = field(default_factory=EventCounts)
+    last_event_epoch: float | None = None
     duplicates: int = 0
     messages_sent: int = 0
-    events_handled: int = 0
-    events_failed: int = 0
-    replies_dropped: int = 0
-    """Answers not sent: the message to answer was gone (withdrawn, deleted), or the
-    event named no chat to answer in."""
     ack_latency: Latencies = field(default_factory=lambda: Latencies(ACK_BUCKETS))
     reply_latency: Latencies = field(default_factory=lambda: Latencies(REPLY_BUCKETS))

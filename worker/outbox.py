@@ -116,7 +116,7 @@ class Outbox:
         return sent
 
     def _drop(self, message: Message, why: str) -> None:
-        self._counters.replies_dropped += 1
+        self._counters.counts.replies_dropped += 1
         log.warning("event %s: answer dropped: %s", message.event_id, why)
 
 

@@ -104,9 +104,9 @@ class EventPipeline:
         self.paths = paths
         self.counters = Counters()
         self._spool = Spool(paths.spool(bot.id))
-        counts = self._spool.counts()
-        self.counters.pending = counts.get(PENDING, 0)
-        self.counters.dead_letters = counts.get(DEAD, 0)
+        rows = self._spool.counts()
+        self.counters.counts.pending = rows.get(PENDING, 0)
+        self.counters.counts.dead_letters = rows.get(DEAD, 0)
         self._http = HttpSession(policy.urls if policy is not None else None)
         self._messenger = Messenger(bot)
         settings = settings or ConsumerSettings()
@@ -158,10 +158,10 @@ class EventPipeline:
         chat_key = chat_id or event_id
         message_id = message.message_id if message is not None else ""
         if self._spool.add(event_id, chat_key, event_type, payload, message_id):
-            counters = self.counters
-            counters.events_received += 1
-            counters.pending += 1
-            counters.last_event_at = time.time()
+            counts = self.counters.counts
+            counts.events_received += 1
+            counts.pending += 1
+            self.counters.last_event_epoch = time.time()
             self._consumer.enqueue(event_id, chat_key)
         else:
             self.counters.duplicates += 1
@@ -213,8 +213,8 @@ class EventPipeline:
             log.info("card action %s is a redelivery: %s", action.event_id,
                      "the first answer again" if known and known[1] else "empty answer")
             return json.loads(known[1]) if known and known[1] else None
-        self.counters.events_received += 1
-        self.counters.last_event_at = time.time()
+        self.counters.counts.events_received += 1
+        self.counters.last_event_epoch = time.time()
         try:
             async with asyncio.timeout(CARD_ACTION_DEADLINE_S):
                 result = await self._handler.card_action(action)
@@ -229,7 +229,7 @@ class EventPipeline:
         answer = result.wire() if result is not None else None
         self._spool.save_answer(action.event_id,
                                 json.dumps(answer, ensure_ascii=False) if answer else None)
-        self.counters.events_handled += 1
+        self.counters.counts.events_handled += 1
         log.info("card action %s answered in %d ms (%s)", action.event_id,
                  (perf_counter() - started) * 1000,
                  ", ".join(answer) if answer else "empty")
@@ -263,8 +263,8 @@ class EventPipeline:
         if not self._spool.revive(event_id):
             status = self._spool.status(event_id)
             return False, "unknown event" if status is None else f"event is {status}, not dead"
-        self.counters.dead_letters -= 1
-        self.counters.pending += 1
+        self.counters.counts.dead_letters -= 1
+        self.counters.counts.pending += 1
         log.info("event %s queued again from the dead letters", event_id)
         revived = self._spool.get(event_id)
         if revived is not None:

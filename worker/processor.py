@@ -157,7 +157,7 @@ class EventProcessor:
 
     def _replied(self, event: SpooledEvent, message_id: str | None) -> None:
         latency = time.time() - event.created_at
-        self._counters.replies_sent += 1
+        self._counters.counts.replies_sent += 1
         self._counters.reply_latency.observe(latency)
         log.debug("event %s replied as %s (latency %d ms)", event.event_id, message_id,
                   latency * 1000)

@@ -114,7 +114,7 @@ class WorkerSession:
         self._board = LivenessBoard(Path(spec.liveness_path)) if spec.liveness_path else None
         self._reported: tuple[object, ...] | None = None
         self._state = ConnState.CONNECTING if self._bot.use_websocket else ConnState.WEBHOOK
-        self._connected_at: float | None = None
+        self._connected_epoch: float | None = None
         self._pipeline: EventPipeline | None = None
         self._connection: LarkConnection | None = None
         self._pipeline_task: asyncio.Task[None] | None = None
@@ -198,7 +198,7 @@ class WorkerSession:
             self._finish(Exit.failed(classify(error)))
 
     def _on_connected(self) -> None:
-        self._connected_at = time.time()
+        self._connected_epoch = time.time()
         logger.info("connected: handshake done and the platform answers pings")
         self._report(ConnState.CONNECTED)
         self._warm_up()
@@ -220,7 +220,7 @@ class WorkerSession:
         """Change the reported state and tell the supervisor now, not at the next heartbeat.
 
         A full heartbeat goes first, so the supervisor never holds the new
-        state without the fields that come with it (connected_at).
+        state without the fields that come with it (connected_epoch).
         """
         self._state = state
         self._send(self._heartbeat_message())
@@ -265,12 +265,11 @@ class WorkerSession:
 
     def _figures(self) -> tuple[object, ...]:
         """What a heartbeat reports, cheaply: the histograms move only with these."""
-        head = (self._state, self._connected_at, self._private_memory.bytes())
+        head = (self._state, self._connected_epoch, self._private_memory.bytes())
         if self._pipeline is None:
             return head
-        c = self._pipeline.counters
-        return (*head, c.last_event_at, c.events_received, c.replies_sent, c.pending,
-                c.dead_letters, c.events_handled, c.events_failed, c.replies_dropped)
+        counters = self._pipeline.counters
+        return (*head, counters.last_event_epoch, counters.counts.copy())
 
     def _heartbeat_message(self) -> Heartbeat:
         self._reported = self._figures()
@@ -278,19 +277,13 @@ class WorkerSession:
             bot_id=self._bot.id,
             incarnation=self._spec.incarnation,
             state=self._state,
-            connected_at=self._connected_at,
+            connected_epoch=self._connected_epoch,
             private_bytes=self._private_memory.bytes(),
         )
         if self._pipeline is not None:
             counters = self._pipeline.counters
-            message.last_event_at = counters.last_event_at
-            message.events_received = counters.events_received
-            message.replies_sent = counters.replies_sent
-            message.pending = counters.pending
-            message.dead_letters = counters.dead_letters
-            message.events_handled = counters.events_handled
-            message.events_failed = counters.events_failed
-            message.replies_dropped = counters.replies_dropped
+            message.last_event_epoch = counters.last_event_epoch
+            message.counts = counters.counts.copy()
             message.ack_latency = counters.ack_latency.snapshot()
             message.reply_latency = counters.reply_latency.snapshot()
         return message
@@ -383,11 +376,12 @@ class WorkerSession:
         in (the connection is closed), so a handover to another node leaves nothing
         behind in this spool unless the grace runs out first. Events that stop making
         progress (a failing handler in retry backoff) are left after DRAIN_STALL."""
-        last, progress_at = pipeline.counters.pending, time.monotonic()
-        while pipeline.counters.pending > 0 and time.monotonic() - progress_at < DRAIN_STALL:
+        counts = pipeline.counters.counts
+        last, progress_mono = counts.pending, time.monotonic()
+        while counts.pending > 0 and time.monotonic() - progress_mono < DRAIN_STALL:
             await asyncio.sleep(DRAIN_POLL)
-            if pipeline.counters.pending < last:
-                last, progress_at = pipeline.counters.pending, time.monotonic()
+            if counts.pending < last:
+                last, progress_mono = counts.pending, time.monotonic()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """A task that lives as long as the session; if it crashes, the session ends."""
