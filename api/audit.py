@@ -22,7 +22,8 @@ from api.body import json_response
 from api.errors import ApiError, Handler
 from api.keys import REGISTRY, USER
 from api.routing import Access, Route
-from api.schemas import AuditList, AuditView, iso
+from api.schemas import AuditList, AuditView
+from shared.clocks import iso
 
 logger = logging.getLogger("larkfleet.audit")
 

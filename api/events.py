@@ -24,6 +24,7 @@ from api.auth import caller, owner_scope
 from api.keys import FLEET, REGISTRY
 from api.routing import Route
 from shared.changes import Change, Subscription
+from shared.clocks import iso
 from shared.status import BotStatus
 
 KEEPALIVE_SECONDS = 15.0
@@ -32,10 +33,6 @@ READY = b": ready\n\n"
 """Comment line after the first snapshot: what follows are changes."""
 QUEUE = 8192
 """Records a stream may fall behind before it is resynchronised with a snapshot."""
-
-
-def iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 def _line(status: dict[str, Any] | None, **extra: Any) -> bytes:

@@ -15,8 +15,8 @@ from api.schemas import (
     MessageSent,
     RetryQueued,
     SendMessage,
-    iso,
 )
+from shared.clocks import iso
 from shared.idempotency import new_api_uuid
 from shared.messages import NO_WORKER
 from shared.results import ResultError, parse_result

@@ -7,7 +7,7 @@ being added to a response later.
 
 import functools
 import operator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
@@ -20,6 +20,7 @@ from shared.botconfig import (
     HandlerSpec,
     mask_proxy,
 )
+from shared.clocks import iso
 from shared.status import BotStatus
 from store import BotRecord, TokenRecord, User
 
@@ -149,11 +150,6 @@ class BotView(Struct, rename="camel", kw_only=True):
     created_at: str
     updated_at: str
 
-
-def iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
 def bot_view(record: BotRecord) -> BotView:

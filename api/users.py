@@ -24,10 +24,10 @@ from api.schemas import (
     UserDeleted,
     UserList,
     UserToken,
-    iso,
     token_view,
     user_view,
 )
+from shared.clocks import iso
 from store import Conflict, NotFound, Store
 
 

@@ -1,7 +1,6 @@
 """What the supervisor knows about one bot: the wish, its lifecycle, worker and last report.
 
-Two clocks, named by suffix: `_mono` is time.monotonic() (deadlines, durations),
-`_epoch` is wall-clock seconds (what the API shows). Three words for "state",
+Times name their clock by suffix (`_mono`, `_epoch`: shared/clocks.py). Three words for "state",
 one per layer: `phase` is the supervisor's (supervisor.lifecycle.Phase), the
 worker `reports` its connection state, and `api_state()` is what the API says.
 """
@@ -9,10 +8,10 @@ worker `reports` its connection state, and `api_state()` is what the API says.
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import msgspec
 
+from shared.clocks import iso
 from shared.counts import EventCounts
 from shared.messages import Heartbeat, worker_identity
 from shared.states import ConnState
@@ -20,14 +19,6 @@ from shared.status import BotMetrics, BotStatus
 from supervisor.backoff import Backoff, BackoffPolicy
 from supervisor.lifecycle import Lifecycle, Phase
 from supervisor.ports import Worker
-
-
-def iso(epoch: float | None) -> str | None:
-    """Epoch seconds as ISO-8601 UTC, the API's time format."""
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
-
 
 INTERNAL = "internal"
 """The error code of a bot whose supervision step raised (a bug, contained to that bot)."""
@@ -56,7 +47,8 @@ class ManagedBot:
     incarnation: int = 0
     pid: int | None = None
     started_mono: float = 0.0
-    heard_mono: float = 0.0
+    alive_mono: float = 0.0
+    """When the current worker last showed it is alive: the hang timeout counts from here."""
     heartbeat_epoch: float | None = None
     stop_deadline_mono: float = 0.0
     retry_mono: float = 0.0
@@ -153,18 +145,19 @@ class ManagedBot:
         self.error = self.error_code = None
         self.backoff.reset()
 
-    def heard(self, now_mono: float) -> None:
-        self.heard_mono = now_mono
+    def seen_alive(self, now_mono: float) -> None:
+        """Any word from the current worker (a message or a beat) proves it alive now."""
+        self.alive_mono = now_mono
 
-    def beat(self, now_mono: float) -> None:
+    def beat_seen(self, now_mono: float) -> None:
         """The worker's liveness counter moved: alive, and (when connected) its uptime
         counts toward resetting the backoff, as no report comes while nothing changes."""
-        self.heard(now_mono)
+        self.seen_alive(now_mono)
         self.heartbeat_epoch = time.time()
         if self.connected_since_mono is not None:
             self.backoff.connected_for(now_mono - self.connected_since_mono)
 
-    def took(self, report: Heartbeat, now_mono: float) -> None:
+    def keep_report(self, report: Heartbeat, now_mono: float) -> None:
         """Keep the latest report; count uptime toward resetting the backoff."""
         self.report = report
         self.heartbeat_epoch = time.time()

@@ -31,7 +31,7 @@ class View:
     """The zygote can fork."""
     shutting_down: bool = False
     started_mono: float = 0.0
-    heard_mono: float = 0.0
+    alive_mono: float = 0.0
     stop_deadline_mono: float = 0.0
     retry_mono: float = 0.0
 
@@ -89,7 +89,7 @@ def decide(view: View, timeouts: Timeouts, now_mono: float) -> Action | None:
             return None
         if phase == Phase.STARTING and now_mono - view.started_mono > timeouts.start:
             return Action(Verb.KILL, f"no hello within {timeouts.start:g} s")
-        if phase == Phase.RUNNING and now_mono - view.heard_mono > timeouts.heartbeat:
+        if phase == Phase.RUNNING and now_mono - view.alive_mono > timeouts.heartbeat:
             return Action(Verb.KILL, f"no heartbeat for {timeouts.heartbeat:g} s")
         return None
     # STOPPING

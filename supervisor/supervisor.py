@@ -435,8 +435,8 @@ class Supervisor:
         for bot in list(self._bots.values()):
             if liveness is not None and bot.worker is not None and bot.phase in ALIVE:
                 beat = liveness.last_beat(bot.bot_id, now)
-                if beat is not None and beat > bot.heard_mono:
-                    bot.beat(beat)
+                if beat is not None and beat > bot.alive_mono:
+                    bot.beat_seen(beat)
             self._contained(bot.bot_id, lambda bot=bot: self._step(bot, now))
 
     def _step(self, bot: ManagedBot, now: float | None = None) -> None:
@@ -461,7 +461,7 @@ class Supervisor:
             ready=self._ready and not self._stopping,
             shutting_down=self._stopping,
             started_mono=bot.started_mono,
-            heard_mono=bot.heard_mono,
+            alive_mono=bot.alive_mono,
             stop_deadline_mono=bot.stop_deadline_mono,
             retry_mono=bot.retry_mono,
         )
@@ -670,22 +670,22 @@ class Supervisor:
 
     def _on_message(self, identity: bytes, message: FromWorker) -> None:
         bot_id = getattr(message, "bot_id", "(unknown)")
-        self._contained(bot_id, lambda: self._heard(identity, message))
+        self._contained(bot_id, lambda: self._handle(identity, message))
 
-    def _heard(self, identity: bytes, message: FromWorker) -> None:
+    def _handle(self, identity: bytes, message: FromWorker) -> None:
         bot = self._bots.get(message.bot_id)
         if bot is None or message.incarnation != bot.incarnation or bot.phase not in ALIVE:
             logger.debug("dropped %s from stale worker %r", type(message).__name__, identity)
             return
         now = self._clock.mono()
-        bot.heard(now)
+        bot.seen_alive(now)
         match message:
             case Hello():
                 bot.pid = message.pid
                 if bot.phase == Phase.STARTING:
                     bot.lifecycle.change(Phase.RUNNING, "hello")
             case Heartbeat():
-                bot.took(message, now)
+                bot.keep_report(message, now)
             case StateChanged():
                 self._state_changed(bot, message, now)
             case DeliverResult() | SendResult() | RetryResult():
@@ -703,7 +703,7 @@ class Supervisor:
             bot_id=bot.bot_id, incarnation=bot.incarnation, state=message.state
         )
         report.state = message.state
-        bot.took(report, now)
+        bot.keep_report(report, now)
         detail = f" ({error})" if error else ""
         logger.info("bot %s: worker reports %s%s", bot.bot_id, message.state, detail)
 

@@ -99,7 +99,7 @@ class LarkConnection(sdk.Client):
         self._endpoint_timeout = endpoint_timeout
         self._silence_pings = silence_pings
         self._discovered_url: str | None = None
-        self._last_frame_at = time.monotonic()
+        self._last_frame_mono = time.monotonic()
         self._first_pong = asyncio.Event()
         self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -110,7 +110,7 @@ class LarkConnection(sdk.Client):
         pong arrived, never before.
         """
         await self._connect()
-        self._last_frame_at = time.monotonic()
+        self._last_frame_mono = time.monotonic()
         tasks = [
             asyncio.ensure_future(self._ping_loop()),
             asyncio.ensure_future(self._watch_silence()),
@@ -168,7 +168,7 @@ class LarkConnection(sdk.Client):
             self._end(error)
 
     async def _handle_message(self, msg: bytes) -> None:
-        self._last_frame_at = time.monotonic()
+        self._last_frame_mono = time.monotonic()
         await super()._handle_message(msg)
 
     async def _handle_data_frame(self, frame: Frame) -> None:
@@ -211,7 +211,7 @@ class LarkConnection(sdk.Client):
         """Sleep until the silence deadline; each frame that arrived in between moves it."""
         while True:
             limit = self._silence_pings * self.ping_interval()
-            quiet = time.monotonic() - self._last_frame_at
+            quiet = time.monotonic() - self._last_frame_mono
             if quiet >= limit:
                 self._end(ConnectionSilent(f"no frame from the platform for {quiet:.1f} s"))
                 return

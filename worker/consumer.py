@@ -113,7 +113,7 @@ class Consumer:
         return self._schedule.next_due()
 
     async def _run_one(self, chat_key: str, event_id: str) -> None:
-        retry_at: float | None = None
+        retry_epoch: float | None = None
         try:
             event = self._spool.take(event_id)
             if event is None:
@@ -128,19 +128,19 @@ class Consumer:
                 self._spool.untake(event_id)
                 raise
             except Exception as exc:
-                retry_at = self._record_failure(event, exc)
+                retry_epoch = self._record_failure(event, exc)
             else:
                 self._counters.counts.pending -= 1
                 self._counters.counts.events_handled += 1
         except Exception:
             log.exception("event %s: spool update failed; trying again shortly", event_id)
-            retry_at = time.time() + self._settings.backoff_base_s
+            retry_epoch = time.time() + self._settings.backoff_base_s
         finally:
             self._inflight.pop(chat_key, None)
-            if retry_at is None:
+            if retry_epoch is None:
                 self._schedule.done(chat_key)
             else:
-                self._schedule.retry(chat_key, retry_at)
+                self._schedule.retry(chat_key, retry_epoch)
             self._wake.set()
 
     def _bury(self, event: SpooledEvent) -> None:
@@ -170,12 +170,12 @@ class Consumer:
             log.error("event %s dead-lettered after %d attempt(s): %s",
                       event.event_id, attempts, error)
             return None
-        retry_at = time.time() + self._settings.retry_delay(attempts, rate_limited)
-        self._spool.fail(event.event_id, error, retry_at)
+        retry_epoch = time.time() + self._settings.retry_delay(attempts, rate_limited)
+        self._spool.fail(event.event_id, error, retry_epoch)
         log.warning("event %s failed (attempt %d/%d), retry in %.1f s: %s",
                     event.event_id, attempts, self._settings.max_attempts,
-                    retry_at - time.time(), error)
-        return retry_at
+                    retry_epoch - time.time(), error)
+        return retry_epoch
 
     async def _checkpoint_forever(self) -> None:
         while True:

@@ -98,17 +98,17 @@ class SupervisorWatch:
         self._timeout = timeout
         self._tick = min(0.5, timeout / 4)
         self._parent = os.getppid()
-        self._heard_at = time.monotonic()
+        self._alive_mono = time.monotonic()
 
-    def heard(self) -> None:
+    def seen_alive(self) -> None:
         """Any well-formed message (or beat) from the supervisor proves it is alive."""
-        self._heard_at = time.monotonic()
+        self._alive_mono = time.monotonic()
 
     def check(self) -> str | None:
         """Why the supervisor is considered gone now, or None while it is alive."""
         if os.getppid() != self._parent:
             return f"parent process {self._parent} is gone"
-        silent = time.monotonic() - self._heard_at
+        silent = time.monotonic() - self._alive_mono
         if silent > self._timeout:
             return f"no word from the supervisor for {silent:.1f} s"
         return None

@@ -28,7 +28,7 @@ from shared.results import Reply, Text
 from worker.content import Message
 from worker.counters import Counters
 from worker.errors import EventError
-from worker.replies import Messenger, SendResult, Target
+from worker.replies import CallResult, Messenger, Target
 from worker.split import TEXT_BODY_LIMIT, split_reply, split_text
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def _smaller(part: _Part) -> list[_Part]:
             for i, p in enumerate(pieces)]
 
 
-def _failure(result: SendResult) -> EventError:
+def _failure(result: CallResult) -> EventError:
     text = f"send failed: code {result.code}: {result.error}"
     permanent = result.code in TERMINAL_CODES or result.code == TOO_LONG
     return EventError(text, permanent=permanent, rate_limited=result.rate_limited)

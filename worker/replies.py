@@ -72,7 +72,7 @@ def reply_uuid(event_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class SendResult:
+class CallResult:
     """The outcome of one API call; `code` is the platform's code (0 = ok)."""
 
     ok: bool
@@ -162,10 +162,10 @@ class Messenger:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function, *args)
 
-    async def _run(self, method, request, key_of=None) -> SendResult:
+    async def _run(self, method, request, key_of=None) -> CallResult:
         return await self.run_blocking(self._call_refreshing, method, request, key_of)
 
-    def _call_refreshing(self, method, request, key_of=None) -> SendResult:
+    def _call_refreshing(self, method, request, key_of=None) -> CallResult:
         result = self._call(method, request, key_of)
         if result.code in TOKEN_INVALID_CODES:
             log.warning("tenant token refused (code %s): fetching a fresh one and retrying once",
@@ -174,7 +174,7 @@ class Messenger:
             result = self._call(method, request, key_of)
         return result
 
-    async def _paced(self, chat_key: str, method, request) -> SendResult:
+    async def _paced(self, chat_key: str, method, request) -> CallResult:
         """One call through the chat's and the app's windows; refusals for rate wait the
         platform's reset and retry in place, the chat still held (order kept)."""
         async with self.pacer.turn(chat_key) as turn:
@@ -192,7 +192,7 @@ class Messenger:
             return result
 
     @staticmethod
-    def _hold(turn: ChatTurn, result: SendResult) -> None:
+    def _hold(turn: ChatTurn, result: CallResult) -> None:
         seconds = result.reset_s if result.reset_s is not None else DEFAULT_RESET_S
         if result.code == CHAT_LIMIT_CODE:
             turn.hold_chat(seconds)
@@ -200,7 +200,7 @@ class Messenger:
             turn.hold_app(seconds)
 
     async def send(self, target: Target, msg_type: str, content: str,
-                   uuid: str | None) -> SendResult:
+                   uuid: str | None) -> CallResult:
         """Send one message (`content` is the JSON string of `msg_type`), paced, by `uuid`."""
         if target.reply_to:
             body = ReplyMessageRequestBody.builder().msg_type(msg_type).content(content)
@@ -219,7 +219,7 @@ class Messenger:
                    .request_body(builder.build()).build())
         return await self._paced(target.chat_key, self._im.v1.message.create, request)
 
-    async def send_reply(self, target: Target, reply: Reply, uuid: str | None) -> SendResult:
+    async def send_reply(self, target: Target, reply: Reply, uuid: str | None) -> CallResult:
         """Send one handler reply; an image or file is uploaded first, then sent by its key."""
         media_key = None
         if isinstance(reply, Image | File):
@@ -230,7 +230,7 @@ class Messenger:
         msg_type, content = to_content(reply, media_key)
         return await self.send(target, msg_type, content, uuid)
 
-    async def upload(self, reply: Image | File) -> SendResult:
+    async def upload(self, reply: Image | File) -> CallResult:
         """Upload an image (im/v1/images, type message) or a file (im/v1/files): `key` is its key.
 
         Not paced: uploads are not messages. Not idempotent either, which is
@@ -249,17 +249,17 @@ class Messenger:
         request = CreateFileRequest.builder().request_body(body).build()
         return await self._run(self._im.v1.file.create, request, lambda data: data.file_key)
 
-    async def update_card(self, message_id: str, card: dict, chat_key: str) -> SendResult:
+    async def update_card(self, message_id: str, card: dict, chat_key: str) -> CallResult:
         """Replace a sent card's content (PATCH im/v1/messages/{id}), paced with the chat."""
         body = PatchMessageRequestBody.builder().content(json.dumps(card, ensure_ascii=False))
         request = (PatchMessageRequest.builder().message_id(message_id)
                    .request_body(body.build()).build())
         result = await self._paced(chat_key, self._im.v1.message.patch, request)
         if result.ok:
-            return SendResult(True, message_id=message_id, code=0, http_status=result.http_status)
+            return CallResult(True, message_id=message_id, code=0, http_status=result.http_status)
         return result
 
-    async def add_reaction(self, message_id: str, emoji_type: str) -> SendResult:
+    async def add_reaction(self, message_id: str, emoji_type: str) -> CallResult:
         """React to a message (im/v1/messages/{id}/reactions): `key` is the reaction id."""
         body = (CreateMessageReactionRequestBody.builder()
                 .reaction_type(Emoji.builder().emoji_type(emoji_type).build()).build())
@@ -268,40 +268,40 @@ class Messenger:
         return await self._run(self._im.v1.message_reaction.create, request,
                                lambda data: data.reaction_id)
 
-    async def remove_reaction(self, message_id: str, reaction_id: str) -> SendResult:
+    async def remove_reaction(self, message_id: str, reaction_id: str) -> CallResult:
         request = (DeleteMessageReactionRequest.builder().message_id(message_id)
                    .reaction_id(reaction_id).build())
         return await self._run(self._im.v1.message_reaction.delete, request)
 
-    async def reply(self, message_id: str, text: str, uuid: str, chat_id: str = "") -> SendResult:
+    async def reply(self, message_id: str, text: str, uuid: str, chat_id: str = "") -> CallResult:
         """Reply to a message with text, idempotent by `uuid`."""
         content = json.dumps({"text": text}, ensure_ascii=False)
         return await self.send(Target.reply(message_id, chat_id), "text", content, uuid)
 
     async def create(
         self, receive_id: str, receive_id_type: str, text: str, uuid: str | None
-    ) -> SendResult:
+    ) -> CallResult:
         """Send a new text message to a user or chat."""
         content = json.dumps({"text": text}, ensure_ascii=False)
         return await self.send(Target.new(receive_id, receive_id_type), "text", content, uuid)
 
     @staticmethod
-    def _call(method, request, key_of=None) -> SendResult:
+    def _call(method, request, key_of=None) -> CallResult:
         try:
             response = method(request)
         except Exception as exc:
             code = getattr(exc, "code", None)
-            return SendResult(False, code=code if isinstance(code, int) else None,
+            return CallResult(False, code=code if isinstance(code, int) else None,
                               error=f"{type(exc).__name__}: {exc}")
         raw = response.raw
         status = raw.status_code if raw is not None else None
         if not response.success():
-            return SendResult(False, code=response.code, error=response.msg, http_status=status,
+            return CallResult(False, code=response.code, error=response.msg, http_status=status,
                               reset_s=_reset_seconds(raw.headers if raw is not None else {}))
         data = getattr(response, "data", None)
         message_id = getattr(data, "message_id", None) if data is not None else None
         key = key_of(data) if key_of is not None and data is not None else None
-        return SendResult(True, message_id=message_id, code=0, http_status=status, key=key)
+        return CallResult(True, message_id=message_id, code=0, http_status=status, key=key)
 
 
 def _reset_seconds(headers: dict[str, str]) -> float | None:

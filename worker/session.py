@@ -253,7 +253,7 @@ class WorkerSession:
         while True:
             board.beat(spec.liveness_slot, spec.liveness_token)
             if supervisor.look(board, SUPERVISOR_SLOT, time.monotonic()):
-                self._watch.heard()
+                self._watch.seen_alive()
             reason = self._watch.check()
             if reason is not None:
                 self._finish(Exit.supervisor_gone(reason))
@@ -294,7 +294,7 @@ class WorkerSession:
     async def _listen(self) -> None:
         while True:
             message = await self._control.receive()
-            self._watch.heard()
+            self._watch.seen_alive()
             match message:
                 case Ping():
                     pass

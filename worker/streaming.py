@@ -30,7 +30,7 @@ from shared.idempotency import send_uuid
 from worker.content import neutralise_at_all
 from worker.errors import EventError
 from worker.outbox import TARGET_GONE_CODES, TERMINAL_CODES
-from worker.replies import Messenger, SendResult, Target
+from worker.replies import CallResult, Messenger, Target
 from worker.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class StreamedCard:
         self._target = target
         self._interval_s = interval_s
         self._message_id = ""
-        self._updated_at = 0.0
+        self._updated_mono = 0.0
         self.updates = 0
 
     @property
@@ -161,7 +161,7 @@ class StreamedCard:
 
     async def _pace(self) -> None:
         """Wait until the interval since the last update has passed."""
-        delay = self._updated_at + self._interval_s - time.monotonic()
+        delay = self._updated_mono + self._interval_s - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -172,13 +172,13 @@ class StreamedCard:
             result = await self._messenger.update_card(self._message_id, card,
                                                        self._target.chat_key)
         finally:
-            self._updated_at = time.monotonic()
+            self._updated_mono = time.monotonic()
         if not result.ok:
             raise _failure("card update failed", result)
         self.updates += 1
 
 
-def _failure(what: str, result: SendResult) -> EventError:
+def _failure(what: str, result: CallResult) -> EventError:
     """A refused send or update: permanent when retrying cannot help (worker/outbox.py's
     terminal codes, or the message to answer is gone), else retried (longer for rate)."""
     permanent = result.code in TERMINAL_CODES or result.code in TARGET_GONE_CODES

@@ -368,7 +368,7 @@ class ClusterNode:
                 self._published.clear()
                 workers.lease_lost(lost)
 
-    def _heard(self, payload: str) -> None:
+    def _on_notice(self, payload: str) -> None:
         """Every notification wakes a round; a connect also retries a held bot at once."""
         self._wake.set()
         kind, _, bot_id = payload.partition(":")
@@ -408,7 +408,7 @@ class ClusterNode:
                     self.listening = True
                     self._wake.set()  # whatever was missed while not listening
                     async for notice in conn.notifies():
-                        self._heard(notice.payload)
+                        self._on_notice(notice.payload)
             except (psycopg.Error, OSError) as error:
                 logger.debug("node %s: listener: %s", self.node_id, type(error).__name__)
             self.listening = False

@@ -1,0 +1,21 @@
+"""The two clocks, how names say which one a time is on, and the API's time format.
+
+Every time held as a number names its clock by suffix:
+- `_mono`: `time.monotonic()` seconds, for deadlines, timeouts and durations; never
+  shown, never stored, meaningless in another process.
+- `_epoch`: wall-clock seconds since 1970 (`time.time()`), for what is shown or stored.
+- `_s`: a duration in seconds (an interval, a delay), on no clock.
+`_at` names only what the API shows or a database keeps as a date (architecture.md's
+`connectedAt`, `nextRetryAt`, `expiresAt`; SQL columns such as the spool's
+`next_attempt_at`, wall clock): those are ISO-8601 strings, `datetime`s or stored columns.
+"""
+
+from datetime import UTC, datetime
+
+
+def iso(epoch: float | None) -> str | None:
+    """Wall-clock seconds as the API's time: ISO-8601 UTC in milliseconds, `Z` suffixed
+    (`2026-12-01T03:12:22.123Z`); None stays None (JSON null)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
