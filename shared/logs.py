@@ -12,6 +12,8 @@ import threading
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
+import ahocorasick
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
@@ -29,17 +31,20 @@ class SecretRedactor(logging.Filter):
     """Replaces known secret values and URL credentials in every record.
 
     Secrets are kept per owner (a bot, a token), so a changed or deleted bot's
-    old secrets leave the set instead of piling up for the life of the process;
-    each change rebuilds one compiled pattern (longest secret first, so one
-    that contains another is masked whole), and a record costs one regex pass
-    however many bots the process knows.
+    old secrets leave the set instead of piling up for the life of the process.
+    They are matched with one Aho-Corasick automaton (pyahocorasick): a record
+    costs one pass however many secrets the process knows, the longest match
+    wins (a secret that contains another is masked whole), and a change rebuilds
+    the automaton in C in about a millisecond for 3,000 secrets. (One regex
+    alternation of every secret, the earlier design, cost ~120 ms of pure-Python
+    pattern parsing per change at 1,000 bots: creating bots went quadratic.)
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
         self._owned: dict[str, frozenset[str]] = {}
-        self._pattern: re.Pattern[str] | None = None
+        self._automaton: ahocorasick.Automaton | None = None
 
     def add(self, *secrets: str) -> None:
         """Secrets that stay for the life of the process (the admin token, a DB password)."""
@@ -67,13 +72,12 @@ class SecretRedactor(logging.Filter):
             self._owned[owner] = secrets
         else:
             self._owned.pop(owner, None)
-        ordered = sorted(self.secrets(), key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._automaton = _automaton(self.secrets())
 
     def redact(self, text: str) -> str:
-        pattern = self._pattern
-        if pattern is not None:
-            text = pattern.sub(MASK, text)
+        automaton = self._automaton  # swapped whole on change, so no lock on the hot path
+        if automaton is not None:
+            text = _mask(automaton, text)
         return _URL_CREDENTIALS.sub(rf"\1{MASK}", text)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -85,6 +89,30 @@ class SecretRedactor(logging.Filter):
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
         return True
+
+
+def _automaton(secrets: frozenset[str]) -> "ahocorasick.Automaton | None":
+    """A matcher of `secrets` whose value is each secret's length; None when empty."""
+    if not secrets:
+        return None
+    automaton = ahocorasick.Automaton()
+    for secret in secrets:
+        automaton.add_word(secret, len(secret))
+    automaton.make_automaton()
+    return automaton
+
+
+def _mask(automaton: "ahocorasick.Automaton", text: str) -> str:
+    """`text` with every leftmost-longest, non-overlapping match replaced by MASK."""
+    pieces, start = [], 0
+    for end, length in automaton.iter_long(text):
+        pieces.append(text[start:end + 1 - length])
+        pieces.append(MASK)
+        start = end + 1
+    if not pieces:
+        return text
+    pieces.append(text[start:])
+    return "".join(pieces)
 
 
 def _valid(secrets: tuple[str, ...]) -> frozenset[str]:

@@ -1,5 +1,10 @@
 """The log redactor: per-owner secrets, rebuilt on change, one pass per record."""
 
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from shared.logs import MASK, SecretRedactor
 
 
@@ -20,3 +25,17 @@ def test_a_secret_inside_another_is_masked_whole() -> None:
     redactor.set("bot:1", "secret-value")
     redactor.set("bot:2", "my-secret-value-long")
     assert redactor.redact("x my-secret-value-long y secret-value") == f"x {MASK} y {MASK}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(secrets=st.sets(st.text("abc-", min_size=4, max_size=8), max_size=5),
+       text=st.text("abc- x", max_size=40))
+def test_masking_is_leftmost_longest_like_one_alternation_of_every_secret(
+    secrets: set[str], text: str
+) -> None:
+    """The automaton masks exactly what one regex of every secret, longest first, masks."""
+    redactor = SecretRedactor()
+    redactor.set("bot:1", *secrets)
+    ordered = sorted(secrets, key=len, reverse=True)
+    expected = re.sub("|".join(map(re.escape, ordered)), MASK, text) if ordered else text
+    assert redactor.redact(text) == expected
