@@ -97,8 +97,8 @@ class _NoWorkers:
     def lease_lost(self, bot_ids: list[str]) -> None:
         pass
 
-    async def hand_over(self, bot_id: str) -> None:
-        pass
+    async def hand_over(self, bot_id: str, answered_since: float) -> list[tuple[str, str]]:
+        return []
 
     async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
         pass

@@ -156,8 +156,17 @@ class RetryResult(_FromWorker, tag="retry_result"):
     """Made by the supervisor, which stopped waiting: the worker may still queue it."""
 
 
+class Answered(_FromWorker, tag="answered"):
+    """Cluster mode: events this worker answered (or ignored for good) since its last
+    report, as (event id, IM message id or "") pairs, for the other nodes' dedup.
+    Sent at most once per heartbeat interval, and once more as the worker ends."""
+
+    keys: list[tuple[str, str]] = msgspec.field(default_factory=list)
+
+
 ToWorker = Ping | Stop | Deliver | Send | RetryDeadLetter
-FromWorker = Hello | Heartbeat | StateChanged | DeliverResult | SendResult | RetryResult
+FromWorker = (Hello | Heartbeat | StateChanged | DeliverResult | SendResult | RetryResult
+              | Answered)
 Request = Deliver | Send | RetryDeadLetter
 Reply = DeliverResult | SendResult | RetryResult
 
@@ -220,6 +229,9 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     a bot's own `options.proxy` wins (worker/proxy.py)."""
     security: SecurityPolicy = msgspec.field(default_factory=SecurityPolicy)
     """The operator's policy as it applies to this bot's owner (shared/security.py)."""
+    share_answers: bool = False
+    """Cluster mode: report answered events (Answered), so a redelivery to another node
+    after a move is recognised there; one host keeps its dedup in the spool alone."""
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -20,8 +20,14 @@ def default_node_id() -> str:
     return socket.gethostname() or "larkfleet"
 
 
+AnswerKeys = list[tuple[str, str]]
+"""(event id, IM message id or "") of answered events: what dedup across nodes keys on."""
+
+
 class Placement(Protocol):
     node_id: str
+    shares_answers: bool
+    """Whether workers report answered events (`answered`) for the other nodes' dedup."""
 
     def may_run(self, bot_id: str) -> bool:
         """Whether this node may run the bot's worker now."""
@@ -45,9 +51,18 @@ class Placement(Protocol):
     async def wait_released(self, bot_id: str, timeout: float) -> None:
         """Return once no node holds the bot, or after `timeout` seconds."""
 
+    def answered(self, bot_id: str, keys: AnswerKeys) -> None:
+        """A worker here answered these events: publish them for the other nodes."""
+
+    async def answered_elsewhere(self, bot_id: str) -> AnswerKeys:
+        """Before the first start after this node took the bot: the events other nodes
+        answered within the platform's redelivery window (cluster mode), else []."""
+
 
 class SingleNode:
     """One host: every bot may run here; nothing to wait for."""
+
+    shares_answers = False
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
@@ -72,3 +87,9 @@ class SingleNode:
 
     async def wait_released(self, bot_id: str, timeout: float) -> None:
         return None
+
+    def answered(self, bot_id: str, keys: AnswerKeys) -> None:
+        return None
+
+    async def answered_elsewhere(self, bot_id: str) -> AnswerKeys:
+        return []

@@ -28,6 +28,7 @@ from shared.changes import DEFAULT_QUEUE, Change, ChangeFeed, ChangeKind, Subscr
 from shared.logs import redactor
 from shared.messages import (
     NO_WORKER,
+    Answered,
     Deliver,
     DeliverResult,
     FromWorker,
@@ -51,12 +52,13 @@ from store import NotFound, Store
 from supervisor.bot import INTERNAL, ManagedBot
 from supervisor.lifecycle import ALIVE, Phase
 from supervisor.liveness import LivenessMonitor
-from supervisor.placement import Placement, SingleNode, default_node_id
+from supervisor.placement import AnswerKeys, Placement, SingleNode, default_node_id
 from supervisor.policy import Action, Timeouts, Verb, View, after_exit, decide
 from supervisor.ports import Channel, Clock, Processes, SystemClock, Worker, ZygoteProcesses
 from supervisor.requests import PendingRequests
 from supervisor.router import Router
 from supervisor.settings import SupervisorSettings
+from worker.spool import Spool, read_answered
 
 logger = logging.getLogger(__name__)
 
@@ -363,12 +365,15 @@ class Supervisor:
             bot.stop_deadline_mono = min(bot.stop_deadline_mono, now + LEASE_STOP_GRACE)
         self._step(bot, now)
 
-    async def hand_over(self, bot_id: str) -> None:
-        """The node released the bot (placement says no): return once its worker is gone."""
+    async def hand_over(self, bot_id: str, answered_since: float) -> AnswerKeys:
+        """The node released the bot (placement says no): return once its worker is gone,
+        with the events its spool marked done since `answered_since` (epoch s): the last
+        ones may not have been reported yet."""
         bot = self._bots.get(bot_id)
         if bot is not None:
             self._contained(bot_id, lambda: self._step(bot))
             await self._wait_until(lambda: bot.phase not in ALIVE, self.stop_bound())
+        return await asyncio.to_thread(read_answered, self.paths.spool(bot_id), answered_since)
 
     async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
         """A change made through any node's API, heard by the holder."""
@@ -514,6 +519,7 @@ class Supervisor:
             event_retry_base=self.settings.event_retry_base,
             proxy=self.settings.proxy,
             security=self.settings.security.for_owner(trusted),
+            share_answers=self.placement.shares_answers,
         )
         if seat is not None:
             spec.liveness_path, spec.liveness_slot = seat.path, seat.slot
@@ -523,6 +529,7 @@ class Supervisor:
     async def _fork(self, bot: ManagedBot, spec: WorkerSpec) -> None:
         incarnation = spec.incarnation
         try:
+            await self._learn_answered(bot.bot_id)
             worker = await self._processes.spawn(
                 spec, lambda code: self._contained(
                     bot.bot_id, lambda: self._exited(bot, incarnation, code, None))
@@ -540,6 +547,20 @@ class Supervisor:
         logger.info("bot %s: worker pid %s", bot.bot_id, worker.pid)
         if bot.phase == Phase.STOPPING:
             self._processes.kill(worker)
+
+    async def _learn_answered(self, bot_id: str) -> None:
+        """Cluster mode, first start after taking the bot: what other nodes answered goes
+        into this node's spool first, so a redelivery is a duplicate here too. Raises
+        (the start fails and is retried) when the keys cannot be read."""
+        keys = await self.placement.answered_elsewhere(bot_id)
+        if keys:
+            spool = Spool(self.paths.spool(bot_id))
+            try:
+                settled = await asyncio.to_thread(spool.mark_answered, keys)
+            finally:
+                spool.close()
+            logger.info("bot %s: %d event(s) answered on other nodes known here (%d pending"
+                        " settled)", bot_id, len(keys), settled)
 
     def _exited(
         self, bot: ManagedBot, incarnation: int, code: int | None, why: str | None
@@ -673,6 +694,10 @@ class Supervisor:
         self._contained(bot_id, lambda: self._handle(identity, message))
 
     def _handle(self, identity: bytes, message: FromWorker) -> None:
+        if isinstance(message, Answered):  # facts, whichever incarnation: even a last word
+            if message.bot_id in self._bots:
+                self.placement.answered(message.bot_id, message.keys)
+            return
         bot = self._bots.get(message.bot_id)
         if bot is None or message.incarnation != bot.incarnation or bot.phase not in ALIVE:
             logger.debug("dropped %s from stale worker %r", type(message).__name__, identity)

@@ -160,8 +160,9 @@ class FakeWorkers:
             self.running.discard(bot_id)
             self.stopped_at[bot_id] = time.monotonic()
 
-    async def hand_over(self, bot_id: str) -> None:
+    async def hand_over(self, bot_id: str, answered_since: float) -> list[tuple[str, str]]:
         self.running.discard(bot_id)
+        return []
 
     async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
         pass

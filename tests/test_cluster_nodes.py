@@ -94,62 +94,91 @@ def connected_once(bots: dict[str, SimApp], nodes: list[Service]) -> bool:
     return all(node.status(b)["state"] == "connected" for node in nodes for b in bots)
 
 
-@pytest.mark.timeout(240)  # a hang guard for five phases in one test (each bound is below)
-def test_spread_failover_rejoin_handover_and_cut_off(
+@pytest.mark.timeout(240)  # a hang guard for the phases of one test (each bound is below)
+def test_spread_failover_dedup_rejoin_handover_and_cut_off(
     cluster: Cluster, sim_app: Callable[..., SimApp]
 ) -> None:
-    """One scenario, so the nodes start once: spread and agree, any node answers for
-    every bot, kill -9 one node (its bots connected on the other <= 15 s), restart it
-    (it takes its share back), stop one gracefully while events flow (handover: no
-    reply lost or doubled), then cut the last one off PostgreSQL (it closes every
-    connection before its leases could lapse)."""
-    a, b = cluster.launch("node-a", "node-b")
-    bots = make_bots(b, sim_app, 4)
-    wait_until(lambda: connected_once(bots, [a, b]), 30, "every bot connected once")
+    """One scenario on three nodes, so they start once: spread and agree, any node answers
+    for every bot, an event answered on one node, then kill -9 that node (its bots
+    connected on the two others <= 15 s) and the platform redelivers the event there
+    (same event id, and the same message under a new event id): not answered again;
+    restart it (it takes its share back), stop one gracefully while events flow
+    (handover: no reply lost or doubled), then cut the last two off PostgreSQL (they
+    close every connection before their leases could lapse)."""
+    a, b, c = nodes = cluster.launch("node-a", "node-b", "node-c")
+    bots = make_bots(b, sim_app, 6)
+    wait_until(lambda: connected_once(bots, nodes), 30, "every bot connected once")
     holders = cluster.holders(list(bots), via=a)
-    assert holders == cluster.holders(list(bots), via=b), "both nodes agree on every holder"
-    assert sorted(holders.values()) == ["node-a", "node-a", "node-b", "node-b"]
+    assert holders == cluster.holders(list(bots), via=b) == cluster.holders(list(bots), via=c)
+    assert sorted(holders.values()) == ["node-a"] * 2 + ["node-b"] * 2 + ["node-c"] * 2
     assert a.request("GET", "/readyz").json() == {"status": "ready", "node": "node-a"}
     for bot, app in bots.items():  # held elsewhere: forwarded to the holder
-        for node in (a, b):
+        for node in nodes:
             logs = node.request("GET", f"/api/feishu/bots/{bot}/logs?tail=50")
             assert logs.status_code == 200 and "connected" in logs.text, logs.text
             sent = node.request("POST", f"/api/feishu/bots/{bot}/messages",
                                 json={"receiveId": "oc_x", "receiveIdType": "chat_id",
                                       "text": f"hello via {node.data_dir.name}"})
             assert sent.status_code == 200, sent.text
-        assert len(app.sent()) == 2
+        assert len(app.sent()) == len(nodes)
 
-    # A webhook-mode bot, pushed to through both nodes: the non-holder forwards the push.
+    # A webhook-mode bot, pushed to through every node: a non-holder forwards the push.
     hook_app = sim_app(verification_token=HOOK_TOKEN, encrypt_key=HOOK_KEY)
     hook = a.create_bot(hook_app.app_id, hook_app.app_secret, hook_app.url,
                         useWebSocket=False, verificationToken=HOOK_TOKEN, encryptKey=HOOK_KEY)
     wait_until(lambda: a.status(hook)["node"] is not None, 15, "the webhook bot held")
-    for node in (a, b):
+    for node in nodes:
         pushed = hook_app.client.webhook(hook_app.app_id, f"{node.url}/webhook/feishu/{hook}",
                                          text=f"pushed to {node.data_dir.name}")
         assert pushed["status"] == 200, pushed
-    wait_until(lambda: len(hook_app.sent()) == 2, 15, "both pushes answered by the holder")
-    deleted = b.request("DELETE", f"/api/feishu/bots/{hook}")  # through either node
+    wait_until(lambda: len(hook_app.sent()) == len(nodes), 15, "every push answered")
+    deleted = b.request("DELETE", f"/api/feishu/bots/{hook}")  # through another node
     assert deleted.status_code in (200, 204), deleted.text
     wait_until(lambda: all(n.request("GET", f"/api/feishu/bots/{hook}").status_code == 404
-                           for n in (a, b)), 15, "the webhook bot gone on both nodes")
-    wait_until(lambda: connected_once(bots, [a, b]), 30, "every bot connected once")
+                           for n in nodes), 15, "the webhook bot gone on every node")
+    wait_until(lambda: connected_once(bots, nodes), 30, "every bot connected once")
     holders = cluster.holders(list(bots), via=a)
 
-    moved = [bot for bot, holder in holders.items() if holder == "node-b"]
-    b.kill()  # SIGKILL: its workers die with it (parent-death signal)
+    # An event answered on node-c, its key published for the others before the kill.
+    moved = [bot for bot, holder in holders.items() if holder == "node-c"]
+    probe, probe_app = moved[0], bots[moved[0]]
+    chat = {"chat_id": "oc_moved", "wait_ack": 5}
+    first = probe_app.push("answered once", message_id="om_moved_1", **chat)
+    assert first["ack"] is not None, first
+    wait_until(lambda: len(_replies(probe_app)) == 1, 15, "the event answered on node-c")
+    wait_until(lambda: _published(cluster.url, probe, first["eventId"]), 10,
+               "node-c published the answered event")
+
+    c.kill()  # SIGKILL: its workers die with it (parent-death signal)
     killed_at = time.monotonic()
-    wait_until(lambda: all(a.status(x)["node"] == "node-a"
+    wait_until(lambda: all(a.status(x)["node"] in ("node-a", "node-b")
                            and a.status(x)["state"] == "connected" for x in moved)
                and all(bots[x].info()["connections"] == 1 for x in moved),
-               FAILOVER_BOUND, "the dead node's bots connected on the survivor")
+               FAILOVER_BOUND, "the dead node's bots connected on the two others")
     assert time.monotonic() - killed_at <= FAILOVER_BOUND
+    assert {a.status(x)["node"] for x in moved} == {"node-a", "node-b"}, "spread over both"
 
-    (b,) = cluster.launch("node-b")
+    # The platform redelivers to the new holder: the same message under a new event id,
+    # then the same event. Neither is answered again (the first, dropped, leaves no trace
+    # for the second to match); a fresh event after them is (the chat's events run in
+    # order, so its reply comes after any reply to those two).
+    renamed = probe_app.push("the same message again", message_id="om_moved_1", **chat)
+    again = probe_app.push("answered once", event_id=first["eventId"],
+                           message_id="om_moved_1", **chat)
+    assert again["ack"] is not None and renamed["ack"] is not None, (again, renamed)
+    probe_app.push("fresh", **chat)
+    wait_until(lambda: any("fresh" in _text(m) for m in _replies(probe_app)), 15,
+               "the fresh event answered on the new holder")
+    texts = [_text(m) for m in _replies(probe_app)]
+    assert len(texts) == 2, f"a redelivered event was answered twice: {texts}"
+    assert not any(m.get("duplicate") for m in probe_app.sent())
+
+    (c,) = cluster.launch("node-c")
+    nodes = [a, b, c]
     wait_until(lambda: sorted(map(str, cluster.holders(list(bots), via=a).values()))
-               == ["node-a", "node-a", "node-b", "node-b"], 30, "the rejoined node's share back")
-    wait_until(lambda: connected_once(bots, [a, b]), 30, "all connected once again")
+               == ["node-a"] * 2 + ["node-b"] * 2 + ["node-c"] * 2, 30,
+               "the rejoined node's share back")
+    wait_until(lambda: connected_once(bots, nodes), 30, "all connected once again")
 
     pushed: dict[str, list[str]] = {bot: [] for bot in bots}
 
@@ -177,15 +206,16 @@ def test_spread_failover_rejoin_handover_and_cut_off(
     assert b.process.returncode == 0
     for i in range(3):
         push_round(f"after{i}")
-    wait_until(lambda: all(a.status(x)["node"] == "node-a" for x in bots),
-               FAILOVER_BOUND, "every bot on the staying node")
+    wait_until(lambda: all(a.status(x)["node"] in ("node-a", "node-c") for x in bots),
+               FAILOVER_BOUND, "every bot on the staying nodes")
 
-    def all_answered() -> bool:
-        return all(len(_replies(app)) >= len(pushed[bot]) for bot, app in bots.items())
+    def round_replies(bot: str) -> list[str]:
+        return [t for t in map(_text, _replies(bots[bot])) if f"-{bot}" in t]
 
-    wait_until(all_answered, 20, "every pushed event answered")
-    for bot, app in bots.items():
-        texts = [_text(m) for m in _replies(app)]
+    wait_until(lambda: all(len(round_replies(bot)) >= len(pushed[bot]) for bot in bots),
+               20, "every pushed event answered")
+    for bot in bots:
+        texts = round_replies(bot)
         assert len(texts) == len(set(texts)) == len(pushed[bot]), "one reply per event"
 
     assert cluster.server is not None
@@ -198,11 +228,19 @@ def test_spread_failover_rejoin_handover_and_cut_off(
                max(lapse_at - time.monotonic(), 0.1), "workers stopped before any lease lapsed")
     assert time.monotonic() < lapse_at
     assert a.request("GET", "/readyz").status_code == 503
+    assert c.request("GET", "/readyz").status_code == 503
 
     for node in cluster.nodes.values():  # the URL's password never reaches a file
         for path in node.data_dir.rglob("*.log*"):
             assert cluster.server.password not in path.read_text(errors="replace"), path
         assert cluster.server.password not in (node.data_dir / "serve.out").read_text()
+
+
+def _published(url: str, bot_id: str, event_id: str) -> bool:
+    """Whether the holder has written the event's dedup key where every node reads it."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT 1 FROM answered_events WHERE bot_id = %s AND event_id = %s",
+                            (bot_id, event_id)).fetchone() is not None
 
 
 def _replies(app: SimApp) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from worker.spool import (
     PENDING,
     Spool,
     StreamState,
+    read_answered,
     read_dead_letters,
 )
 
@@ -39,6 +40,41 @@ def test_same_message_under_a_new_event_id_is_dropped(tmp_path: Path) -> None:
     assert spool.add("ev_c", "c1", "im.chat.member.bot.added_v1", b"{}")
     assert spool.add("ev_d", "c1", "im.chat.member.bot.added_v1", b"{}"), "no message id"
     assert spool.counts() == {PENDING: 3}
+    spool.close()
+
+
+def test_events_answered_on_another_node_are_duplicates_here(tmp_path: Path) -> None:
+    """Cluster mode: keys another node published make a redelivery a duplicate (same
+    event id, or the same message under a new event id) and settle a pending copy."""
+    spool = Spool(tmp_path / "spool.db")
+    assert spool.add("ev_pending", "c1", "im.message.receive_v1", b"{}", "om_pending")
+    settled = spool.mark_answered([("ev_a", "om_a"), ("ev_pending", "om_pending"),
+                                   ("ev_card", "")])
+    assert settled == 1 and spool.status("ev_pending") == DONE
+    assert not spool.add("ev_a", "c1", "im.message.receive_v1", b"{}", "om_a")
+    assert not spool.add("ev_new", "c1", "im.message.receive_v1", b"{}", "om_a")
+    assert not spool.add("ev_card", "c1", "card.action.trigger", b"{}")
+    assert spool.add("ev_fresh", "c1", "im.message.receive_v1", b"{}", "om_fresh")
+    assert spool.counts() == {DONE: 3, PENDING: 1}
+    spool.close()
+
+
+def test_answered_events_are_kept_for_the_report_and_read_back(tmp_path: Path) -> None:
+    """What a cluster node publishes: every row that becomes done, as it happens (the
+    worker's report) and from the file (the handover), not what others answered."""
+    spool = Spool(tmp_path / "spool.db")
+    spool.answered = []
+    since = time.time()
+    spool.add("e1", "c1", "im.message.receive_v1", b"{}", "om_1")
+    spool.add("e2", "c1", "im.message.receive_v1", b"{}")
+    spool.complete("e1")
+    spool.complete("e2", "c1", [("user", "hi")])
+    spool.add_answered("card1", "card.action.trigger", b"{}")
+    spool.mark_answered([("elsewhere", "om_x")])
+    assert spool.answered == [("e1", "om_1"), ("e2", ""), ("card1", "")]
+    assert sorted(read_answered(tmp_path / "spool.db", since)) == [
+        ("card1", ""), ("e1", "om_1"), ("e2", "")]
+    assert read_answered(tmp_path / "spool.db", time.time() + 1) == []
     spool.close()
 
 

@@ -122,6 +122,19 @@ class EventPipeline:
             max_age = min(policy.webhook_max_age, settings.retention_s)
         self._webhook = WebhookReceiver(bot, self.accept, max_age)
 
+    def keep_answered(self) -> None:
+        """Cluster mode: keep the keys of answered events for `take_answered`."""
+        self._spool.answered = []
+
+    def take_answered(self) -> list[tuple[str, str]]:
+        """(event id, message id or "") of the events done since the last call, oldest
+        first; always empty unless `keep_answered` was called."""
+        kept = self._spool.answered
+        if not kept:
+            return []
+        self._spool.answered = []
+        return kept
+
     def sdk_event_handler(self) -> SpoolingEventHandler:
         """The object to pass as ws.Client(event_handler=...)."""
         return SpoolingEventHandler(self)

@@ -22,6 +22,7 @@ from typing import Any
 from shared import exitcodes
 from shared.liveness_board import SUPERVISOR_SLOT, BeatWatch, LivenessBoard
 from shared.messages import (
+    Answered,
     Deliver,
     DeliverResult,
     Heartbeat,
@@ -167,6 +168,8 @@ class WorkerSession:
                 backoff_base_s=self._spec.event_retry_base,
             )
             self._pipeline = EventPipeline(self._bot, self._paths, settings, self._spec.security)
+            if self._spec.share_answers:
+                self._pipeline.keep_answered()
         except Exception as error:
             logger.exception("could not open the event pipeline")
             self._finish(Exit.failed(Failure(permanent=False, message=f"event pipeline: {error}")))
@@ -239,6 +242,7 @@ class WorkerSession:
         """Without a board: a full heartbeat message every interval (the supervisor pings)."""
         while True:
             self._send(self._heartbeat_message())
+            self._report_answered()
             await asyncio.sleep(self._spec.heartbeat_interval)
 
     async def _beat(self, board: LivenessBoard) -> None:
@@ -261,7 +265,15 @@ class WorkerSession:
             figures = self._figures()
             if figures != self._reported:
                 self._send(self._heartbeat_message())
+            self._report_answered()
             await asyncio.sleep(spec.heartbeat_interval)
+
+    def _report_answered(self) -> None:
+        """Cluster mode: the events answered since the last report, in one message."""
+        keys = self._pipeline.take_answered() if self._pipeline is not None else []
+        if keys:
+            self._send(Answered(bot_id=self._bot.id, incarnation=self._spec.incarnation,
+                                keys=keys))
 
     def _figures(self) -> tuple[object, ...]:
         """What a heartbeat reports, cheaply: the histograms move only with these."""
@@ -365,6 +377,7 @@ class WorkerSession:
             await _bounded(asyncio.wait({self._pipeline_task}), deadline, "stopping the consumer")
         if self._pipeline is not None:
             await _bounded(self._pipeline.close(), deadline, "closing the event pipeline")
+        self._report_answered()
         pending = [*self._tasks, *self._requests]
         for task in pending:
             task.cancel()

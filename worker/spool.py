@@ -102,6 +102,20 @@ _INSERT = (
 )
 _COMPLETE = (
     "UPDATE events SET status = 'done', last_error = NULL, updated_at = ? WHERE event_id = ?"
+    " RETURNING coalesce(message_id, '')"
+)
+_SEED = (
+    "INSERT OR IGNORE INTO events (event_id, chat_key, event_type, payload, status,"
+    " handled, created_at, updated_at, message_id)"
+    " VALUES (?, ?, 'answered elsewhere', x'', 'done', 1, ?, ?, ?)"
+)
+_SETTLE = (
+    "UPDATE events SET status = 'done', last_error = 'answered on another node',"
+    " updated_at = ? WHERE status = 'pending' AND (event_id = ? OR message_id = ?)"
+)
+_ANSWERED_SINCE = (
+    "SELECT event_id, coalesce(message_id, '') FROM events INDEXED BY events_done_at"
+    " WHERE status = 'done' AND updated_at >= ? AND event_type != 'answered elsewhere'"
 )
 _MESSAGE_ID_COLUMN = "ALTER TABLE events ADD COLUMN message_id TEXT"
 """Spools written before messages were deduplicated by message id lack the column."""
@@ -186,6 +200,9 @@ class Spool:
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._checkpointed_changes = self._conn.total_changes
+        self.answered: list[tuple[str, str]] | None = None
+        """Cluster mode: a list the (event id, message id) of every row that becomes done
+        is appended to, for the worker to report (worker/session.py); None: not kept."""
 
     def close(self) -> None:
         """Checkpoint and close; safe to call twice."""
@@ -239,7 +256,29 @@ class Spool:
         with self._lock:
             cur = self._conn.execute(_INSERT_DONE, (event_id, event_id, event_type, payload,
                                                     now, now))
+        if cur.rowcount == 1 and self.answered is not None:
+            self.answered.append((event_id, ""))
         return cur.rowcount == 1
+
+    def mark_answered(self, keys: list[tuple[str, str]]) -> int:
+        """Record events another node answered, (event id, message id or "") pairs: a
+        redelivery of one (same event id, or the same message under a new event id) is then
+        a duplicate here, and a pending row of one is settled without running it.
+        Returns the number of pending rows settled."""
+        now = time.time()
+        settled = 0
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                for event_id, message_id in keys:
+                    settled += self._conn.execute(
+                        _SETTLE, (now, event_id, message_id or None)).rowcount
+                self._conn.executemany(_SEED, [(e, e, now, now, m or None) for e, m in keys])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return settled
 
     def answer_of(self, event_id: str) -> tuple[bool, str | None] | None:
         """(handled, answer) of a known event, None when unknown."""
@@ -349,12 +388,13 @@ class Spool:
         now = time.time()
         if not history:
             with self._lock:  # one statement commits on its own: no BEGIN/COMMIT round trips
-                self._conn.execute(_COMPLETE, (now, event_id))
+                row = self._conn.execute(_COMPLETE, (now, event_id)).fetchone()
+            self._note_done(event_id, row)
             return
         with self._lock:
             self._conn.execute("BEGIN")
             try:
-                self._conn.execute(_COMPLETE, (now, event_id))
+                row = self._conn.execute(_COMPLETE, (now, event_id)).fetchone()
                 for role, content in history or ():
                     self._conn.execute(
                         "INSERT INTO history (chat_id, role, content, created_at)"
@@ -365,6 +405,11 @@ class Spool:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+        self._note_done(event_id, row)
+
+    def _note_done(self, event_id: str, row: tuple[str] | None) -> None:
+        if row is not None and self.answered is not None:
+            self.answered.append((event_id, row[0]))
 
     def fail(self, event_id: str, error: str, next_attempt_at: float | None) -> None:
         """Record a failed attempt (`take` counted it): retry at `next_attempt_at`, or dead
@@ -445,6 +490,18 @@ def _dead_letters(conn: sqlite3.Connection, limit: int) -> list[DeadLetter]:
         (limit,),
     ).fetchall()
     return [DeadLetter(*row) for row in rows]
+
+
+def read_answered(path: Path, since: float) -> list[tuple[str, str]]:
+    """(event id, message id or "") of every event this spool marked done since `since`
+    (epoch s), read-only: what a node publishes for the others when it hands a bot over."""
+    if not path.exists():
+        return []
+    conn = _connect(path, readonly=True)
+    try:
+        return [(row[0], row[1]) for row in conn.execute(_ANSWERED_SINCE, (since,))]
+    finally:
+        conn.close()
 
 
 def read_dead_letters(path: Path, limit: int = 100) -> list[DeadLetter]:

@@ -91,6 +91,16 @@ MIGRATIONS: tuple[str, ...] = (
         outcome TEXT NOT NULL
     );
     """,
+    """
+    CREATE TABLE answered_events (
+        bot_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        message_id TEXT NOT NULL DEFAULT '',
+        answered_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (bot_id, event_id)
+    );
+    CREATE INDEX answered_events_at ON answered_events (answered_at);
+    """,
 )
 """Ordered schema steps; step N brings the schema to version N. Only ever append."""
 

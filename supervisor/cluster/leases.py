@@ -30,6 +30,8 @@ class LeaseView:
     """The API state the holder last published."""
     updated: float
     """The bot row's `updated` (epoch s): a change the holder must apply."""
+    lapses_in: float | None = None
+    """Seconds until the live lease lapses, on the database's clock when read; None: free."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ RETURNING bot_id, fence
 _VIEW = f"""
 SELECT b.id, ({DESIRED_SQL}),
        CASE WHEN l.expires_at > now() THEN l.holder END,
-       coalesce(l.fence, 0), CASE WHEN l.expires_at > now() THEN l.state END, b.updated
+       coalesce(l.fence, 0), CASE WHEN l.expires_at > now() THEN l.state END, b.updated,
+       CASE WHEN l.expires_at > now() THEN extract(epoch FROM l.expires_at - now()) END
 FROM bots b LEFT JOIN bot_leases l ON l.bot_id = b.id
 ORDER BY b.created
 """
@@ -99,6 +102,21 @@ LEFT JOIN nodes n ON n.id = l.holder
 WHERE b.id = %(bot)s
 """
 
+_RECORD_ANSWERS = """
+INSERT INTO answered_events (bot_id, event_id, message_id)
+SELECT * FROM unnest(%(bots)s::text[], %(events)s::text[], %(messages)s::text[])
+ON CONFLICT (bot_id, event_id) DO NOTHING
+"""
+
+_ANSWERS_OF = """
+SELECT event_id, message_id FROM answered_events
+WHERE bot_id = %(bot)s AND answered_at > now() - %(window)s * interval '1 second'
+"""
+
+_PRUNE_ANSWERS = """
+DELETE FROM answered_events WHERE answered_at <= now() - %(window)s * interval '1 second'
+"""
+
 _LEAVE = f"""
 WITH gone AS (DELETE FROM nodes WHERE id = %(node)s)
 SELECT pg_notify('{CHANNEL}', 'lease')
@@ -125,7 +143,8 @@ class LeaseStore:
     async def view(self) -> list[LeaseView]:
         """Every bot with its wish and its live lease, oldest bot first."""
         cursor = await self.conn.execute(_VIEW)
-        return [LeaseView(row[0], bool(row[1]), row[2], int(row[3]), row[4], float(row[5]))
+        return [LeaseView(row[0], bool(row[1]), row[2], int(row[3]), row[4], float(row[5]),
+                          None if row[6] is None else float(row[6]))
                 for row in await cursor.fetchall()]
 
     async def nodes(self, ttl: float) -> list[NodeView]:
@@ -160,6 +179,24 @@ class LeaseStore:
         cursor = await self.conn.execute(_HOLDER, {"bot": bot_id})
         row = await cursor.fetchone()
         return (row[0], row[1], bool(row[2])) if row else None
+
+    async def record_answers(self, rows: list[tuple[str, str, str]]) -> None:
+        """Publish answered events, (bot id, event id, message id or "") rows, in one
+        statement; rows already known are left as they are."""
+        if rows:
+            bots, events, messages = (list(column) for column in zip(*rows, strict=True))
+            await self.conn.execute(_RECORD_ANSWERS,
+                                    {"bots": bots, "events": events, "messages": messages})
+
+    async def answers_of(self, bot_id: str, window: float) -> list[tuple[str, str]]:
+        """(event id, message id or "") of the bot's events answered in the last `window` s."""
+        cursor = await self.conn.execute(_ANSWERS_OF, {"bot": bot_id, "window": window})
+        return [(row[0], row[1]) for row in await cursor.fetchall()]
+
+    async def prune_answers(self, window: float) -> int:
+        """Forget answered events older than `window` seconds; returns how many."""
+        cursor = await self.conn.execute(_PRUNE_ANSWERS, {"window": window})
+        return cursor.rowcount
 
     async def leave(self) -> None:
         """Remove this node's row: the others stop counting it at once."""

@@ -27,9 +27,28 @@ from store.postgres.connection import BOUNDED
 from store.postgres.schema import CHANNEL
 from supervisor.cluster.balance import plan
 from supervisor.cluster.leases import LeaseStore, LeaseView, NodeView
+from supervisor.placement import AnswerKeys
 from supervisor.settings import SupervisorSettings
+from worker.spool import MIN_RETENTION_S
 
 logger = logging.getLogger(__name__)
+
+ANSWER_WINDOW = MIN_RETENTION_S
+"""Seconds answered events are kept for dedup across nodes: the platform redelivers for
+about 7.1 h (retries at 15 s, 5 min, 1 h, 6 h), and a spool keeps done rows as long."""
+ANSWER_BATCH = 0.2
+"""Seconds answered events gather before one statement publishes them all."""
+HANDOVER_LOOKBACK = 60.0
+"""At a handover the old holder re-reads this many seconds of answered events from the
+spool: the last ones may still be on their way to it (the worker reports once a second)."""
+MAX_QUEUED_ANSWERS = 100_000
+"""Answered events kept while the database cannot take them; the oldest go first."""
+PRUNE_EVERY = 300
+"""Rounds between two prunes of old answered events (by the first live node only)."""
+
+LAPSE_SLACK = 0.05
+"""Seconds after another node's lease lapses (as the database said when read) that the
+round meant to take it runs: late rather than early, which would find it still live."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +87,9 @@ class Workers(Protocol):
     def lease_lost(self, bot_ids: list[str]) -> None:
         """The leases are gone or about to lapse: stop those workers now (within a second)."""
 
-    async def hand_over(self, bot_id: str) -> None:
-        """Stop the worker gracefully; return once it has exited."""
+    async def hand_over(self, bot_id: str, answered_since: float) -> AnswerKeys:
+        """Stop the worker gracefully; return once it has exited, with the events its
+        spool marked done since `answered_since` (epoch s)."""
 
     async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
         """The bot's row changed on some node: apply it (restart on a config change)."""
@@ -85,6 +105,8 @@ class Workers(Protocol):
 
 
 class ClusterNode:
+    shares_answers = True
+
     def __init__(self, url: str, node_id: str, address: str, timings: LeaseTimings) -> None:
         self.url = url
         self.node_id = node_id
@@ -98,6 +120,10 @@ class ClusterNode:
         self.draining = False
         self.rounds = 0
         self._deadline = 0.0
+        self._replanned = False
+        self._next_lapse = float("inf")
+        """Monotonic time the earliest lease another node holds lapses, unless renewed:
+        a round runs then, not up to a renewal interval later (failover time)."""
         self.last_renewal = 0.0
         """Monotonic send time of the last successful renewal: no lease lapses before +ttl."""
         self._seen: dict[str, tuple[bool, float]] = {}
@@ -105,6 +131,13 @@ class ClusterNode:
         self._unreleased: set[str] = set()
         """Handed over (worker gone) but the release statement failed: retried each round."""
         self._published: dict[str, str] = {}
+        self._answers: list[tuple[str, str, str]] = []
+        """(bot, event id, message id) answered here and not yet in the database."""
+        self._answers_ready = asyncio.Event()
+        self._unlearned: set[str] = set()
+        """Bots taken whose workers have not yet learnt what other nodes answered."""
+        self._taken_at: dict[str, float] = {}
+        """Bot id -> wall time this node took its lease (what a handover re-reads from)."""
         self._store: LeaseStore | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -182,7 +215,7 @@ class ClusterNode:
         """
         self._workers = workers
         await self._round()
-        for coro in (self._rounds(), self._listen(), self._watchdog()):
+        for coro in (self._rounds(), self._listen(), self._watchdog(), self._publish_answers()):
             self._spawn(coro)
         threading.Thread(target=self._last_resort, name="lease-last-resort", daemon=True).start()
 
@@ -231,8 +264,9 @@ class ClusterNode:
 
     async def _rounds(self) -> None:
         while True:
+            wait = min(self.timings.renew_interval, self._next_lapse - time.monotonic())
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.timings.renew_interval):
+                async with asyncio.timeout(max(wait, 0.0)):
                     await self._wake.wait()
             self._wake.clear()
             try:
@@ -265,8 +299,16 @@ class ClusterNode:
                     renewed.pop(bot_id, None)
                 self._unreleased.clear()
             bots = await store.view()
+            read = time.monotonic()
             nodes = await store.nodes(timings.ttl)
         self.rounds += 1
+        live_ids = sorted(n.id for n in nodes)
+        if self.rounds % PRUNE_EVERY == 0 and live_ids[:1] == [self.node_id]:
+            async with self._lock, asyncio.timeout(timings.statement_timeout):
+                await (await self._connected()).prune_answers(ANSWER_WINDOW)
+        self._next_lapse = read + LAPSE_SLACK + min(
+            (v.lapses_in for v in bots if v.desired and v.lapses_in is not None
+             and v.holder != self.node_id), default=float("inf"))
         self.bots = {view.bot_id: view for view in bots}
         self.nodes = nodes
         self._apply_renewal(renewed, workers)
@@ -280,9 +322,15 @@ class ClusterNode:
             async with self._lock, asyncio.timeout(timings.statement_timeout):
                 store = await self._connected()
                 won = await store.acquire(moves.acquire, timings.ttl)
+            if len(won) < len(moves.acquire) and not self._replanned:
+                self._replanned = True  # another node won a race: plan again at once
+                self._wake.set()
+            else:
+                self._replanned = False
             for bot_id, fence in won.items():
                 self.held[bot_id] = fence
                 self._remember(bot_id)
+                self._took(bot_id)
                 logger.info("node %s: lease on %s taken (fence %d)", self.node_id, bot_id, fence)
                 workers.lease_gained(bot_id)
         for bot_id in moves.release:
@@ -299,12 +347,19 @@ class ClusterNode:
             self.releasing.discard(bot_id)
             self._seen.pop(bot_id, None)
             self._published.pop(bot_id, None)
+            self._unlearned.discard(bot_id)
+            self._taken_at.pop(bot_id, None)
         if lost:
             logger.warning("node %s: lease(s) lost: %s", self.node_id, ", ".join(lost))
             workers.lease_lost(lost)
         for bot_id in gained:
             self._remember(bot_id)
+            self._took(bot_id)
             workers.lease_gained(bot_id)
+
+    def _took(self, bot_id: str) -> None:
+        self._unlearned.add(bot_id)
+        self._taken_at[bot_id] = time.time()
 
     def _remember(self, bot_id: str) -> None:
         view = self.bots.get(bot_id)
@@ -337,9 +392,12 @@ class ClusterNode:
         assert workers is not None
         started = time.monotonic()
         try:
-            await workers.hand_over(bot_id)
+            since = max(self._taken_at.get(bot_id, 0.0), time.time() - HANDOVER_LOOKBACK)
+            last = await workers.hand_over(bot_id, since)
+            self.answered(bot_id, last)
             async with self._lock, asyncio.timeout(self.timings.statement_timeout):
                 store = await self._connected()
+                await self._flush_answers(store)  # before the next holder can read them
                 await store.release([bot_id])
             self.held.pop(bot_id, None)
             self._published.pop(bot_id, None)
@@ -352,6 +410,50 @@ class ClusterNode:
         finally:
             if bot_id not in self._unreleased:
                 self.releasing.discard(bot_id)
+
+    # -- dedup across nodes ---------------------------------------------------------
+
+    def answered(self, bot_id: str, keys: AnswerKeys) -> None:
+        """Queue answered events for the database (one statement per ANSWER_BATCH)."""
+        if keys:
+            self._answers.extend((bot_id, event_id, message_id) for event_id, message_id in keys)
+            if len(self._answers) > MAX_QUEUED_ANSWERS:  # the database is away for long
+                del self._answers[:len(self._answers) - MAX_QUEUED_ANSWERS]
+            self._answers_ready.set()
+
+    async def answered_elsewhere(self, bot_id: str) -> AnswerKeys:
+        """What any node answered for the bot in ANSWER_WINDOW, once per lease taken (the
+        first start after it); raises psycopg.Error or TimeoutError when unreadable."""
+        if bot_id not in self._unlearned:
+            return []
+        async with self._lock, asyncio.timeout(self.timings.statement_timeout):
+            keys = await (await self._connected()).answers_of(bot_id, ANSWER_WINDOW)
+        self._unlearned.discard(bot_id)
+        return keys
+
+    async def _flush_answers(self, store: LeaseStore) -> None:
+        """Write what is queued (hold `_lock`); on failure it stays queued."""
+        rows, self._answers = self._answers, []
+        try:
+            await store.record_answers(rows)
+        except BaseException:
+            self._answers[:0] = rows
+            raise
+
+    async def _publish_answers(self) -> None:
+        """Write-behind: answered events reach the database in batches, off the ACK path."""
+        while True:
+            await self._answers_ready.wait()
+            await asyncio.sleep(ANSWER_BATCH)
+            self._answers_ready.clear()
+            try:
+                async with self._lock, asyncio.timeout(self.timings.statement_timeout):
+                    await self._flush_answers(await self._connected())
+            except (psycopg.Error, OSError, TimeoutError) as error:
+                logger.warning("node %s: %d answered event(s) not published yet (%s)",
+                               self.node_id, len(self._answers), type(error).__name__)
+                self._answers_ready.set()
+                await asyncio.sleep(self.timings.renew_interval)
 
     async def _watchdog(self) -> None:
         """Stop every worker when renewals have been missing for too long."""
