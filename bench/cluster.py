@@ -97,7 +97,7 @@ class _NoWorkers:
     def lease_lost(self, bot_ids: list[str]) -> None:
         pass
 
-    async def hand_over(self, bot_id: str, answered_since: float) -> list[tuple[str, str]]:
+    async def hand_over(self, bot_id: str, since_epoch: float) -> list[tuple[str, str]]:
         return []
 
     async def wish_changed(self, bot_id: str, config_changed: bool) -> None:

@@ -365,15 +365,15 @@ class Supervisor:
             bot.stop_deadline_mono = min(bot.stop_deadline_mono, now + LEASE_STOP_GRACE)
         self._step(bot, now)
 
-    async def hand_over(self, bot_id: str, answered_since: float) -> AnswerKeys:
+    async def hand_over(self, bot_id: str, since_epoch: float) -> AnswerKeys:
         """The node released the bot (placement says no): return once its worker is gone,
-        with the events its spool marked done since `answered_since` (epoch s): the last
+        with the events its spool marked done since `since_epoch`: the last
         ones may not have been reported yet."""
         bot = self._bots.get(bot_id)
         if bot is not None:
             self._contained(bot_id, lambda: self._step(bot))
             await self._wait_until(lambda: bot.phase not in ALIVE, self.stop_bound())
-        return await asyncio.to_thread(read_answered, self.paths.spool(bot_id), answered_since)
+        return await asyncio.to_thread(read_answered, self.paths.spool(bot_id), since_epoch)
 
     async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
         """A change made through any node's API, heard by the holder."""

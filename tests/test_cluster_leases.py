@@ -160,7 +160,7 @@ class FakeWorkers:
             self.running.discard(bot_id)
             self.stopped_at[bot_id] = time.monotonic()
 
-    async def hand_over(self, bot_id: str, answered_since: float) -> list[tuple[str, str]]:
+    async def hand_over(self, bot_id: str, since_epoch: float) -> list[tuple[str, str]]:
         self.running.discard(bot_id)
         return []
 

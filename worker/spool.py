@@ -492,14 +492,14 @@ def _dead_letters(conn: sqlite3.Connection, limit: int) -> list[DeadLetter]:
     return [DeadLetter(*row) for row in rows]
 
 
-def read_answered(path: Path, since: float) -> list[tuple[str, str]]:
-    """(event id, message id or "") of every event this spool marked done since `since`
+def read_answered(path: Path, since_epoch: float) -> list[tuple[str, str]]:
+    """(event id, message id or "") of every event this spool marked done since `since_epoch`
     (epoch s), read-only: what a node publishes for the others when it hands a bot over."""
     if not path.exists():
         return []
     conn = _connect(path, readonly=True)
     try:
-        return [(row[0], row[1]) for row in conn.execute(_ANSWERED_SINCE, (since,))]
+        return [(row[0], row[1]) for row in conn.execute(_ANSWERED_SINCE, (since_epoch,))]
     finally:
         conn.close()
 

@@ -33,12 +33,12 @@ from worker.spool import MIN_RETENTION_S
 
 logger = logging.getLogger(__name__)
 
-ANSWER_WINDOW = MIN_RETENTION_S
+ANSWER_WINDOW_S = MIN_RETENTION_S
 """Seconds answered events are kept for dedup across nodes: the platform redelivers for
 about 7.1 h (retries at 15 s, 5 min, 1 h, 6 h), and a spool keeps done rows as long."""
-ANSWER_BATCH = 0.2
+ANSWER_BATCH_S = 0.2
 """Seconds answered events gather before one statement publishes them all."""
-HANDOVER_LOOKBACK = 60.0
+HANDOVER_LOOKBACK_S = 60.0
 """At a handover the old holder re-reads this many seconds of answered events from the
 spool: the last ones may still be on their way to it (the worker reports once a second)."""
 MAX_QUEUED_ANSWERS = 100_000
@@ -46,7 +46,7 @@ MAX_QUEUED_ANSWERS = 100_000
 PRUNE_EVERY = 300
 """Rounds between two prunes of old answered events (by the first live node only)."""
 
-LAPSE_SLACK = 0.05
+LAPSE_SLACK_S = 0.05
 """Seconds after another node's lease lapses (as the database said when read) that the
 round meant to take it runs: late rather than early, which would find it still live."""
 
@@ -56,7 +56,7 @@ class LeaseTimings:
     """Lease period and rhythm (seconds); defaults in SupervisorSettings (lease_*).
 
     A dead node's leases lapse at most `ttl` after its last renewal; another
-    node takes them within one `renew_interval` more, and connects in ~1-2 s.
+    node takes them in a round it runs at the lapse, and connects in ~0.1-1 s.
     """
 
     ttl: float
@@ -87,9 +87,9 @@ class Workers(Protocol):
     def lease_lost(self, bot_ids: list[str]) -> None:
         """The leases are gone or about to lapse: stop those workers now (within a second)."""
 
-    async def hand_over(self, bot_id: str, answered_since: float) -> AnswerKeys:
+    async def hand_over(self, bot_id: str, since_epoch: float) -> AnswerKeys:
         """Stop the worker gracefully; return once it has exited, with the events its
-        spool marked done since `answered_since` (epoch s)."""
+        spool marked done since `since_epoch`."""
 
     async def wish_changed(self, bot_id: str, config_changed: bool) -> None:
         """The bot's row changed on some node: apply it (restart on a config change)."""
@@ -121,7 +121,7 @@ class ClusterNode:
         self.rounds = 0
         self._deadline = 0.0
         self._replanned = False
-        self._next_lapse = float("inf")
+        self._next_lapse_mono = float("inf")
         """Monotonic time the earliest lease another node holds lapses, unless renewed:
         a round runs then, not up to a renewal interval later (failover time)."""
         self.last_renewal = 0.0
@@ -136,7 +136,7 @@ class ClusterNode:
         self._answers_ready = asyncio.Event()
         self._unlearned: set[str] = set()
         """Bots taken whose workers have not yet learnt what other nodes answered."""
-        self._taken_at: dict[str, float] = {}
+        self._taken_epoch: dict[str, float] = {}
         """Bot id -> wall time this node took its lease (what a handover re-reads from)."""
         self._store: LeaseStore | None = None
         self._lock = asyncio.Lock()
@@ -264,7 +264,7 @@ class ClusterNode:
 
     async def _rounds(self) -> None:
         while True:
-            wait = min(self.timings.renew_interval, self._next_lapse - time.monotonic())
+            wait = min(self.timings.renew_interval, self._next_lapse_mono - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(wait, 0.0)):
                     await self._wake.wait()
@@ -299,14 +299,14 @@ class ClusterNode:
                     renewed.pop(bot_id, None)
                 self._unreleased.clear()
             bots = await store.view()
-            read = time.monotonic()
+            read_mono = time.monotonic()
             nodes = await store.nodes(timings.ttl)
         self.rounds += 1
         live_ids = sorted(n.id for n in nodes)
         if self.rounds % PRUNE_EVERY == 0 and live_ids[:1] == [self.node_id]:
             async with self._lock, asyncio.timeout(timings.statement_timeout):
-                await (await self._connected()).prune_answers(ANSWER_WINDOW)
-        self._next_lapse = read + LAPSE_SLACK + min(
+                await (await self._connected()).prune_answers(ANSWER_WINDOW_S)
+        self._next_lapse_mono = read_mono + LAPSE_SLACK_S + min(
             (v.lapses_in for v in bots if v.desired and v.lapses_in is not None
              and v.holder != self.node_id), default=float("inf"))
         self.bots = {view.bot_id: view for view in bots}
@@ -348,7 +348,7 @@ class ClusterNode:
             self._seen.pop(bot_id, None)
             self._published.pop(bot_id, None)
             self._unlearned.discard(bot_id)
-            self._taken_at.pop(bot_id, None)
+            self._taken_epoch.pop(bot_id, None)
         if lost:
             logger.warning("node %s: lease(s) lost: %s", self.node_id, ", ".join(lost))
             workers.lease_lost(lost)
@@ -359,7 +359,7 @@ class ClusterNode:
 
     def _took(self, bot_id: str) -> None:
         self._unlearned.add(bot_id)
-        self._taken_at[bot_id] = time.time()
+        self._taken_epoch[bot_id] = time.time()
 
     def _remember(self, bot_id: str) -> None:
         view = self.bots.get(bot_id)
@@ -392,8 +392,9 @@ class ClusterNode:
         assert workers is not None
         started = time.monotonic()
         try:
-            since = max(self._taken_at.get(bot_id, 0.0), time.time() - HANDOVER_LOOKBACK)
-            last = await workers.hand_over(bot_id, since)
+            since_epoch = max(self._taken_epoch.get(bot_id, 0.0),
+                              time.time() - HANDOVER_LOOKBACK_S)
+            last = await workers.hand_over(bot_id, since_epoch)
             self.answered(bot_id, last)
             async with self._lock, asyncio.timeout(self.timings.statement_timeout):
                 store = await self._connected()
@@ -414,7 +415,7 @@ class ClusterNode:
     # -- dedup across nodes ---------------------------------------------------------
 
     def answered(self, bot_id: str, keys: AnswerKeys) -> None:
-        """Queue answered events for the database (one statement per ANSWER_BATCH)."""
+        """Queue answered events for the database (one statement per ANSWER_BATCH_S)."""
         if keys:
             self._answers.extend((bot_id, event_id, message_id) for event_id, message_id in keys)
             if len(self._answers) > MAX_QUEUED_ANSWERS:  # the database is away for long
@@ -422,12 +423,12 @@ class ClusterNode:
             self._answers_ready.set()
 
     async def answered_elsewhere(self, bot_id: str) -> AnswerKeys:
-        """What any node answered for the bot in ANSWER_WINDOW, once per lease taken (the
+        """What any node answered for the bot in ANSWER_WINDOW_S, once per lease taken (the
         first start after it); raises psycopg.Error or TimeoutError when unreadable."""
         if bot_id not in self._unlearned:
             return []
         async with self._lock, asyncio.timeout(self.timings.statement_timeout):
-            keys = await (await self._connected()).answers_of(bot_id, ANSWER_WINDOW)
+            keys = await (await self._connected()).answers_of(bot_id, ANSWER_WINDOW_S)
         self._unlearned.discard(bot_id)
         return keys
 
@@ -444,7 +445,7 @@ class ClusterNode:
         """Write-behind: answered events reach the database in batches, off the ACK path."""
         while True:
             await self._answers_ready.wait()
-            await asyncio.sleep(ANSWER_BATCH)
+            await asyncio.sleep(ANSWER_BATCH_S)
             self._answers_ready.clear()
             try:
                 async with self._lock, asyncio.timeout(self.timings.statement_timeout):
