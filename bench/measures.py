@@ -63,6 +63,22 @@ def echo_latencies(platform: Platform, app_id: str, count: int, timeout: float) 
     return [reply_at[message_id] - sent_at[event_id] for event_id, message_id in pushed]
 
 
+def webhook_latencies(platform: Platform, app_id: str, url: str, count: int,
+                      challenge: bool) -> list[float]:
+    """Have the platform push to `url` `count` times, one after another: seconds from its
+    send to the whole answer read, as the simulator measures them (a new connection per
+    push, as the platform makes). `challenge` pushes url_verification, else a signed and
+    encrypted message event. Raises RuntimeError on any answer but 200."""
+    samples = []
+    for number in range(count):
+        fields = {"challenge": True} if challenge else {"text": f"webhook {number}"}
+        answer = platform.sim.webhook(app_id, url, **fields)
+        if answer["status"] != 200:
+            raise RuntimeError(f"webhook push answered {answer['status']}: {answer['body']}")
+        samples.append(float(answer["seconds"]))
+    return samples
+
+
 def stream_latencies(platform: Platform, app_id: str, count: int,
                      timeout: float) -> list[tuple[float, float]]:
     """Push one message to a streaming bot, wait until its card is final, next: per event

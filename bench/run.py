@@ -34,6 +34,7 @@ class Plan:
     flood_events: int = 5000
     echo_events: int = 1000
     stream_events: int = 100
+    webhook_pushes: int = 200
     recovery_trials: int = 20
     hang_trials: int = 10
     restart_bots: int = 50
@@ -46,7 +47,7 @@ class Plan:
 
 
 QUICK = Plan(sizes=(10,), bare_processes=3, ack_events=100, flood_events=500, echo_events=30,
-             stream_events=5,
+             stream_events=5, webhook_pushes=10,
              recovery_trials=3, hang_trials=2, restart_bots=10, status_requests=100,
              settle_s=1.0, rest_window_s=2.0, plain_too=False, mass_kill=3)
 
@@ -129,6 +130,7 @@ def _fleet_figures(platform: Platform, fleet: Fleet, plan: Plan, bare: Bare) -> 
     streamed = measures.stream_latencies(platform, stream_app[0], plan.stream_events, timeout=20)
     fleet.disconnect([streaming])
     figures.append(_stream_figure(plan, streamed))
+    figures += _webhook_figures(platform, fleet, plan)
 
     apps = platform.new_apps("lf", max(plan.sizes))
     bots = fleet.create_bots(apps, url, ECHO)
@@ -205,6 +207,34 @@ def _stream_figure(plan: Plan, samples: list[tuple[float, float]]) -> Figure:
         f"{pair(percentile(first, 50), percentile(first, 99))} (card shown "
         f"{pair(percentile(shown, 50), percentile(shown, 99))})",
         "n/a (no streaming)", None, "report", None, "stream")
+
+
+def _webhook_figures(platform: Platform, fleet: Fleet, plan: Plan) -> list[Figure]:
+    """A webhook-mode bot behind the service's public route: the challenge the platform
+    wants answered within 1 s, and a signed, encrypted event it wants a 200 for within 3 s
+    (../shared/feishu-protocol.md 3.2 and the limits table)."""
+    token, key = "vt-bench", "ek-bench"
+    ((app_id, secret),) = platform.new_apps("lf_webhook", 1, verification_token=token,
+                                            encrypt_key=key)
+    bot_id = fleet.service.create_bot(app_id, secret, platform.url, handler=SILENT,
+                                      useWebSocket=False, verificationToken=token,
+                                      encryptKey=key)
+    url = f"{fleet.service.url}/webhook/feishu/{bot_id}"
+    measures.webhook_latencies(platform, app_id, url, 1, challenge=False)  # worker ready
+    challenge = measures.webhook_latencies(platform, app_id, url, plan.webhook_pushes, True)
+    event = measures.webhook_latencies(platform, app_id, url, plan.webhook_pushes, False)
+    fleet.service.request("DELETE", f"/api/feishu/bots/{bot_id}")
+    figures = []
+    for name, samples, limit, key in (("url_verification challenge answered", challenge, 1.0,
+                                       "webhook_challenge"),
+                                      ("signed, encrypted event answered 200", event, 3.0,
+                                       "webhook_event")):
+        p99 = percentile(samples, 99)
+        figures.append(Figure(
+            f"webhook: {name} p50 / p99", f"{plan.webhook_pushes} sequential",
+            pair(percentile(samples, 50), p99), "n/a (the SDK has no HTTP server)", None,
+            f"p99 < {limit:.0f} s (the platform's limit)", p99 < limit, key))
+    return figures
 
 
 def _size_figures(n: int, seconds: float, uss: list[float], growth: float, rss0: float,

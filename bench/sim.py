@@ -5,6 +5,7 @@ import logging
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.service import LARKFLEET
 from simulator import tls
@@ -75,14 +76,15 @@ class Platform:
             raise RuntimeError("platform not started")
         return self.client
 
-    def new_apps(self, prefix: str, count: int) -> list[tuple[str, str]]:
-        """Register `count` fresh apps; returns (app_id, secret) pairs."""
+    def new_apps(self, prefix: str, count: int, **options: Any) -> list[tuple[str, str]]:
+        """Register `count` fresh apps (with simulator app `options` beyond APP_OPTIONS,
+        e.g. verification_token); returns (app_id, secret) pairs."""
         apps = []
         for _ in range(count):
             self._names += 1
             app_id = f"cli_{prefix}_{self._names}"
             secret = f"secret-{app_id}"
-            self.sim.create_app(app_id, secret, **APP_OPTIONS)
+            self.sim.create_app(app_id, secret, **{**APP_OPTIONS, **options})
             apps.append((app_id, secret))
         return apps
 

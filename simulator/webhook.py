@@ -73,6 +73,7 @@ async def push(request: web.Request) -> web.Response:
             }
         )
     timeout = aiohttp.ClientTimeout(total=body.timeout)
+    started = time.monotonic()
     try:
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
@@ -81,4 +82,6 @@ async def push(request: web.Request) -> web.Response:
             result.update(status=resp.status, body=await resp.text())
     except (aiohttp.ClientError, TimeoutError) as exc:
         result.update(status=0, body="", error=f"{type(exc).__name__}: {exc}")
+    # What the platform waits for: connect, send, and the whole answer (seconds).
+    result["seconds"] = time.monotonic() - started
     return web.json_response(result)

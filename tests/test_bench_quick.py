@@ -19,6 +19,8 @@ FIGURES = (
     ("event throughput, one bot", "500, window 50"),
     ("event -> reply latency (echo) p50 / p99", "30 sequential"),
     ("event -> first visible token (streamed card) p50 / p99", "5 sequential"),
+    ("webhook: url_verification challenge answered p50 / p99", "10 sequential"),
+    ("webhook: signed, encrypted event answered 200 p50 / p99", "10 sequential"),
     ("private memory (USS) per connected idle bot", "N=10"),
     ("supervisor RSS growth per bot", "N=10"),
     ("connect: N connect calls -> all N connected", "N=10"),
