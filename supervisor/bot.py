@@ -1,8 +1,9 @@
 """What the supervisor knows about one bot: the wish, its lifecycle, worker and last report.
 
-Times name their clock by suffix (`_mono`, `_epoch`: shared/clocks.py). Three words for "state",
-one per layer: `phase` is the supervisor's (supervisor.lifecycle.Phase), the
-worker `reports` its connection state, and `api_state()` is what the API says.
+Times name their clock by suffix (`_mono`, `_epoch`: shared/clocks.py). One word for
+"state" per layer: `phase` is the supervisor's (supervisor.lifecycle.Phase), `report.state`
+the connection state the worker reports (ConnState), and `api_state()` the API's (ConnState,
+derived from both).
 """
 
 import asyncio
