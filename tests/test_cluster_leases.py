@@ -212,6 +212,26 @@ def test_nodes_spread_bots_and_hand_them_over_on_leave(db: str) -> None:
     asyncio.run(scenario())
 
 
+def test_a_dead_nodes_leases_are_taken_at_their_lapse_not_a_round_later(db: str) -> None:
+    """Failover time: a survivor that saw a lease lapsing runs its next round at the
+    lapse. Here the lapse (1 s) falls between two of its rounds (every 2 s)."""
+    bots = add_bots(db, 2)
+    timings = LeaseTimings(ttl=4.0, renew_interval=2.0, margin=1.0, max_moves=3)
+
+    async def scenario() -> None:
+        dead = await store(db, "dead")  # took the bots and died: never renews
+        assert len(await dead.acquire(bots, ttl=1.0)) == 2
+        started = time.monotonic()
+        fleet = FakeWorkers()
+        node = ClusterNode(db, "survivor", "", timings)
+        await node.start(fleet)  # its first round sees both leases live, 1 s left
+        await until(lambda: len(fleet.running) == 2, 1.6, "taken at the lapse")
+        assert time.monotonic() - started < 1.6
+        await node.close()
+
+    asyncio.run(scenario())
+
+
 def test_cut_off_node_stops_workers_before_its_leases_lapse(private_pg) -> None:
     url = private_pg.create_database()
     bots = add_bots(url, 4)
