@@ -180,14 +180,17 @@ def test_spread_failover_dedup_rejoin_handover_and_cut_off(
                "the rejoined node's share back")
     wait_until(lambda: connected_once(bots, nodes), 30, "all connected once again")
 
-    pushed: dict[str, list[str]] = {bot: [] for bot in bots}
+    pushed: dict[str, list[tuple[str, str]]] = {bot: [] for bot in bots}
+    """Bot -> (event id, text) of every event pushed, in one chat per bot (so in order)."""
 
     def push_round(tag: str) -> None:
         for bot, app in bots.items():
             deadline = time.monotonic() + FAILOVER_BOUND
             while True:  # the platform retries an event no connection took
                 try:
-                    pushed[bot].append(app.push(f"{tag}-{bot}")["eventId"])
+                    text = f"{tag}-{bot}"
+                    event = app.push(text, chat_id=f"oc_round_{bot}")["eventId"]
+                    pushed[bot].append((event, text))
                     break
                 except Exception:
                     if time.monotonic() > deadline:
@@ -217,6 +220,18 @@ def test_spread_failover_dedup_rejoin_handover_and_cut_off(
     for bot in bots:
         texts = round_replies(bot)
         assert len(texts) == len(set(texts)) == len(pushed[bot]), "one reply per event"
+
+    # Every one of those events redelivered to whichever node now holds its bot (some were
+    # answered by the node that left, some by the staying ones): none answered again.
+    for bot, app in bots.items():
+        for event, text in pushed[bot]:
+            assert app.push(text, event_id=event, chat_id=f"oc_round_{bot}",
+                            wait_ack=5)["ack"] is not None
+        app.push("fresh after the handover", chat_id=f"oc_round_{bot}")
+    wait_until(lambda: all(any("fresh after" in _text(m) for m in _replies(app))
+                           for app in bots.values()), 15, "a fresh event answered per bot")
+    for bot in bots:
+        assert len(round_replies(bot)) == len(pushed[bot]), "a redelivery answered twice"
 
     assert cluster.server is not None
     with psycopg.connect(cluster.url) as conn:  # the earliest expiry, on the database's clock
