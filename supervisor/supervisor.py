@@ -513,6 +513,7 @@ class Supervisor:
             incarnation=bot.incarnation,
             data_dir=str(self.paths.root),
             control_endpoint=self.paths.control_endpoint,
+            heartbeat_interval=self.settings.beat_interval,
             log_level=self.settings.worker_log_level,
             endpoint_timeout=self.settings.endpoint_timeout,
             event_max_attempts=self.settings.event_max_attempts,

@@ -6,13 +6,14 @@ import asyncio
 import json
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from shared.botconfig import PythonHandler
 from shared.idempotency import send_uuid
 from shared.results import Text
-from tests.eventkit import bot_config, event, pipeline_for, running, sent_until, until
+from tests.eventkit import FAST, bot_config, event, pipeline_for, running, sent_until, until
 
 FLAKY_CALLS: dict[str, int] = {}
 HANDLER_CALLS: dict[str, int] = {}
@@ -327,5 +328,31 @@ def test_chats_are_handled_concurrently(sim_app, tmp_path: Path) -> None:
                 assert sent[1]["text"] == "done: first"
         finally:
             GATES.clear()
+
+    asyncio.run(scenario())
+
+
+def test_an_idle_spool_is_not_polled_for_checkpoints(tmp_path: Path) -> None:
+    """At rest the checkpoint task sleeps until a write (1,000 idle workers each polling
+    once a second cost a wake-up each); a write is still checkpointed an interval later."""
+
+    async def scenario() -> None:
+        settings = replace(FAST, checkpoint_interval_s=0.05)
+        pipeline = pipeline_for(bot_config(), tmp_path, settings)
+        spool = pipeline._consumer._spool
+        looks: list[float] = []
+        written = spool.written_since_checkpoint
+
+        def counting() -> bool:
+            looks.append(time.monotonic())
+            return written()
+
+        spool.written_since_checkpoint = counting  # type: ignore[method-assign]
+        async with running(pipeline):
+            await asyncio.sleep(0.5)
+            assert looks == [], "the idle spool was looked at ten times a second"
+            pipeline.accept(event("hi"))
+            await until(lambda: not written(), what="the write checkpointed")
+            assert looks
 
     asyncio.run(scenario())

@@ -73,3 +73,25 @@ def test_monitor_seats_workers_and_sees_their_beats(tmp_path: Path) -> None:
     assert monitor.seat("bot_b", now_mono=23.0).slot == seat.slot
     worker.close()
     monitor.close()
+
+
+def test_private_memory_is_resampled_rarely_at_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading smaps_rollup costs ~2 ms: once a minute it was 40 % of an idle worker's CPU.
+    An idle worker resamples every `every_at_rest` s; after activity, every `every` s."""
+    from worker import liveness
+
+    now = [1000.0]
+    reads: list[float] = []
+    monkeypatch.setattr(liveness.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(liveness, "_uss_bytes", lambda: reads.append(now[0]) or len(reads))
+    memory = liveness.PrivateMemory(every=60, every_at_rest=600)
+    assert memory.bytes(("connected", 0)) == 1
+    now[0] += 61
+    assert memory.bytes(("connected", 0)) == 1, "idle: no resample after a minute"
+    now[0] += 540
+    assert memory.bytes(("connected", 0)) == 2, "idle: resampled after every_at_rest"
+    now[0] += 30
+    assert memory.bytes(("connected", 1)) == 2, "active, but the sample is fresh"
+    now[0] += 31
+    assert memory.bytes(("connected", 1)) == 3, "active: resampled after a minute"
+    assert reads == [1000.0, 1601.0, 1662.0]

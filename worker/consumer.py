@@ -40,6 +40,10 @@ class ConsumerSettings:
     retention_s: float = 24 * 3600.0
     prune_interval_s: float = 600.0
     checkpoint_interval_s: float = 1.0
+    """A WAL checkpoint follows this long after the spool was written."""
+    checkpoint_rest_s: float = 60.0
+    """With no write announced (`Consumer.wrote`), the checkpoint task still looks this
+    often: a net for a write path that does not announce itself."""
     history_keep: int = 200
 
     def retry_delay(self, attempts: int, rate_limited: bool) -> float:
@@ -64,6 +68,7 @@ class Consumer:
         self._counters = counters
         self._settings = settings
         self._wake = asyncio.Event()
+        self._written = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._schedule = Schedule()
         for event in spool.pending():
@@ -72,7 +77,12 @@ class Consumer:
     def enqueue(self, event_id: str, chat_key: str) -> None:
         """A newly spooled (or revived) event: queue it behind its chat and wake up."""
         self._schedule.add(chat_key, event_id)
+        self.wrote()
         self.wake()
+
+    def wrote(self) -> None:
+        """The spool was written (call on the consumer's loop): checkpoint it soon."""
+        self._written.set()
 
     def wake(self) -> None:
         """Have the consumer look at its schedule again (call on the consumer's loop)."""
@@ -141,6 +151,7 @@ class Consumer:
                 self._schedule.done(chat_key)
             else:
                 self._schedule.retry(chat_key, retry_epoch)
+            self._written.set()
             self._wake.set()
 
     def _bury(self, event: SpooledEvent) -> None:
@@ -178,7 +189,13 @@ class Consumer:
         return retry_epoch
 
     async def _checkpoint_forever(self) -> None:
+        """Checkpoint `checkpoint_interval_s` after the spool was written; at rest, sleep
+        until the next write instead of waking every second to find nothing to do."""
         while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settings.checkpoint_rest_s):
+                    await self._written.wait()
+            self._written.clear()
             await asyncio.sleep(self._settings.checkpoint_interval_s)
             if not self._spool.written_since_checkpoint():
                 continue

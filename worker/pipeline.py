@@ -220,7 +220,9 @@ class EventPipeline:
         except ValueError as exc:
             log.warning("dropped a card action: %s", exc)
             return None
-        if not self._spool.add_answered(action.event_id, CARD_ACTION_EVENT, payload):
+        written = self._spool.add_answered(action.event_id, CARD_ACTION_EVENT, payload)
+        self._consumer.wrote()
+        if not written:
             self.counters.duplicates += 1
             known = self._spool.answer_of(action.event_id)
             log.info("card action %s is a redelivery: %s", action.event_id,
@@ -242,6 +244,7 @@ class EventPipeline:
         answer = result.wire() if result is not None else None
         self._spool.save_answer(action.event_id,
                                 json.dumps(answer, ensure_ascii=False) if answer else None)
+        self._consumer.wrote()
         self.counters.counts.events_handled += 1
         log.info("card action %s answered in %d ms (%s)", action.event_id,
                  (perf_counter() - started) * 1000,
