@@ -58,7 +58,7 @@ from supervisor.ports import Channel, Clock, Processes, SystemClock, Worker, Zyg
 from supervisor.requests import PendingRequests
 from supervisor.router import Router
 from supervisor.settings import SupervisorSettings
-from worker.spool import Spool, read_answered
+from worker.spool import mark_answered, read_answered
 
 logger = logging.getLogger(__name__)
 
@@ -555,11 +555,7 @@ class Supervisor:
         (the start fails and is retried) when the keys cannot be read."""
         keys = await self.placement.answered_elsewhere(bot_id)
         if keys:
-            spool = Spool(self.paths.spool(bot_id))
-            try:
-                settled = await asyncio.to_thread(spool.mark_answered, keys)
-            finally:
-                spool.close()
+            settled = await asyncio.to_thread(mark_answered, self.paths.spool(bot_id), keys)
             logger.info("bot %s: %d event(s) answered on other nodes known here (%d pending"
                         " settled)", bot_id, len(keys), settled)
 

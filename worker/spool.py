@@ -492,6 +492,16 @@ def _dead_letters(conn: sqlite3.Connection, limit: int) -> list[DeadLetter]:
     return [DeadLetter(*row) for row in rows]
 
 
+def mark_answered(path: Path, keys: list[tuple[str, str]]) -> int:
+    """`Spool.mark_answered` on the spool file at `path` (created if missing), for a bot
+    whose worker is not running; returns the number of pending rows settled."""
+    spool = Spool(path)
+    try:
+        return spool.mark_answered(keys)
+    finally:
+        spool.close()
+
+
 def read_answered(path: Path, since_epoch: float) -> list[tuple[str, str]]:
     """(event id, message id or "") of every event this spool marked done since `since_epoch`
     (epoch s), read-only: what a node publishes for the others when it hands a bot over."""
