@@ -159,7 +159,7 @@ class RetryResult(_FromWorker, tag="retry_result"):
 class Answered(_FromWorker, tag="answered"):
     """Cluster mode: events this worker answered (or ignored for good) since its last
     report, as (event id, IM message id or "") pairs, for the other nodes' dedup.
-    Sent at most once per heartbeat interval, and once more as the worker ends."""
+    Sent 0.2 s after the first of them (worker/session.py), and once more as it ends."""
 
     keys: list[tuple[str, str]] = msgspec.field(default_factory=list)
 

@@ -64,6 +64,8 @@ def test_answered_events_are_kept_for_the_report_and_read_back(tmp_path: Path) -
     worker's report) and from the file (the handover), not what others answered."""
     spool = Spool(tmp_path / "spool.db")
     spool.answered = []
+    woken: list[int] = []
+    spool.on_answered = lambda: woken.append(len(spool.answered or []))
     since = time.time()
     spool.add("e1", "c1", "im.message.receive_v1", b"{}", "om_1")
     spool.add("e2", "c1", "im.message.receive_v1", b"{}")
@@ -72,6 +74,7 @@ def test_answered_events_are_kept_for_the_report_and_read_back(tmp_path: Path) -
     spool.add_answered("card1", "card.action.trigger", b"{}")
     spool.mark_answered([("elsewhere", "om_x")])
     assert spool.answered == [("e1", "om_1"), ("e2", ""), ("card1", "")]
+    assert woken == [1], "woken once, when the first key was kept"
     assert sorted(read_answered(tmp_path / "spool.db", since)) == [
         ("card1", ""), ("e1", "om_1"), ("e2", "")]
     assert read_answered(tmp_path / "spool.db", time.time() + 1) == []

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
@@ -122,9 +123,11 @@ class EventPipeline:
             max_age = min(policy.webhook_max_age, settings.retention_s)
         self._webhook = WebhookReceiver(bot, self.accept, max_age)
 
-    def keep_answered(self) -> None:
-        """Cluster mode: keep the keys of answered events for `take_answered`."""
+    def keep_answered(self, on_first: Callable[[], None]) -> None:
+        """Cluster mode: keep the keys of answered events for `take_answered`;
+        `on_first()` runs (on the thread that finished the event) when some are kept."""
         self._spool.answered = []
+        self._spool.on_answered = on_first
 
     def take_answered(self) -> list[tuple[str, str]]:
         """(event id, message id or "") of the events done since the last call, oldest

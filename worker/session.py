@@ -61,6 +61,8 @@ DRAIN_STALL = 1.0
 
 GRACE_MARGIN = 1.0
 """Finish this long before the grace ends, so the supervisor's SIGKILL never races the exit."""
+ANSWERED_REPORT_S = 0.2
+"""Cluster mode: how long answered events gather before the worker reports them."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ class WorkerSession:
         self._requests: set[asyncio.Task[None]] = set()
         self._exit: asyncio.Future[Exit] = asyncio.get_running_loop().create_future()
         self._beat_timer: asyncio.Handle | None = None
+        self._answered_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> int:
         """Serve until the first reason to end, wind down within its grace, return the code."""
@@ -170,7 +173,9 @@ class WorkerSession:
             )
             self._pipeline = EventPipeline(self._bot, self._paths, settings, self._spec.security)
             if self._spec.share_answers:
-                self._pipeline.keep_answered()
+                loop = asyncio.get_running_loop()
+                self._pipeline.keep_answered(
+                    lambda: loop.call_soon_threadsafe(self._report_answered_soon))
         except Exception as error:
             logger.exception("could not open the event pipeline")
             self._finish(Exit.failed(Failure(permanent=False, message=f"event pipeline: {error}")))
@@ -278,6 +283,17 @@ class WorkerSession:
             self._beat_timer = loop.call_later(spec.heartbeat_interval, beat)
 
         self._beat_timer = loop.call_soon(beat)
+
+    def _report_answered_soon(self) -> None:
+        """Events were answered: report them within ANSWERED_REPORT_S, one message for
+        all answered meanwhile (the other nodes' dedup waits for it; a beat is 2 s)."""
+        if self._answered_timer is None:
+            def report() -> None:
+                self._answered_timer = None
+                self._report_answered()
+
+            self._answered_timer = asyncio.get_running_loop().call_later(
+                ANSWERED_REPORT_S, report)
 
     def _report_answered(self) -> None:
         """Cluster mode: the events answered since the last report, in one message."""
@@ -398,6 +414,8 @@ class WorkerSession:
         self._report_answered()
         if self._beat_timer is not None:
             self._beat_timer.cancel()
+        if self._answered_timer is not None:
+            self._answered_timer.cancel()
         pending = [*self._tasks, *self._requests]
         for task in pending:
             task.cancel()

@@ -27,6 +27,7 @@ never waits for it.
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,6 +204,8 @@ class Spool:
         self.answered: list[tuple[str, str]] | None = None
         """Cluster mode: a list the (event id, message id) of every row that becomes done
         is appended to, for the worker to report (worker/session.py); None: not kept."""
+        self.on_answered: Callable[[], None] | None = None
+        """Called when `answered` stops being empty (the worker schedules its report)."""
 
     def close(self) -> None:
         """Checkpoint and close; safe to call twice."""
@@ -256,8 +259,8 @@ class Spool:
         with self._lock:
             cur = self._conn.execute(_INSERT_DONE, (event_id, event_id, event_type, payload,
                                                     now, now))
-        if cur.rowcount == 1 and self.answered is not None:
-            self.answered.append((event_id, ""))
+        if cur.rowcount == 1:
+            self._note_done(event_id, ("",))
         return cur.rowcount == 1
 
     def mark_answered(self, keys: list[tuple[str, str]]) -> int:
@@ -410,6 +413,8 @@ class Spool:
     def _note_done(self, event_id: str, row: tuple[str] | None) -> None:
         if row is not None and self.answered is not None:
             self.answered.append((event_id, row[0]))
+            if len(self.answered) == 1 and self.on_answered is not None:
+                self.on_answered()
 
     def fail(self, event_id: str, error: str, next_attempt_at: float | None) -> None:
         """Record a failed attempt (`take` counted it): retry at `next_attempt_at`, or dead

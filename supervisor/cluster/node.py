@@ -40,7 +40,7 @@ ANSWER_BATCH_S = 0.2
 """Seconds answered events gather before one statement publishes them all."""
 HANDOVER_LOOKBACK_S = 60.0
 """At a handover the old holder re-reads this many seconds of answered events from the
-spool: the last ones may still be on their way to it (the worker reports once a second)."""
+spool: the last ones may still be on their way to it (a worker reports 0.2 s after it answers)."""
 MAX_QUEUED_ANSWERS = 100_000
 """Answered events kept while the database cannot take them; the oldest go first."""
 PRUNE_EVERY = 300
