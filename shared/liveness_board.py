@@ -24,6 +24,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from array import array
 from pathlib import Path
 
 SLOT = struct.Struct("=QQ")
@@ -66,6 +67,12 @@ class LivenessBoard:
         """(token, counter) of `slot`, unlocked: a torn read only looks like a beat."""
         return SLOT.unpack_from(self._map, slot * SLOT.size)
 
+    def read_all(self, slots: int) -> tuple[list[int], list[int]]:
+        """(tokens, counters) of slots 0..`slots`-1 in one copy of the mapping, unlocked."""
+        words = array("Q")
+        words.frombytes(self._map[:slots * SLOT.size])
+        return words[0::2].tolist(), words[1::2].tolist()
+
 
 class BeatWatch:
     """The reader's side for one slot: when did its counter last move, on our clock."""
@@ -77,7 +84,11 @@ class BeatWatch:
 
     def look(self, board: LivenessBoard, slot: int, now_mono: float) -> bool:
         """Read the slot; True (and `moved_mono` = now) when its owner beat since last look."""
-        token, count = board.read(slot)
+        return self.saw(*board.read(slot), now_mono)
+
+    def saw(self, token: int, count: int, now_mono: float) -> bool:
+        """The slot read (`token`, `count`) at `now_mono`: True (and `moved_mono` = now)
+        when it is this owner's and its counter moved since the last read."""
         if token != self.token or count == self._count:
             return False
         self._count = count
@@ -100,6 +111,11 @@ class SlotAllocator:
             raise RuntimeError(f"more than {SLOTS - 1} workers at once")
         self._next += 1
         return self._next - 1
+
+    @property
+    def high(self) -> int:
+        """One past the highest slot ever handed out: every seat is below it."""
+        return self._next
 
     def give_back(self, slot: int) -> None:
         self._free.append(slot)

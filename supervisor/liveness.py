@@ -36,6 +36,8 @@ class LivenessMonitor:
         self._board.claim(SUPERVISOR_SLOT, self._token)
         self._slots = SlotAllocator()
         self._seats: dict[str, tuple[int, BeatWatch]] = {}
+        self._by_slot: dict[int, str] = {}
+        self._counts: list[int] = []
 
     def close(self) -> None:
         self._board.close()
@@ -50,12 +52,16 @@ class LivenessMonitor:
         slot = held[0] if held else self._slots.take()
         token = _token()
         self._seats[bot_id] = (slot, BeatWatch(token, now_mono))
+        self._by_slot[slot] = bot_id
+        if slot < len(self._counts):
+            self._counts[slot] = -1  # the next scan looks at this slot whatever it holds
         return Seat(str(self._path), slot, token, self._token)
 
     def unseat(self, bot_id: str) -> None:
         """The bot has no worker any more: its slot goes back to the pool."""
         held = self._seats.pop(bot_id, None)
         if held is not None:
+            self._by_slot.pop(held[0], None)
             self._slots.give_back(held[0])
 
     def beat(self) -> None:
@@ -71,6 +77,28 @@ class LivenessMonitor:
         slot, watch = held
         watch.look(self._board, slot, now_mono)
         return watch.moved_mono
+
+
+    def scan(self, now_mono: float) -> list[str]:
+        """Bots whose worker beat since the last scan; their `last_beat` is now `now_mono`.
+
+        One copy of the board and one comparison of every counter with the last scan's,
+        then a look only at the slots that moved: at 1,000 idle workers a slot-by-slot
+        read was a third of the supervisor's CPU (py-spy).
+        """
+        tokens, counts = self._board.read_all(self._slots.high)
+        previous = self._counts
+        self._counts = counts
+        moved = [slot for slot, (count, before) in enumerate(zip(counts, previous, strict=False))
+                 if count != before]
+        moved.extend(range(len(previous), len(counts)))
+        beaten = []
+        for slot in moved:
+            bot_id = self._by_slot.get(slot)
+            if bot_id is not None and self._seats[bot_id][1].saw(tokens[slot], counts[slot],
+                                                                 now_mono):
+                beaten.append(bot_id)
+        return beaten
 
 
 def _token() -> int:

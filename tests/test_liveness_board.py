@@ -71,6 +71,18 @@ def test_monitor_seats_workers_and_sees_their_beats(tmp_path: Path) -> None:
     monitor.unseat("bot_a")
     assert monitor.last_beat("bot_a", now_mono=22.0) is None
     assert monitor.seat("bot_b", now_mono=23.0).slot == seat.slot
+    # The supervisor's loop reads every slot in one scan: only slots whose counter moved
+    # under the seat's own token count, and each is reported once per beat.
+    other = monitor.seat("bot_c", now_mono=23.0)
+    assert monitor.scan(now_mono=24.0) == []
+    worker.claim(other.slot, other.token)
+    worker.beat(other.slot, other.token)
+    worker.beat(seat.slot, seat.token)  # bot_a's old token on bot_b's slot: not a beat
+    assert monitor.scan(now_mono=25.0) == ["bot_c"]
+    assert monitor.last_beat("bot_c", now_mono=25.5) == 25.0
+    assert monitor.scan(now_mono=26.0) == []
+    worker.beat(other.slot, other.token)
+    assert monitor.scan(now_mono=27.0) == ["bot_c"]
     worker.close()
     monitor.close()
 

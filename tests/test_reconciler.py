@@ -408,3 +408,43 @@ def test_shutdown_stops_everyone_kills_stragglers_and_restarts_nothing(tmp_path:
         rig.close()
 
     asyncio.run(main())
+
+
+def test_timer_ticks_skip_the_policy_for_running_bots_with_a_fresh_beat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At rest the policy ran for every bot four times a second (most of the supervisor's
+    CPU at 1,000 bots); a timer tick now decides only for bots that may need an action,
+    and a silent worker is still killed on the first tick past the timeout."""
+    from supervisor import supervisor as module
+
+    async def case(rig: Rig) -> None:
+        bots = [await rig.add(connected=True) for _ in range(20)]
+        for bot_id in bots:
+            rig.connected(rig.worker(bot_id))
+        decided: list[str] = []
+        real = module.decide
+        monkeypatch.setattr(module, "decide",
+                            lambda view, *a: decided.append(view.phase) or real(view, *a))
+        rig.clock.now += module.FULL_PASS_S
+        rig.supervisor._reconcile(full=False)
+        assert len(decided) == 20, "a second after the last full pass, a full pass"
+        decided.clear()
+        for _ in range(3):
+            rig.clock.now += 0.25
+            rig.supervisor._reconcile(full=False)
+        assert decided == [], "timer ticks decided for running bots with a fresh beat"
+        rig.clock.now += 0.25
+        rig.supervisor._reconcile(full=False)
+        assert len(decided) == 20, "a full pass every second"
+        silent = rig.worker(bots[0])
+        rig.clock.now += 2.9
+        for bot_id in bots[1:]:
+            rig.report(rig.worker(bot_id))
+        rig.supervisor._reconcile(full=True)
+        decided.clear()
+        rig.clock.now += 0.2
+        rig.supervisor._reconcile(full=False)
+        assert decided == [Phase.RUNNING] and silent.killed
+
+    run(case, tmp_path)
