@@ -6,6 +6,7 @@ import msgspec
 from aiohttp import web
 
 from api.errors import ApiError
+from shared.jsonbody import decode_json
 
 T = TypeVar("T")
 
@@ -19,7 +20,7 @@ async def decode_body(request: web.Request, kind: type[T]) -> T:
     if not raw.strip():
         raise ApiError(400, "request body is empty; expected a JSON object", "invalid_json")
     try:
-        return msgspec.json.decode(raw, type=kind)
+        return decode_json(raw, kind)
     except msgspec.ValidationError as error:
         raise ApiError(400, f"invalid request: {error}", "invalid_field") from error
     except msgspec.DecodeError as error:

@@ -24,7 +24,8 @@ from shared.clocks import iso
 from shared.status import BotStatus
 from store import BotRecord, TokenRecord, User
 
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
+"""A bot or user name: shown in lists, logs and the dashboard, so no control characters."""
 AppId = Annotated[str, Meta(min_length=1, max_length=200)]
 Secret = Annotated[str, Meta(max_length=1000)]
 RequiredSecret = Annotated[str, Meta(min_length=1, max_length=1000)]

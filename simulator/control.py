@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from aiohttp import web
 
+from shared.jsonbody import decode_json
 from simulator import delivery
 from simulator.events import MessageSpec, build_event, encode
 from simulator.state import (
@@ -112,7 +113,7 @@ async def decode(request: web.Request, kind: type[T]) -> T:
     """Decode a body or raise a 400 naming the offending field (msgspec puts the JSON
     path, e.g. `$.pingInterval`, in its message)."""
     try:
-        return msgspec.json.decode(await request.read() or b"{}", type=kind)
+        return decode_json(await request.read() or b"{}", kind)
     except msgspec.ValidationError as exc:
         raise web.HTTPBadRequest(
             text=json.dumps({"error": str(exc)}), content_type="application/json"

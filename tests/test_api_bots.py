@@ -170,6 +170,28 @@ def test_malformed_json_empty_body_and_patch_validation(api: Api) -> None:
     assert api.fleet.calls == [("bot_added", bot_id)]
 
 
+def test_text_that_is_not_utf8_or_holds_control_characters_is_400_naming_the_field(
+        api: Api) -> None:
+    """msgspec raises UnicodeDecodeError for such bytes in a string: once a 500."""
+    bad = b'{"name":"\xff\xfe","appId":"cli_g","appSecret":"s"}'
+    error = assert_error(api.call(api.admin, "POST", "/api/feishu/bots", data=bad), 400,
+                         "invalid_field")
+    assert "$.name" in error["message"]
+    path = f"/api/feishu/bots/{api.create_bot(api.admin)}"
+    error = assert_error(api.call(api.admin, "PATCH", path, data=b'{"name":"\xff"}'), 400)
+    assert "$.name" in error["message"]
+    error = assert_error(api.call(api.admin, "POST", "/api/users", data=b'{"name":"\xff"}'),
+                         400)
+    assert "$.name" in error["message"]
+    for name in ("a\u0000b", "tab\there", "del\u007f", "c1\u0085"):
+        response = api.call(api.admin, "POST", "/api/feishu/bots",
+                             json=bot_body(name=name))
+        assert "$.name" in assert_error(response, 400, "invalid_field")["message"]
+        response = api.call(api.admin, "POST", "/api/users", json={"name": name})
+        assert "$.name" in assert_error(response, 400, "invalid_field")["message"]
+    assert api.call(api.admin, "POST", "/api/users", json={"name": "Zoë 测试"}).status_code == 201
+
+
 def test_body_over_1_mib_is_413(api: Api) -> None:
     big = json.dumps(bot_body(name="x" * (1024 * 1024 + 10))).encode()
     assert_error(api.call(api.admin, "POST", "/api/feishu/bots", data=big), 413,

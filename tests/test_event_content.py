@@ -244,3 +244,24 @@ def test_a_longer_mention_key_is_not_eaten_by_a_shorter_one() -> None:
     one = {"key": "@_user_1", "name": "One", "id": {"open_id": "ou_one"}}
     msg = parse_event(event("@_user_1 and @_user_10", mentions=[one, ten]), ME)
     assert isinstance(msg, Message) and msg.text == "@One and @Ten"
+
+
+def test_payloads_and_answers_that_are_not_utf8_are_refused_not_raised() -> None:
+    """msgspec raises UnicodeDecodeError (not DecodeError) for such bytes in a string: each
+    decoder of bytes from outside answers its own "undecodable" instead of crashing."""
+    from worker.cardaction import is_card_action, parse_card_action
+    from worker.envelope import to_v2
+    from worker.errors import EventError
+    from worker.handlers.forward import _json_of
+
+    bad = event("hello").replace(b"hello", b"\xff\xfe")
+    with pytest.raises(ContentError, match="undecodable"):
+        parse_event(bad)
+    with pytest.raises(ValueError):
+        to_v2(b'{"header": {"event_type": "\xff"}}')
+    card = b'{"header": {"event_type": "card.action.trigger", "event_id": "\xff"}}'
+    assert is_card_action(card) is False
+    with pytest.raises(ValueError, match="undecodable"):
+        parse_card_action(card)
+    with pytest.raises(EventError, match="not JSON"):
+        _json_of(b'{"text": "\xff"}')

@@ -34,6 +34,12 @@ def test_bad_create_names_field(sim, path: str, body: dict, field: str) -> None:
     assert field in resp.json()["error"]
 
 
+def test_text_that_is_not_utf8_is_400_naming_the_field(sim) -> None:
+    resp = requests.post(sim.url + "/_sim/apps", data=b'{"appId":"\xff","appSecret":"s"}',
+                         timeout=5)
+    assert resp.status_code == 400 and "$.appId" in resp.json()["error"]
+
+
 def test_bad_event_and_fault_input(sim_app) -> None:
     app = sim_app()
     base = f"{app.url}/_sim/apps/{app.app_id}"

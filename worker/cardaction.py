@@ -80,7 +80,7 @@ def is_card_action(payload: bytes) -> bool:
         return False
     try:
         header = _peek.decode(payload).header
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return False
     return header is not None and header.event_type == CARD_ACTION_EVENT
 
@@ -89,7 +89,7 @@ def parse_card_action(payload: bytes) -> CardAction:
     """Raises ValueError when the payload is not a card action with an event id."""
     try:
         envelope = _decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"undecodable card action: {exc}") from None
     if envelope.header.event_type != CARD_ACTION_EVENT or not envelope.header.event_id:
         raise ValueError("not a card.action.trigger event with an event id")

@@ -161,7 +161,7 @@ def parse_event(payload: bytes, addressee: Addressee | None = None) -> Message |
         return _other_event(event_id, event_type, envelope, raw)
     try:
         parsed = _decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ContentError(f"undecodable event: {exc}") from None
     msg = parsed.event.message
     if msg is None or not msg.message_id:

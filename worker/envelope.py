@@ -19,7 +19,7 @@ def to_v2(payload: bytes) -> tuple[dict[str, Any], bytes]:
     """(envelope, its JSON bytes) for a pushed payload; raises ValueError if it is no event."""
     try:
         body = msgspec.json.decode(payload)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ValueError(str(exc)) from None
     if not isinstance(body, dict):
         raise ValueError("the payload is not a JSON object")

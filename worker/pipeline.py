@@ -158,7 +158,7 @@ class EventPipeline:
     def _spool_event(self, payload: bytes) -> None:
         try:
             envelope = _ack_decoder.decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, UnicodeDecodeError):
             log.warning("dropped a payload that is not an event (%d bytes)", len(payload))
             return
         header, event = envelope.header, envelope.event

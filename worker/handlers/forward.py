@@ -106,5 +106,5 @@ def _json_of(answer: bytes) -> object:
         return None
     try:
         return msgspec.json.decode(answer)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise EventError("forward target answered something that is not JSON") from None
