@@ -26,7 +26,9 @@ class View:
     """Connect was asked since the last start: no waiting in BACKOFF or FATAL."""
     has_process: bool
     stale_config: bool
-    """The worker runs an older config than the store holds."""
+    """The last worker ran (or the running one runs) an older config than the store holds:
+    a PATCH since the last start. In BACKOFF or FATAL it is a reason to start at once,
+    as a connect is (the new config may be the fix, or a switch to webhook mode)."""
     ready: bool
     """The zygote can fork."""
     shutting_down: bool = False
@@ -77,6 +79,8 @@ def decide(view: View, timeouts: Timeouts, now_mono: float) -> Action | None:
             return Action(Verb.HALT, _why_not_kept(view))
         if view.retry_now:
             return Action(Verb.START, "connect requested")
+        if view.stale_config and view.ready:
+            return Action(Verb.START, "config changed")
         if phase == Phase.BACKOFF and now_mono >= view.retry_mono and view.ready:
             return Action(Verb.START, "retry")
         return None

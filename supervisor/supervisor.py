@@ -213,13 +213,17 @@ class Supervisor:
         await self.placement.wait_released(bot_id, self.stop_bound())
 
     async def bot_changed(self, bot_id: str) -> None:
-        """The config changed: a worker on the old config is restarted by the loop."""
+        """The config changed: a worker on the old config is restarted by the loop, and a
+        bot waiting in BACKOFF or `error` starts at once on the new config (it may be the
+        fix, or a switch to webhook mode), from a clean slate as after a connect."""
         bot = self._command_target(bot_id)
         async with bot.commands:
             self._check_alive(bot)
             bot.webhook_mode = not self.store.bot_config(bot_id).use_websocket
             bot.wanted = self.store.is_desired(bot_id)
             bot.config_version += 1
+            if bot.phase in (Phase.BACKOFF, Phase.FATAL):
+                bot.forget_trouble()
             self._contained(bot_id, lambda: self._step(bot))
 
     async def bot_removed(self, bot_id: str) -> None:

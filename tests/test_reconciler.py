@@ -285,6 +285,79 @@ def test_a_config_change_restarts_a_running_worker_with_the_new_config(tmp_path:
     run(case, tmp_path)
 
 
+def test_an_error_bot_switched_to_webhook_mode_is_served_at_once(tmp_path: Path) -> None:
+    """Review: a bot in `error` PATCHed to webhook mode stayed in `error`, no worker, until a
+    supervisor restart (pushes 503, ws/connect 409 webhook_mode); a config change of a bot in
+    `error` or backoff is acted on at once, as a connect is."""
+
+    async def case(rig: Rig) -> None:
+        bot_id = await rig.add(connected=True)
+        rig.refuse(rig.worker(bot_id))
+        await rig.settle()
+        assert rig.state(bot_id) == "error"
+        rig.store.update_bot(bot_id, None, use_websocket=False, verification_token="VT2xxxxx")
+        await rig.supervisor.bot_changed(bot_id)
+        await rig.settle()
+        worker = rig.worker(bot_id)
+        assert not worker.spec.bot.use_websocket
+        status = rig.supervisor.status(bot_id)
+        assert (status.state, status.error, status.error_code) == ("webhook", None, None)
+        rig.hello(worker)
+        rig.report(worker, ConnState.WEBHOOK)
+        assert rig.state(bot_id) == "webhook"
+
+    run(case, tmp_path)
+
+
+def test_a_webhook_bot_in_error_switched_to_websocket_follows_the_connect_wish(
+    tmp_path: Path,
+) -> None:
+    """The reverse: without a connect wish it rests disconnected (no stale error), with one
+    it starts at once on the new config."""
+
+    async def case(rig: Rig) -> None:
+        for wished in (False, True):
+            bot_id = await rig.add(webhook=True)
+            rig.refuse(rig.worker(bot_id))
+            await rig.settle()
+            assert rig.state(bot_id) == "error"
+            if wished:
+                rig.store.set_desired_connected(bot_id, True)
+            rig.store.update_bot(bot_id, None, use_websocket=True)
+            await rig.supervisor.bot_changed(bot_id)
+            await rig.settle()
+            status = rig.supervisor.status(bot_id)
+            if wished:
+                assert rig.worker(bot_id).spec.bot.use_websocket
+                assert (status.state, status.error) == ("connecting", None)
+            else:
+                assert rig.processes.live(bot_id) == []
+                assert (status.state, status.error) == ("disconnected", None)
+
+    run(case, tmp_path)
+
+
+def test_a_patch_that_fixes_the_secret_of_an_error_or_backoff_bot_retries_at_once(
+    tmp_path: Path,
+) -> None:
+    async def case(rig: Rig) -> None:
+        refused = await rig.add(connected=True)
+        rig.refuse(rig.worker(refused))
+        crashed = await rig.add(connected=True)
+        rig.worker(crashed).exit(1)
+        await rig.settle()
+        assert (rig.state(refused), rig.phase(crashed)) == ("error", Phase.BACKOFF)
+        for bot_id in (refused, crashed):
+            rig.store.update_bot(bot_id, None, app_secret="fixed")
+            await rig.supervisor.bot_changed(bot_id)
+            await rig.settle()
+            assert rig.worker(bot_id).spec.bot.app_secret == "fixed", "no wait for a retry"
+            assert rig.supervisor.status(bot_id).error is None
+        assert rig.supervisor.status(crashed).attempt == 0, "a fresh start, as after connect"
+
+    run(case, tmp_path)
+
+
 def test_an_exception_in_one_bots_step_parks_only_that_bot(tmp_path: Path) -> None:
     """Item 4: one bot whose start raised stopped the loop for every bot."""
 

@@ -77,6 +77,12 @@ def test_patch_restarts_the_worker_with_the_new_config_and_moves_modes(
     assert refused["pid"] != back["pid"]
     assert app.info()["connections"] == 0
 
+    patch(fleet, bot_id, {"useWebSocket": False, "verificationToken": TOKEN})
+    fleet.wait_status(bot_id, lambda s: s["state"] == "webhook" and s["pid"] is not None
+                      and s["error"] is None, 20, "the bot in error served in webhook mode")
+    pushed = app.client.webhook(app.app_id, url, text="after the error")
+    assert pushed["status"] == 200, pushed
+
 
 def responses_of(fleet: Service, bot_ids: list[str]) -> list[bytes]:
     """Every read and per-bot route of the running service, as raw bytes with headers."""
