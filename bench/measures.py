@@ -15,10 +15,15 @@ from bench.fleet import Fleet
 from bench.proc import cpu_seconds
 from bench.service import alive
 from bench.sim import Platform
+from shared.ratelimits import APP_LIMITS
 
 log = logging.getLogger(__name__)
 
 POLL = 0.02
+REPLY_SPACING_S = max(limit.window_s / limit.count for limit in APP_LIMITS) * 1.1
+"""Replies the platform lets one app send back to back (shared/ratelimits.py: 50/s and
+1,000/min, so one per 60 ms, plus a margin): faster, the bare bot is refused at the 51st
+reply and larkfleet's pacer holds its replies, so neither would measure the event path."""
 
 
 def ack_latencies(platform: Platform, app_id: str, count: int, warmup: int) -> list[float]:
@@ -40,13 +45,17 @@ def throughput(platform: Platform, app_id: str, count: int, window: int) -> floa
 
 
 def echo_latencies(platform: Platform, app_id: str, count: int, timeout: float) -> list[float]:
-    """Push one message, wait until its reply is recorded, next: push-to-reply seconds."""
+    """Push one message, wait until its reply is recorded, next (no faster than one push per
+    REPLY_SPACING_S): push-to-reply seconds."""
     sim = platform.sim
     acked_before = len(sim.info(app_id)["acked"])
     replied = len(sim.sent(app_id))
     pushed: list[tuple[str, str]] = []
     replies: list[dict[str, Any]] = []
+    next_push_mono = time.monotonic()
     for number in range(count):
+        time.sleep(max(0.0, next_push_mono - time.monotonic()))
+        next_push_mono = time.monotonic() + REPLY_SPACING_S
         answer = sim.push_event(app_id, f"echo {number}")
         pushed.append((answer["eventId"], answer["messageId"]))
         deadline = time.monotonic() + timeout

@@ -32,7 +32,8 @@ class Plan:
     """The bare side is capped: 200 processes of ~160 MB would not fit in RAM."""
     ack_events: int = 1000
     flood_events: int = 5000
-    echo_events: int = 1000
+    echo_events: int = 300
+    """Paced to the platform's reply limits (measures.REPLY_SPACING_S): ~20 s a run."""
     stream_events: int = 100
     webhook_pushes: int = 200
     recovery_trials: int = 20
