@@ -507,13 +507,15 @@ class Supervisor:
             case Verb.STOP:
                 grace = self.settings.stop_grace if grace is None else grace
                 bot.stop_deadline_mono = now + grace
+                if not bot.keep:  # as in `_to_stopped`; the live worker's figures stay
+                    bot.forget_trouble()
                 bot.lifecycle.change(Phase.STOPPING, action.why)
                 if bot.worker is not None:
                     self._channel.send(bot.identity, Stop(grace=grace))
             case Verb.KILL:
                 self._murder(bot, action.why)
             case Verb.HALT:
-                bot.lifecycle.change(Phase.STOPPED, action.why)
+                self._to_stopped(bot, action.why)
             case Verb.FORGET:
                 self._forget(bot)
 
@@ -615,10 +617,22 @@ class Supervisor:
                 bot.error = outcome.why
             if bot.phase != Phase.FATAL:
                 bot.lifecycle.change(Phase.FATAL, bot.error)
+        elif outcome.phase == Phase.STOPPED:
+            self._to_stopped(bot, outcome.why)
         else:
             bot.lifecycle.change(outcome.phase, outcome.why)
         self._step(bot, now)
         self._poke()
+
+    def _to_stopped(self, bot: ManagedBot, why: str) -> None:
+        """Enter STOPPED; when the wish is no worker (a disconnect, a delete, shutdown),
+        the last error, flapping and the worker's figures go first, so the change record
+        announcing `disconnected` carries the status as it is after the change (README:
+        a disconnect clears them). A restart (config change, lost lease) keeps them."""
+        if not bot.keep:
+            bot.forget_trouble()
+            bot.retire_report()
+        bot.lifecycle.change(Phase.STOPPED, why)
 
     def _murder(self, bot: ManagedBot, why: str) -> None:
         """SIGKILL a worker that missed its deadline; its exit handler does what follows."""

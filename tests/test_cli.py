@@ -151,6 +151,8 @@ def test_connect_wait_reports_a_refusal(service: Service, sim_app: Callable[...,
     refused = cli(service, "connect", bot_id, "--wait", "--timeout", "30")
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"larkfleet: {bot_id}: error")
+    # The record that announced `error` carries the platform's text, never "None (code None)".
+    assert "invalid app_id or app_secret (code 10003)" in refused.stderr, refused.stderr
     # Disconnected on purpose, the bot no longer shows its last failure as its status.
     assert cli(service, "disconnect", bot_id).returncode == 0
     status = json.loads(cli(service, "status", bot_id, "--json").stdout)

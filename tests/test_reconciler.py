@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from shared import exitcodes
-from shared.changes import ChangeKind
+from shared.changes import ChangeKind, Subscription
 from shared.states import ConnState
+from shared.status import BotStatus
 from store import NotFound
 from supervisor.lifecycle import Phase
 from tests.ctlkit import Rig, run
@@ -155,15 +156,49 @@ def test_disconnect_returns_once_the_worker_is_gone_and_clears_the_old_trouble(
         bot.error = "old trouble"
         for t in range(5):
             bot.backoff.failed(float(t), after_connecting=True)
-        disconnect = asyncio.create_task(rig.supervisor.disconnect(bot_id))
+        with rig.supervisor.subscribe() as changes:
+            disconnect = asyncio.create_task(rig.supervisor.disconnect(bot_id))
+            await rig.settle()
+            assert rig.channel.stops_to(worker) == 1 and not disconnect.done()
+            worker.exit(exitcodes.STOPPED)
+            await asyncio.wait_for(disconnect, 1)
+            status = rig.supervisor.status(bot_id)
+            assert (status.state, status.error, status.flapping, status.private_bytes) == (
+                "disconnected", None, False, 0)
+            assert not rig.store.is_desired(bot_id)
+            announced = await disconnected_records(changes)
+        assert announced[-1] == status, "the record carries the status as it is after the change"
+        assert [(a.error, a.flapping) for a in announced] == [(None, False)] * len(announced)
+
+    run(case, tmp_path)
+
+
+async def disconnected_records(changes: Subscription) -> list[BotStatus]:
+    """The statuses in the change records that announce `disconnected` (stopping, stopped)."""
+    found = []
+    while (change := await changes.get(0)) is not None:
+        if (change.kind == ChangeKind.STATE and change.to_state == "disconnected"
+                and change.status is not None):
+            found.append(change.status)
+    return found
+
+
+def test_disconnecting_a_bot_in_error_announces_it_without_the_old_error(
+    tmp_path: Path,
+) -> None:
+    """Review: the `disconnected` record still carried the old error, code and memory figure
+    (the status was cleared only after it was announced)."""
+
+    async def case(rig: Rig) -> None:
+        bot_id = await rig.add(connected=True)
+        rig.report(rig.worker(bot_id), ConnState.CONNECTING, private_bytes=123_456)
+        rig.refuse(rig.worker(bot_id))
         await rig.settle()
-        assert rig.channel.stops_to(worker) == 1 and not disconnect.done()
-        worker.exit(exitcodes.STOPPED)
-        await asyncio.wait_for(disconnect, 1)
-        status = rig.supervisor.status(bot_id)
-        assert (status.state, status.error, status.flapping, status.private_bytes) == (
-            "disconnected", None, False, 0)
-        assert not rig.store.is_desired(bot_id)
+        assert rig.supervisor.status(bot_id).error_code == 10003
+        with rig.supervisor.subscribe() as changes:
+            await rig.supervisor.disconnect(bot_id)
+            [announced] = await disconnected_records(changes)
+        assert (announced.error, announced.error_code, announced.private_bytes) == (None, None, 0)
 
     run(case, tmp_path)
 

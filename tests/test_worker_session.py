@@ -154,8 +154,10 @@ def test_reports_connected_only_after_handshake_and_first_pong(
     early = [m for m in received[:first] if isinstance(m, Heartbeat)]
     assert early and {m.state for m in early} == {ConnState.CONNECTING}
 
-    beat = received[first]
-    assert isinstance(beat, Heartbeat) and beat.connected_epoch is not None
+    assert isinstance(received[first], StateChanged), "the state moves in one message"
+    beat = received[first - 1]  # the fields that come with it, just before, on the old state
+    assert isinstance(beat, Heartbeat) and beat.state == ConnState.CONNECTING
+    assert beat.connected_epoch is not None
     assert abs(time.time() - beat.connected_epoch) < 60
     # USS (private pages), never more than the process ever had resident.
     peak = next(line for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines()
@@ -205,6 +207,8 @@ def test_invalid_secret_is_permanent_with_the_platform_code(
     assert isinstance(change, StateChanged) and change.permanent
     assert change.code == 10003 and "invalid" in (change.error or "")
     assert not any(state_is(ConnState.CONNECTED)(m) for m in supervisor.messages())
+    first_error = next(m for m in supervisor.messages() if getattr(m, "state", None) == "error")
+    assert first_error is change, "the state moves with its error text, not in a heartbeat"
     assert app.info()["endpointCalls"] == 1
     assert wrong not in supervisor.paths.bot_log(spec.bot.id).read_text()
 

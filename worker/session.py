@@ -228,11 +228,13 @@ class WorkerSession:
     ) -> None:
         """Change the reported state and tell the supervisor now, not at the next heartbeat.
 
-        A full heartbeat goes first, so the supervisor never holds the new
-        state without the fields that come with it (connected_epoch).
+        A full heartbeat goes first, still with the old state, so the supervisor
+        never holds the new state without the fields that come with it: the
+        heartbeat brings connected_epoch and the counters, the StateChanged the
+        state with its error text and code, in one change record.
         """
-        self._state = state
         self._send(self._heartbeat_message())
+        self._state = state
         self._send(
             StateChanged(
                 bot_id=self._bot.id,
