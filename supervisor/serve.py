@@ -108,9 +108,17 @@ class Signals:
             loop.add_signal_handler(signum, self.on_signal)
 
     def hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        """From now on count signals without the loop (called once the stop is done)."""
+        """From now on count signals without the loop (called once the stop is done).
+
+        The plain handler replaces the loop's at once: `loop.remove_signal_handler`
+        first would restore SIG_DFL for an instant, and a SIGTERM then kills the
+        process (exit 143). The process must then leave through `exit_now`: the
+        interpreter's teardown resets every handler to SIG_DFL before its seconds of
+        garbage collection, the window where a second SIGTERM was seen to exit 143.
+        `loop` is the loop whose handlers are replaced (kept for the callers' sake).
+        """
+        del loop
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
             signal.signal(signum, self._late)
 
     def _late(self, _signum: int, _frame: object) -> None:
@@ -140,8 +148,9 @@ async def started_unless_stopped(supervisor: Supervisor, stop_requested: asyncio
     return False
 
 
-async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig) -> int:
-    """Run until a signal; returns SERVE_OK, or SERVE_FORCED after a second signal."""
+async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig) -> NoReturn:
+    """Run until a signal; exits the process (`exit_now`) with SERVE_OK, or SERVE_FORCED
+    after a second signal, also one during the last clean-up."""
     settings = config.settings
     loop = asyncio.get_running_loop()
     signals = Signals()
@@ -166,10 +175,9 @@ async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig
     stop_requested, forced = signals.stop_requested, signals.forced
 
     if node is None:
-        started = await started_unless_stopped(supervisor, stop_requested)
+        await started_unless_stopped(supervisor, stop_requested)
     else:
         await supervisor.start()
-        started = True
         try:
             await node.start(supervisor)
         except psycopg.Error as error:
@@ -198,9 +206,9 @@ async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig
     store.close()
     signals.hand_over(loop)
     logger.info("stopped")
-    if not started:
-        exit_now(signals.exit_code)  # the zygote's warm-up thread would hold the exit
-    return signals.exit_code
+    # Not `return`: the loop's and the interpreter's teardown would follow, with the
+    # signal handlers reset to SIG_DFL (and the zygote's warm-up thread could hold the exit).
+    exit_now(signals.exit_code)
 
 
 def exit_now(code: int) -> NoReturn:
