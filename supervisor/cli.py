@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from shared.ports import port_number
+
 DEFAULT_PORT = 13000
 DEFAULT_SIM_PORT = 18080
 
@@ -47,7 +49,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data-dir", help="default ./data (LARKFLEET_DATA_DIR)")
     p.add_argument("--host", help="default 127.0.0.1 (LARKFLEET_HOST)")
-    p.add_argument("--port", type=int, help=f"default {DEFAULT_PORT} (LARKFLEET_PORT)")
+    p.add_argument("--port", type=int, help=f"default {DEFAULT_PORT} (LARKFLEET_PORT; 0-65535,"
+                   " 0: any free port)")
     p.add_argument("--log-level", help="default INFO (LARKFLEET_LOG_LEVEL)")
     p.add_argument("--handler-path", help="folders (separated by ':') that python handler "
                    "modules are imported from, searched first (LARKFLEET_HANDLER_PATH)")
@@ -79,7 +82,7 @@ def _add_sim(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sim", help="run the Feishu platform simulator alone",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=DEFAULT_SIM_PORT,
+    p.add_argument("--port", type=port_number, default=DEFAULT_SIM_PORT,
                    help="port to listen on (0: any free port, printed at start)")
     p.add_argument("--tls-dir", type=Path, default=None,
                    help="serve https/wss with a throwaway CA written to this directory")
@@ -90,8 +93,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="simulator + supervisor + one echo bot, no account needed",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="A port that is taken is replaced by a free one (said so).")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="the API's port")
-    p.add_argument("--sim-port", type=int, default=DEFAULT_SIM_PORT, help="the simulator's port")
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help="the API's port")
+    p.add_argument("--sim-port", type=port_number, default=DEFAULT_SIM_PORT,
+                   help="the simulator's port")
     p.set_defaults(run=lambda a: _call("supervisor.demo", "main", a))
 
 

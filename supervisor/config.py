@@ -20,9 +20,10 @@ naming it, rather than being silently ignored.
 """
 
 import argparse
+import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 import msgspec
 
 from shared.botconfig import ProxySetting, mask_proxy
+from shared.ports import PORT_EXPECTED, PORTS
 from shared.security import SecurityPolicy
 from shared.urlpolicy import UrlPolicy, check_policy_entries
 from store.postgres import url
@@ -96,17 +98,49 @@ def _read_file(path: str | None) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: {error}") from error
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""What `log_level` and `worker_log_level` take (any case): the stdlib's level names."""
+
+NOT_BELOW_ZERO = {"lease_max_moves"}
+"""Integer settings for which 0 means something (no hand-overs); the others need >= 1."""
+
+
+def _rule(name: str, kind: type) -> tuple[Callable[[Any], bool], str]:
+    """(test, what it expects) for a converted value, so a bad one stops the start before
+    anything is touched instead of failing later (a port taken modulo 65536, a traceback
+    from logging, a worker that never connects)."""
+    if name == "port":
+        return (lambda value: value in PORTS, PORT_EXPECTED)
+    if name.endswith("log_level"):
+        return (lambda value: value.strip().upper() in LOG_LEVELS,
+                f"one of {', '.join(LOG_LEVELS)}")
+    if kind is float:
+        return (lambda value: math.isfinite(value) and value > 0, "a number > 0")
+    if kind is int:
+        low = 0 if name in NOT_BELOW_ZERO else 1
+        return (lambda value: value >= low, f"an integer >= {low}")
+    return (lambda value: True, "")
+
+
 def _layer(
     name: str, kind: type, default: Any, file: Mapping[str, Any], env_name: str,
     environ: Mapping[str, str], flag: Any = None,
 ) -> Any:
+    """The value from the flag, else the variable, else the file, else the default; raises
+    ConfigError naming the flag, variable or key whose value is of the wrong type or range."""
     if flag is not None:
-        return _convert(flag, kind, f"--{name.replace('_', '-')}")
-    if env_name in environ:
-        return _convert(environ[env_name], kind, env_name)
-    if name in file:
-        return _convert(file[name], kind, name)
-    return default
+        source, raw = f"--{name.replace('_', '-')}", flag
+    elif env_name in environ:
+        source, raw = env_name, environ[env_name]
+    elif name in file:
+        source, raw = name, file[name]
+    else:
+        return default
+    value = _convert(raw, kind, source)
+    test, expected = _rule(name, kind)
+    if not test(value):
+        raise ConfigError(f"{source}: expected {expected}, got {raw!r}")
+    return value
 
 
 def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ServeConfig:
@@ -137,9 +171,7 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
         for f in fields(BackoffPolicy)
     })
     _check_proxy(tunables["proxy"])
-    if tunables["webhook_max_inflight"] < 1:
-        raise ConfigError("webhook_max_inflight: expected an integer >= 1, got "
-                          f"{tunables['webhook_max_inflight']}")
+    tunables["worker_log_level"] = tunables["worker_log_level"].strip().upper()
     database_url = top["database_url"].strip()
     if database_url:
         try:
@@ -158,7 +190,7 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
         data_dir=Path(top["data_dir"]).resolve(),
         host=top["host"],
         port=top["port"],
-        log_level=top["log_level"].upper(),
+        log_level=top["log_level"].strip().upper(),
         settings=settings,
         handler_path=tuple(
             Path(part).resolve() for part in top["handler_path"].split(os.pathsep) if part

@@ -53,7 +53,17 @@ def test_config_file_from_the_environment(tmp_path: Path) -> None:
         ("", {"LARKFLEET_PORT": "tcp://10.0.0.1:13000"}, "LARKFLEET_PORT"),
         ("", {"LARKFLEET_BACKOFF_FLAP_COUNT": "many"}, "LARKFLEET_BACKOFF_FLAP_COUNT"),
         ("port = [", {}, "config file"),
-        ("", {"LARKFLEET_WEBHOOK_MAX_INFLIGHT": "0"}, "webhook_max_inflight"),
+        ("", {"LARKFLEET_WEBHOOK_MAX_INFLIGHT": "0"}, "LARKFLEET_WEBHOOK_MAX_INFLIGHT"),
+        ("port = 99999\n", {}, "port: expected a port from 0 to 65535"),
+        ("", {"LARKFLEET_PORT": "70000"}, "LARKFLEET_PORT: expected a port"),
+        ("", {"LARKFLEET_PORT": "-1"}, "LARKFLEET_PORT: expected a port"),
+        ("log_level = 'LOUD'\n", {}, "log_level: expected one of DEBUG, INFO"),
+        ("", {"LARKFLEET_LOG_LEVEL": "LOUD"}, "LARKFLEET_LOG_LEVEL"),
+        ("", {"LARKFLEET_WORKER_LOG_LEVEL": "chatty"}, "LARKFLEET_WORKER_LOG_LEVEL"),
+        ("[supervisor]\nheartbeat_timeout = -1\n", {}, "heartbeat_timeout: expected a number > 0"),
+        ("", {"LARKFLEET_TICK": "nan"}, "LARKFLEET_TICK"),
+        ("", {"LARKFLEET_BACKOFF_CAP": "0"}, "LARKFLEET_BACKOFF_CAP"),
+        ("", {"LARKFLEET_EVENT_MAX_ATTEMPTS": "0"}, "LARKFLEET_EVENT_MAX_ATTEMPTS"),
     ],
 )
 def test_bad_settings_are_refused_naming_them(
@@ -63,6 +73,21 @@ def test_bad_settings_are_refused_naming_them(
     file.write_text(text)
     with pytest.raises(ConfigError, match=named):
         load(serve_args("--config", str(file)), environ=env)
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--port", "99999"), ("--port", "-1"),
+                                             ("--log-level", "LOUD")])
+def test_bad_flags_are_refused_naming_them(flag: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{flag}: expected"):
+        load(serve_args(flag, value), environ={})
+
+
+def test_ports_and_levels_that_are_right() -> None:
+    config = load(serve_args("--port", "0", "--log-level", "debug"),
+                  environ={"LARKFLEET_WORKER_LOG_LEVEL": " warning"})
+    assert (config.port, config.log_level, config.settings.worker_log_level) == (
+        0, "DEBUG", "WARNING")
+    assert load(serve_args("--port", "65535"), environ={}).port == 65535
 
 
 def test_print_config_masks_secrets() -> None:
@@ -80,3 +105,14 @@ def test_global_proxy_is_checked_and_masked() -> None:
     assert load(serve_args(), environ={"LARKFLEET_PROXY": "direct"}).settings.proxy == "direct"
     with pytest.raises(ConfigError, match="proxy"):
         load(serve_args(), environ={"LARKFLEET_PROXY": "ftp://proxy"})
+
+
+@pytest.mark.parametrize("argv", [["sim", "--port", "99999"], ["sim", "--port", "-1"],
+                                  ["demo", "--port", "70000"], ["demo", "--sim-port", "-1"]])
+def test_every_port_flag_is_checked_at_parse_time(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2
+    assert f"argument {argv[1]}: '{argv[2]}' is not a port from 0 to 65535" in (
+        capsys.readouterr().err)
+    assert build_parser().parse_args([argv[0], argv[1], "0"])

@@ -33,7 +33,8 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("LARKFLEET_
 
 def serve(data_dir: Path | str, *flags: str, **popen: object) -> subprocess.CompletedProcess[str]:
     command = [LARKFLEET, "serve", "--data-dir", str(data_dir), *flags]
-    return subprocess.run(command, env=CLEAN_ENV, capture_output=True, text=True, timeout=60,
+    popen.setdefault("env", CLEAN_ENV)
+    return subprocess.run(command, capture_output=True, text=True, timeout=60,
                           **popen)  # type: ignore[call-overload]
 
 
@@ -53,6 +54,21 @@ def test_port_in_use_is_one_line_with_its_own_code(tmp_path: Path) -> None:
         port = holder.getsockname()[1]
         result = serve(tmp_path / "data", "--port", str(port))
     assert_one_line(result, exitcodes.SERVE_PORT_IN_USE, f"port {port}", "--port")
+
+
+@pytest.mark.parametrize(("flags", "env", "named"), [
+    (("--port", "99999"), {}, "--port"),
+    (("--port", "-1"), {}, "--port"),
+    ((), {"LARKFLEET_PORT": "70000"}, "LARKFLEET_PORT"),
+    (("--log-level", "LOUD"), {}, "--log-level"),
+])
+def test_bad_setting_is_one_line_before_anything_is_touched(
+        tmp_path: Path, flags: tuple[str, ...], env: dict[str, str], named: str) -> None:
+    """99999 once listened on 34463 (mod 65536); LOUD was a traceback after mkdir."""
+    target = tmp_path / "data"
+    result = serve(target, *flags, env={**CLEAN_ENV, **env})
+    assert_one_line(result, exitcodes.SERVE_CONFIG, named, "expected")
+    assert not target.exists(), "nothing is created before the checks pass"
 
 
 def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
