@@ -94,7 +94,9 @@ def decide(view: View, timeouts: Timeouts, now_mono: float) -> Action | None:
         if phase == Phase.STARTING and now_mono - view.started_mono > timeouts.start:
             return Action(Verb.KILL, f"no hello within {timeouts.start:g} s")
         if phase == Phase.RUNNING and now_mono - view.alive_mono > timeouts.heartbeat:
-            return Action(Verb.KILL, f"no heartbeat for {timeouts.heartbeat:g} s")
+            silence = now_mono - view.alive_mono  # what was measured, not the bound
+            return Action(Verb.KILL,
+                          f"no heartbeat for {silence:.1f} s (timeout {timeouts.heartbeat:g} s)")
         return None
     # STOPPING
     if view.has_process and now_mono > view.stop_deadline_mono:
