@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from api.auth import caller, owner_scope
+from api.auth import owner_scope
 from api.keys import FLEET, REGISTRY
 from api.routing import Route
 from shared.changes import Change, Subscription
@@ -40,15 +40,16 @@ def _line(status: dict[str, Any] | None, **extra: Any) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
-def _status_fields(status: BotStatus, owner: str, admin: bool) -> dict[str, Any]:
+def _status_fields(status: BotStatus, owner: str) -> dict[str, Any]:
+    """The status naming its owner, as GET .../ws/status and the bot's record do."""
     fields: dict[str, Any] = msgspec.to_builtins(status)
-    fields["owner"] = owner if admin else None
+    fields["owner"] = owner
     return fields
 
 
-def change_line(change: Change, admin: bool) -> bytes:
+def change_line(change: Change) -> bytes:
     """One SSE record for `change`; a removed bot has only its id and state null."""
-    status = (_status_fields(change.status, change.owner, admin)
+    status = (_status_fields(change.status, change.owner)
               if change.status is not None else {"botId": change.bot_id, "state": None})
     return _line(status, kind=str(change.kind), fromState=change.from_state, why=change.why,
                  at=iso(change.at_epoch))
@@ -56,10 +57,10 @@ def change_line(change: Change, admin: bool) -> bytes:
 
 def snapshot_lines(request: web.Request) -> Iterable[bytes]:
     """One `snapshot` record per bot the caller sees, in the store's order."""
-    fleet, admin = request.app[FLEET], caller(request).is_admin
+    fleet = request.app[FLEET]
     now = iso(time.time())
     for bot_id, owner in request.app[REGISTRY].bot_ids(owner_scope(request)):
-        status = _status_fields(fleet.status(bot_id), owner, admin)
+        status = _status_fields(fleet.status(bot_id), owner)
         yield _line(status, kind="snapshot", fromState=None, why="snapshot", at=now)
 
 
@@ -83,7 +84,7 @@ async def _drain(subscription: Subscription) -> list[Change]:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Stream until the client leaves or the service stops; subscribes before the snapshot."""
-    scope, admin = owner_scope(request), caller(request).is_admin
+    scope = owner_scope(request)
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream",
         "Cache-Control": "no-cache",
@@ -103,7 +104,7 @@ async def events(request: web.Request) -> web.StreamResponse:
             if not batch:
                 await response.write(b": keepalive\n\n")
                 continue
-            lines = [change_line(c, admin) for c in batch if visible(c, scope)]
+            lines = [change_line(c) for c in batch if visible(c, scope)]
             if lines:
                 await response.write(b"".join(lines))
     return response

@@ -3,7 +3,7 @@
 import msgspec
 from aiohttp import web
 
-from api.auth import caller, owned_brief, owner_scope
+from api.auth import owned_brief, owner_scope
 from api.body import json_response
 from api.errors import ApiError
 from api.keys import FLEET, REGISTRY
@@ -40,10 +40,9 @@ async def disconnect(request: web.Request) -> web.Response:
 
 
 def _status(request: web.Request, bot_id: str, owner: str) -> BotStatus:
-    status = request.app[FLEET].status(bot_id)
-    if caller(request).is_admin:
-        return msgspec.structs.replace(status, owner=owner)
-    return msgspec.structs.replace(status, owner=None)
+    """The bot's status naming its owner, for every caller that may see the bot (as the
+    bot's own record does): a non-admin sees only its own bots, so only its own id."""
+    return msgspec.structs.replace(request.app[FLEET].status(bot_id), owner=owner)
 
 
 async def bot_status(request: web.Request) -> web.Response:
@@ -52,7 +51,7 @@ async def bot_status(request: web.Request) -> web.Response:
 
 
 async def all_status(request: web.Request) -> web.Response:
-    """Only the caller's bots; an admin sees every bot with its owner."""
+    """Only the caller's bots; an admin sees every bot."""
     pairs = request.app[REGISTRY].bot_ids(owner_scope(request))
     return json_response(StatusList([_status(request, bot_id, owner) for bot_id, owner in pairs]))
 

@@ -111,7 +111,10 @@ def test_global_status_lists_only_the_callers_bots(api: Api) -> None:
     theirs = api.create_bot(bob, "cli_b")
     connections = api.call(alice, "GET", "/api/feishu/ws/status").json()["connections"]
     assert [c["botId"] for c in connections] == [mine]
-    assert connections[0]["owner"] is None
+    # Review: a non-admin saw "owner": null for its own bot, the admin the owner's id.
+    assert connections[0]["owner"] == alice_id, "the owner, as the bot's own record names it"
+    own = api.call(alice, "GET", f"/api/feishu/bots/{mine}/ws/status").json()
+    assert own["owner"] == alice_id
     everything = api.call(api.admin, "GET", "/api/feishu/ws/status").json()["connections"]
     assert {c["botId"] for c in everything} == {mine, theirs}
     assert {c["owner"] for c in everything if c["botId"] == mine} == {alice_id}

@@ -44,12 +44,13 @@ def test_snapshot_then_only_the_callers_changes(api: Api) -> None:
         snapshot = next(lines)
         assert (snapshot["botId"], snapshot["kind"], snapshot["state"]) == (
             mine, "snapshot", "disconnected")
-        assert snapshot["owner"] is None, "only an admin sees owners"
+        assert snapshot["owner"] == alice_id, "the owner, as GET .../ws/status names it"
         wait_listeners(api, 1)
         publish(api, theirs, bob_id, ConnState.CONNECTED)
         publish(api, mine, alice_id, ConnState.CONNECTED, events_received=3)
         change = next(lines)
-        assert (change["botId"], change["kind"], change["state"]) == (mine, "state", "connected")
+        assert (change["botId"], change["kind"], change["state"], change["owner"]) == (
+            mine, "state", "connected", alice_id)
         assert change["eventsReceived"] == 3 and change["at"].endswith("Z")
         text = json.dumps(change)
         assert not any(secret in text for secret in SECRETS)
