@@ -11,17 +11,51 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from shared.paths import DataPaths
+from shared.ports import PORT_EXPECTED
 
 STATUS_COLUMNS = ("botId", "state", "pid", "restarts", "pending", "deadLetters", "error")
 
 
 class ApiError(Exception):
     pass
+
+
+class SettingError(ApiError):
+    """A bad flag or variable (the message names it): exit 2, like a usage error."""
+
+
+def checked_url(url: str, source: str) -> str:
+    """`url` when it is http(s)://host[:port] with a port 0-65535; raises SettingError
+    naming `source` (the flag or variable it came from) otherwise, instead of a traceback
+    from urllib at the first request."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        fine = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 -- raises ValueError when not a port 0-65535
+    except ValueError:
+        fine = False
+    if fine:
+        return url
+    if source == "LARKFLEET_PORT":
+        raise SettingError(f"{source}: expected {PORT_EXPECTED},"
+                           f" got {os.environ.get(source)!r}")
+    raise SettingError(f"{source}: expected http(s)://host[:port] with a port 0-65535,"
+                       f" got {url!r}")
+
+
+def url_source(url: str) -> str:
+    """Which setting gave the client its URL: the flag, LARKFLEET_URL or LARKFLEET_PORT."""
+    from supervisor.cli import default_url
+
+    if url != default_url():
+        return "--url"
+    return "LARKFLEET_URL" if "LARKFLEET_URL" in os.environ else "LARKFLEET_PORT"
 
 
 class ApiClient:
@@ -31,6 +65,8 @@ class ApiClient:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ApiClient":
+        """Raises SettingError for a bad URL, ApiError when there is no token."""
+        url = checked_url(args.url, url_source(args.url))
         token = os.environ.get("LARKFLEET_TOKEN")
         if not token:
             token_file = DataPaths(Path(args.data_dir)).admin_token
@@ -39,7 +75,7 @@ class ApiClient:
             except OSError as error:
                 message = f"no LARKFLEET_TOKEN and cannot read {token_file}: {error}"
                 raise ApiError(message) from error
-        return cls(args.url, token)
+        return cls(url, token)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
         data = json.dumps(body).encode() if body is not None else None
@@ -148,6 +184,9 @@ def bots_list(client: ApiClient, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         args.action(ApiClient.from_args(args), args)
+    except SettingError as error:
+        print(f"larkfleet: {error}", file=sys.stderr)
+        return 2
     except ApiError as error:
         print(f"larkfleet: {error}", file=sys.stderr)
         return 1

@@ -71,6 +71,20 @@ def test_bad_setting_is_one_line_before_anything_is_touched(
     assert not target.exists(), "nothing is created before the checks pass"
 
 
+@pytest.mark.parametrize(("flags", "env", "named"), [
+    ((), {"LARKFLEET_URL": "notaurl"}, "LARKFLEET_URL"),
+    ((), {"LARKFLEET_PORT": "abc"}, "LARKFLEET_PORT"),
+    (("--url", "http://127.0.0.1:99999"), {}, "--url"),
+    (("--url", "http://[::1"), {}, "--url"),
+])
+def test_client_with_a_bad_url_is_one_line_naming_it(
+        flags: tuple[str, ...], env: dict[str, str], named: str) -> None:
+    """`LARKFLEET_URL=notaurl larkfleet status` was a traceback (unknown url type)."""
+    result = subprocess.run([LARKFLEET, "status", *flags], capture_output=True, text=True,
+                            env={**CLEAN_ENV, "LARKFLEET_TOKEN": "t", **env}, timeout=60)
+    assert_one_line(result, 2, named, "expected")
+
+
 def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
     target = tmp_path / "data"
     target.write_text("not a directory")
