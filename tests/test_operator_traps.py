@@ -9,6 +9,7 @@ means "forced".
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -126,6 +127,21 @@ def test_read_only_data_dir() -> None:
 def test_exit_codes_are_distinct() -> None:
     codes = {name: value for name, value in vars(exitcodes).items() if name.startswith("SERVE_")}
     assert len(set(codes.values())) == len(codes), codes
+
+
+def test_readme_lists_every_exit_code() -> None:
+    """The start-up table holds exactly the SERVE_* codes; the worker's codes are named in
+    the architecture notes (code 18, a weak admin token, was once missing)."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("### When it cannot start", 1)[1].split("\n## ", 1)[0]
+    listed = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)}
+    codes = {name: value for name, value in vars(exitcodes).items()
+             if name.isupper() and isinstance(value, int)}
+    assert listed == {v for n, v in codes.items() if n.startswith("SERVE_")}
+    notes = readme.split("**One worker process is one connection session.**", 1)[1][:800]
+    for name, value in codes.items():
+        if not name.startswith("SERVE_"):
+            assert f"code {value}" in notes, name
 
 
 def test_version_and_client_help_name_the_settings() -> None:
