@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, NoReturn
 
@@ -208,17 +209,20 @@ async def serve(paths: DataPaths, api_socket: socket.socket, config: ServeConfig
     logger.info("stopped")
     # Not `return`: the loop's and the interpreter's teardown would follow, with the
     # signal handlers reset to SIG_DFL (and the zygote's warm-up thread could hold the exit).
-    exit_now(signals.exit_code)
+    exit_now(lambda: signals.exit_code)
 
 
-def exit_now(code: int) -> NoReturn:
+def exit_now(code: int | Callable[[], int]) -> NoReturn:
     """Leave at once: no loop clean-up, no interpreter teardown (its final garbage
     collection alone takes seconds on a loaded host). The workers are SIGKILLed
-    already, the kernel drops the pid-file lock and the zygote follows its parent."""
+    already, the kernel drops the pid-file lock and the zygote follows its parent.
+
+    `code` is the exit code, or a function giving it, asked after the logs are
+    flushed, so a signal counted during the flush still decides it."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    os._exit(code() if callable(code) else code)
 
 
 def add_handler_path(folders: tuple[Path, ...]) -> None:
