@@ -19,9 +19,15 @@ WEBHOOK_INFLIGHT = web.AppKey("webhook_inflight", InFlight)
 async def feishu_webhook(request: web.Request) -> web.Response:
     bot_id = request.match_info["id"]
     try:
-        request.app[REGISTRY].bot_brief(bot_id)
+        brief = request.app[REGISTRY].bot_brief(bot_id)
     except NotFound as error:
         raise not_found(f"bot {bot_id}") from error
+    if brief.use_websocket:
+        # Said here, not by the worker: a WebSocket-mode bot has no webhook secrets, so its
+        # worker would answer 401 "needs encryptKey", pointing at the wrong fix.
+        return error_response(409, f"bot {bot_id} is in WebSocket mode and takes no webhook"
+                              " pushes: switch it to webhook mode (useWebSocket: false) to"
+                              " use this URL", "not_webhook_mode")
     inflight = request.app[WEBHOOK_INFLIGHT]
     if not inflight.enter(bot_id):
         busy = error_response(503, f"bot {bot_id} has {inflight.limit} webhook deliveries in"
@@ -43,5 +49,5 @@ async def feishu_webhook(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", "/webhook/feishu/{id}", feishu_webhook,
           "Feishu event push for a webhook-mode bot (verified by its worker)",
-          None, None, (200, 400, 401, 404, 413, 500, 503), Access.PUBLIC),
+          None, None, (200, 400, 401, 404, 409, 413, 500, 503), Access.PUBLIC),
 ]

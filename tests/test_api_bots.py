@@ -199,7 +199,7 @@ def test_body_over_1_mib_is_413(api: Api) -> None:
     big = json.dumps(bot_body(name="x" * (1024 * 1024 + 10))).encode()
     assert_error(api.call(api.admin, "POST", "/api/feishu/bots", data=big), 413,
                  "payload_too_large")
-    bot_id = api.create_bot(api.admin)
+    bot_id = api.create_bot(api.admin, useWebSocket=False)
     assert_error(api.call(api.anonymous, "POST", f"/webhook/feishu/{bot_id}", data=big), 413)
 
 
@@ -309,6 +309,11 @@ def test_webhook_is_public_and_passes_through(api: Api) -> None:
     assert response.status_code == 200 and response.json() == {"challenge": "c"}
     assert api.fleet.webhook_bodies == [b'{"x":1}']
     assert_error(api.call(api.anonymous, "POST", "/webhook/feishu/bot_000000000000"), 404)
+    websocket_bot = api.create_bot(api.admin, "cli_ws")
+    error = assert_error(api.call(api.anonymous, "POST", f"/webhook/feishu/{websocket_bot}",
+                                  data=b'{"x":1}'), 409, "not_webhook_mode")
+    assert "WebSocket mode" in error["message"]
+    assert api.fleet.webhook_bodies == [b'{"x":1}'], "a WebSocket-mode bot's worker never sees it"
 
 
 def test_webhook_deliveries_in_flight_are_bounded_per_bot(tmp_path: Path) -> None:
