@@ -49,6 +49,17 @@ def checked_url(url: str, source: str) -> str:
                        f" got {url!r}")
 
 
+def handler_json(text: str) -> dict[str, Any]:
+    """The --handler flag: a JSON object such as '{"kind": "echo"}'; raises SettingError."""
+    try:
+        handler = json.loads(text)
+    except ValueError as error:
+        raise SettingError(f"--handler is not JSON: {error}") from error
+    if not isinstance(handler, dict):
+        raise SettingError('--handler must be a JSON object, e.g. \'{"kind": "echo"}\'')
+    return handler
+
+
 def url_source(url: str) -> str:
     """Which setting gave the client its URL: the flag, LARKFLEET_URL or LARKFLEET_PORT."""
     from supervisor.cli import default_url
@@ -169,7 +180,7 @@ def bots_add(client: ApiClient, args: argparse.Namespace) -> None:
         if value:
             body[field] = value
     if args.handler:
-        body["handler"] = json.loads(args.handler)
+        body["handler"] = handler_json(args.handler)
     result = client.json("POST", "/api/feishu/bots", body)
     print(json.dumps(result) if args.json else f"created {result['id']}")
 

@@ -12,7 +12,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
-from supervisor.apiclient import ApiClient, ApiError, table
+from supervisor.apiclient import ApiClient, ApiError, handler_json, table
 
 SECRET_ENV = {
     "app_secret": "LARKFLEET_APP_SECRET",
@@ -28,17 +28,6 @@ def bot_path(bot_id: str, *rest: str) -> str:
 
 def _print(args: argparse.Namespace, result: Any, line: str) -> None:
     print(json.dumps(result, indent=2) if args.json else line)
-
-
-def handler_json(text: str) -> dict[str, Any]:
-    """The --handler flag: a JSON object such as '{"kind": "echo"}'."""
-    try:
-        handler = json.loads(text)
-    except ValueError as error:
-        raise ApiError(f"--handler is not JSON: {error}") from error
-    if not isinstance(handler, dict):
-        raise ApiError('--handler must be a JSON object, e.g. \'{"kind": "echo"}\'')
-    return handler
 
 
 def secret(args: argparse.Namespace, name: str) -> str | None:

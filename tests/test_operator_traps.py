@@ -86,6 +86,15 @@ def test_client_with_a_bad_url_is_one_line_naming_it(
     assert_one_line(result, 2, named, "expected")
 
 
+@pytest.mark.parametrize("handler", ["nope", "[1]"])
+def test_bots_add_with_a_bad_handler_flag_is_one_line(handler: str) -> None:
+    """`bots add --handler nope` was a JSONDecodeError traceback (bots edit said one line)."""
+    argv = ["bots", "add", "--name", "n", "--app-id", "cli_x", "--handler", handler]
+    result = subprocess.run([LARKFLEET, *argv], capture_output=True, text=True,
+                            env={**CLEAN_ENV, "LARKFLEET_TOKEN": "t"}, timeout=60)
+    assert_one_line(result, 2, "--handler")
+
+
 def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
     target = tmp_path / "data"
     target.write_text("not a directory")
