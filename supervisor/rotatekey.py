@@ -22,11 +22,13 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 from cryptography.fernet import Fernet
 
 from shared import exitcodes
 from shared.paths import DataPaths
 from store import open_store
+from store.postgres import url
 from store.secrets_box import SECRET_KEY_ENV, SecretKeyError, load_keys, write_keys
 
 
@@ -69,14 +71,28 @@ def rotate(paths: DataPaths, database_url: str | None, from_env: bool) -> str:
 def main(args: argparse.Namespace) -> int:
     """One line on success (stdout) or failure (stderr); exit 0, or SERVE_SECRET_KEY."""
     paths = DataPaths(Path(args.data_dir).resolve())
-    if not paths.registry.exists() and not args.database_url:
+    if args.database_url:
+        try:
+            url.check(args.database_url)
+        except url.DatabaseUrlError as error:
+            print(f"larkfleet rotate-key: {error}", file=sys.stderr)
+            return exitcodes.SERVE_CONFIG
+    elif not paths.registry.exists():
         print(f"larkfleet rotate-key: no registry in {paths.root}", file=sys.stderr)
         return exitcodes.SERVE_CONFIG
+    from_env = bool(os.environ.get(SECRET_KEY_ENV, "").strip())
     try:
-        from_env = bool(os.environ.get(SECRET_KEY_ENV, "").strip())
         print(rotate(paths, args.database_url, from_env))
     except SecretKeyError as error:
         print(f"larkfleet rotate-key: {error}", file=sys.stderr)
         return exitcodes.SERVE_SECRET_KEY
+    except OSError as error:  # the key file (a cluster node's data dir may lack it)
+        print(f"larkfleet rotate-key: secret key file: {error.strerror}: {error.filename}"
+              f" ({SECRET_KEY_ENV} or <data-dir>/secret.key)", file=sys.stderr)
+        return exitcodes.SERVE_SECRET_KEY
+    except psycopg.Error as error:
+        print(f"larkfleet rotate-key: database {url.masked(args.database_url or '')}:"
+              f" {str(error).strip().splitlines()[0]}", file=sys.stderr)
+        return exitcodes.SERVE_DATABASE
     return exitcodes.SERVE_OK
 

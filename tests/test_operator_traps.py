@@ -95,6 +95,20 @@ def test_bots_add_with_a_bad_handler_flag_is_one_line(handler: str) -> None:
     assert_one_line(result, 2, "--handler")
 
 
+@pytest.mark.parametrize(("database", "code", "named"), [
+    ("notaurl", exitcodes.SERVE_CONFIG, "--database"),
+    ("postgresql://u:pw@127.0.0.1:1/db", exitcodes.SERVE_SECRET_KEY, "secret.key"),
+])
+def test_rotate_key_failures_are_one_line(
+        tmp_path: Path, database: str, code: int, named: str) -> None:
+    """A bad --database URL was not checked, a node without its key file a traceback."""
+    result = subprocess.run([LARKFLEET, "rotate-key", "--data-dir", str(tmp_path / "data"),
+                             "--database", database], capture_output=True, text=True,
+                            env=CLEAN_ENV, timeout=60)
+    assert_one_line(result, code, named)
+    assert "pw" not in result.stderr
+
+
 def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
     target = tmp_path / "data"
     target.write_text("not a directory")
