@@ -11,13 +11,12 @@ import os
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from shared.paths import DataPaths
-from shared.ports import PORT_EXPECTED
+from shared.ports import PORT_EXPECTED, SERVICE_URL_EXPECTED, is_service_url
 
 STATUS_COLUMNS = ("botId", "state", "pid", "restarts", "pending", "deadLetters", "error")
 
@@ -31,22 +30,14 @@ class SettingError(ApiError):
 
 
 def checked_url(url: str, source: str) -> str:
-    """`url` when it is http(s)://host[:port] with a port 0-65535; raises SettingError
-    naming `source` (the flag or variable it came from) otherwise, instead of a traceback
-    from urllib at the first request."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        fine = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 -- raises ValueError when not a port 0-65535
-    except ValueError:
-        fine = False
-    if fine:
+    """`url` when it is a service URL; raises SettingError naming `source` (the flag or
+    variable it came from) otherwise, instead of a traceback from urllib."""
+    if is_service_url(url):
         return url
     if source == "LARKFLEET_PORT":
         raise SettingError(f"{source}: expected {PORT_EXPECTED},"
                            f" got {os.environ.get(source)!r}")
-    raise SettingError(f"{source}: expected http(s)://host[:port] with a port 0-65535,"
-                       f" got {url!r}")
+    raise SettingError(f"{source}: expected {SERVICE_URL_EXPECTED}, got {url!r}")
 
 
 def handler_json(text: str) -> dict[str, Any]:

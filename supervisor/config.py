@@ -31,7 +31,7 @@ from typing import Any
 import msgspec
 
 from shared.botconfig import ProxySetting, mask_proxy
-from shared.ports import PORT_EXPECTED, PORTS
+from shared.ports import PORT_EXPECTED, PORTS, SERVICE_URL_EXPECTED, is_service_url
 from shared.security import SecurityPolicy
 from shared.urlpolicy import UrlPolicy, check_policy_entries
 from store.postgres import url
@@ -178,6 +178,9 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
             url.check(database_url)
         except url.DatabaseUrlError as error:
             raise ConfigError(str(error)) from error
+    if top["node_address"] and not is_service_url(top["node_address"]):
+        raise ConfigError(f"node_address (--node-address, LARKFLEET_NODE_ADDRESS): expected"
+                          f" {SERVICE_URL_EXPECTED}, got {top['node_address']!r}")
     node_id = top["node_id"].strip() or default_node_id()
     host_for_peers = top["host"] if top["host"] not in ("0.0.0.0", "::", "") else node_host()
     try:

@@ -64,6 +64,8 @@ def test_config_file_from_the_environment(tmp_path: Path) -> None:
         ("", {"LARKFLEET_TICK": "nan"}, "LARKFLEET_TICK"),
         ("", {"LARKFLEET_BACKOFF_CAP": "0"}, "LARKFLEET_BACKOFF_CAP"),
         ("", {"LARKFLEET_EVENT_MAX_ATTEMPTS": "0"}, "LARKFLEET_EVENT_MAX_ATTEMPTS"),
+        ("", {"LARKFLEET_NODE_ADDRESS": "notaurl"}, "LARKFLEET_NODE_ADDRESS"),
+        ("node_address = 'http://h:99999'\n", {}, "node_address"),
     ],
 )
 def test_bad_settings_are_refused_naming_them(
