@@ -31,14 +31,20 @@ async def _upload(request: web.Request, kind: str) -> web.Response:
     data = form.get(kind)
     if data is None:
         return _error(BAD_REQUEST, f"{kind} is required (multipart)")
+    type_field = "image_type" if kind == "image" else "file_type"
+    try:
+        kind_of = form.get(type_field, b"").decode()
+        name = form.get("file_name", b"").decode() if kind == "file" else ""
+    except UnicodeDecodeError:
+        return _error(BAD_REQUEST, f"{type_field} and file_name must be UTF-8 text")
     prefix = "img_v3_" if kind == "image" else "file_v3_"
     key = prefix + secrets.token_hex(12)
     app.uploads[key] = {
         "key": key,
         "kind": kind,
         "size": len(data),
-        "type": form.get("image_type" if kind == "image" else "file_type", b"").decode(),
-        "name": form.get("file_name", b"").decode() if kind == "file" else "",
+        "type": kind_of,
+        "name": name,
         "head": data[:16].hex(),
         "at": time.time(),
     }

@@ -98,3 +98,15 @@ def test_injected_im_errors(sim_app) -> None:
     codes = [_reply(client, "om_p", "x").code for _ in range(3)]
     assert codes == [99991400, 99991400, 0]
     assert len(app.sent()) == 1
+
+
+def test_upload_with_a_file_name_that_is_not_utf8_is_400(sim_app) -> None:
+    app = sim_app()
+    token = requests.post(app.url + "/open-apis/auth/v3/tenant_access_token/internal",
+                          json={"app_id": app.app_id, "app_secret": app.app_secret},
+                          timeout=5).json()["tenant_access_token"]
+    files = {"file": ("blob", b"data"), "file_type": (None, b"stream"),
+             "file_name": (None, b"\xff\xfe")}
+    resp = requests.post(app.url + "/open-apis/im/v1/files", files=files,
+                         headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert resp.status_code == 400 and "file_name" in resp.json()["msg"], resp.text
