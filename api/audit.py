@@ -84,13 +84,21 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             logger.exception("could not record the audit entry %r", entry[1:])
 
 
+def _integer(request: web.Request, name: str, default: int | None) -> int | None:
+    """The query parameter `name` as an integer; raises a 400 naming it."""
+    if name not in request.query:
+        return default
+    try:
+        return int(request.query[name])
+    except ValueError:
+        raise ApiError(400, f"invalid request: expected an integer, got"
+                       f" {request.query[name]!r} - at `$.{name}`", "invalid_field") from None
+
+
 async def list_audit(request: web.Request) -> web.Response:
     """GET /api/audit?limit=N&before=ID: newest first; `next` pages on."""
-    try:
-        limit = int(request.query.get("limit", DEFAULT_LIMIT))
-        before = int(request.query["before"]) if "before" in request.query else None
-    except ValueError as error:
-        raise ApiError(400, f"invalid request: {error} - at `$.limit`", "invalid_field") from None
+    limit = _integer(request, "limit", DEFAULT_LIMIT)
+    before = _integer(request, "before", None)
     if not 1 <= limit <= MAX_LIMIT:
         raise ApiError(400, f"invalid request: limit must be 1..{MAX_LIMIT} - at `$.limit`",
                        "invalid_field")

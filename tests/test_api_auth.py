@@ -102,3 +102,11 @@ def test_another_owners_bot_answers_404_exactly_like_a_missing_one(api: Api) -> 
     assert api.call(api.admin, "GET", f"/api/feishu/bots/{bot_id}").status_code == 200
     assert [b["id"] for b in api.call(api.admin, "GET", "/api/feishu/bots").json()["bots"]] == [
         bot_id]
+
+
+def test_audit_query_parameters_are_named_when_bad(api: Api) -> None:
+    for query, field in (("before=abc", "$.before"), ("limit=x", "$.limit"),
+                         ("limit=0", "$.limit")):
+        error = assert_error(api.call(api.admin, "GET", f"/api/audit?{query}"), 400,
+                             "invalid_field")
+        assert field in error["message"], query
