@@ -81,21 +81,26 @@ def check_socket_path(paths: DataPaths) -> None:
         )
 
 
-def bind_api(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port, not yet listening (aiohttp listens on it later).
-
-    Raises StartupError: SERVE_PORT_IN_USE when another process holds the
-    port, SERVE_CANNOT_LISTEN for any other bind failure.
-    """
+def resolve_api(host: str, port: int) -> list[tuple]:
+    """getaddrinfo for the API's address; raises StartupError (SERVE_CANNOT_LISTEN) for an
+    unknown host. Called before anything is touched, and again by bind_api."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
         raise StartupError(
             exitcodes.SERVE_CANNOT_LISTEN,
             f"cannot listen on {host}:{port}: unknown host ({error.strerror}): "
             "pass another --host (LARKFLEET_HOST)",
         ) from None
-    family, kind, proto, _, address = infos[0]
+
+
+def bind_api(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port, not yet listening (aiohttp listens on it later).
+
+    Raises StartupError: SERVE_PORT_IN_USE when another process holds the
+    port, SERVE_CANNOT_LISTEN for any other bind failure.
+    """
+    family, kind, proto, _, address = resolve_api(host, port)[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:

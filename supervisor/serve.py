@@ -35,7 +35,13 @@ from supervisor.config import ConfigError, ServeConfig
 from supervisor.config import load as load_config
 from supervisor.config import render as render_config
 from supervisor.placement import SingleNode
-from supervisor.preflight import StartupError, bind_api, check_data_dir, check_socket_path
+from supervisor.preflight import (
+    StartupError,
+    bind_api,
+    check_data_dir,
+    check_socket_path,
+    resolve_api,
+)
 from supervisor.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -257,6 +263,7 @@ def main(args: argparse.Namespace) -> int:
     os.umask(PRIVATE_UMASK)
     paths = DataPaths(config.data_dir)
     try:
+        resolve_api(config.host, config.port)
         check_socket_path(paths)
         check_data_dir(paths)
         pid_lock = lock_pid_file(paths.pid_file)

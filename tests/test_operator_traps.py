@@ -109,6 +109,12 @@ def test_rotate_key_failures_are_one_line(
     assert "pw" not in result.stderr
 
 
+def test_unknown_host_is_one_line_before_anything_is_touched(tmp_path: Path) -> None:
+    result = serve(tmp_path / "data", "--host", "no such host!", "--port", str(free_port()))
+    assert_one_line(result, exitcodes.SERVE_CANNOT_LISTEN, "unknown host", "--host")
+    assert not (tmp_path / "data").exists(), "nothing is created before the checks pass"
+
+
 def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
     target = tmp_path / "data"
     target.write_text("not a directory")
