@@ -49,9 +49,9 @@ class Plan:
     """Run everything a second time over plain http/ws, for the last column."""
 
 
-QUICK = Plan(sizes=(10,), bare_processes=3, ack_events=100, flood_events=500, echo_events=30,
+QUICK = Plan(sizes=(10,), bare_processes=2, ack_events=100, flood_events=500, echo_events=15,
              stream_events=5, webhook_pushes=10,
-             recovery_trials=3, hang_trials=2, restart_bots=10, status_requests=100,
+             recovery_trials=2, hang_trials=2, restart_bots=10, status_requests=100,
              settle_s=1.0, rest_window_s=2.0, plain_too=False, mass_kill=3)
 
 

@@ -17,7 +17,7 @@ LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
 FIGURES = (
     ("ACK latency p50 / p99, durable spool on", "100 sequential"),
     ("event throughput, one bot", "500, window 50"),
-    ("event -> reply latency (echo) p50 / p99", "30 sequential"),
+    ("event -> reply latency (echo) p50 / p99", "15 sequential"),
     ("event -> first visible token (streamed card) p50 / p99", "5 sequential"),
     ("webhook: url_verification challenge answered p50 / p99", "10 sequential"),
     ("webhook: signed, encrypted event answered 200 p50 / p99", "10 sequential"),
@@ -25,7 +25,7 @@ FIGURES = (
     ("supervisor RSS growth per bot", "N=10"),
     ("connect: N connect calls -> all N connected", "N=10"),
     ("status API GET /api/feishu/ws/status", "10 bots, 100 requests"),
-    ("recovery: kill -9 worker -> connected p50 / p99", "3 trials, 1 per bot"),
+    ("recovery: kill -9 worker -> connected p50 / p99", "2 trials, 1 per bot"),
     ("hang: SIGSTOP worker -> replaced p50 / max", "2 trials, 1 per bot"),
     ("zygote (forkserver, one per host)", "once"),
     ("supervisor restart -> all N bots connected", "N=10"),

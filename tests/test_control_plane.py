@@ -198,7 +198,7 @@ def test_a_stopped_worker_is_replaced_and_connected_within_6s(
     bot_id = service.create_bot(app.app_id, app.app_secret, app.url)
     service.connect(bot_id)
     times = []
-    for _ in range(3):
+    for _ in range(1):  # the max of 10 trials is a bench figure (`python -m bench`)
         status = service.wait_state(bot_id, "connected")
         os.kill(status["pid"], signal.SIGSTOP)
         stopped = time.monotonic()

@@ -59,6 +59,8 @@ def test_python_prefixes_are_dotted_not_textual() -> None:
 @pytest.mark.parametrize("token,weak", [
     ("", True), ("change-me", True), ("CHANGE_ME_CHANGE_ME_CHANGE_ME_1234567", True),
     ("x" * 40, True), ("lf_" + "Zq8v2Kx9LmP4tR7wYb3nHc6dJf1gSa5e", False),
+    ("x", True), ("REPLACE-WITH-A-LONG-RANDOM-TOKEN", True),
+    ("abababababababababababababababab", True), ("short-but-random-7f3a9c", True),
 ])
 def test_admin_token_weakness(token: str, weak: bool) -> None:
     assert (weakness(token) is not None) is weak

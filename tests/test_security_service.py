@@ -281,11 +281,10 @@ def dead_letters(service: Service, bot_id: str) -> list[dict[str, Any]] | None:
 # -- 5. weak admin tokens -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("token", [
-    "x", "change-me", "REPLACE-WITH-A-LONG-RANDOM-TOKEN", "abababababababababababababababab",
-    "short-but-random-7f3a9c",
-])
+@pytest.mark.parametrize("token", ["x", "REPLACE-WITH-A-LONG-RANDOM-TOKEN"])
 def test_weak_admin_token_refused_in_one_line(tmp_path: Path, token: str) -> None:
+    """What `serve` does with a weak token; which tokens are weak is
+    test_security_policy.py::test_admin_token_weakness (a table, no process per row)."""
     env = {**os.environ, "LARKFLEET_ADMIN_TOKEN": token}
     done = subprocess.run(
         [LARKFLEET, "serve", "--data-dir", str(tmp_path / "data"), "--port", str(free_port())],
