@@ -12,7 +12,10 @@ Two kinds of failure, two rules:
   platform is (14 s of "system busy" -> back within ~15 s, not a minute).
 - A worker that connected and then died counts toward flapping: five such
   crashes within a minute hold the bot at the cap, so a crash loop cannot
-  hammer the platform.
+  hammer the platform. The first such death after proven uptime (or ever) is
+  restarted at once, as any process supervisor does: it is news, not a loop,
+  and a jittered wait of up to `base` was most of the time a killed or hung
+  worker took to come back (the bench's kill -9 and SIGSTOP figures).
 """
 
 import random
@@ -54,6 +57,8 @@ class Backoff:
             self._crashes.popleft()
         if self.flapping:
             return self.policy.cap
+        if after_connecting and self.attempt == 1:
+            return 0.0
         return self._rng.uniform(0, self.ceiling(now))
 
     def ceiling(self, now: float) -> float:

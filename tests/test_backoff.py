@@ -129,3 +129,20 @@ def test_after_a_reset_the_next_outage_starts_from_base() -> None:
     backoff.connected_for(60.0)
     assert backoff.attempt == 0
     assert backoff.failed(T0 + 1000.0) == 1.0, "a fresh outage: attempt 1, base"
+
+
+def test_the_first_death_after_connecting_restarts_at_once_the_next_ones_back_off() -> None:
+    backoff = seeded()
+    assert backoff.failed(0.0, after_connecting=True) == 0.0
+    second = [Backoff(_rng=random.Random(seed)) for seed in range(20)]
+    for fresh in second:
+        fresh.failed(0.0, after_connecting=True)
+    delays = {round(fresh.failed(1.0, after_connecting=True), 3) for fresh in second}
+    assert len(delays) > 10 and all(0 <= d <= 2.0 for d in delays)
+    backoff.connected_for(60.0)
+    assert backoff.failed(100.0, after_connecting=True) == 0.0, "after proven uptime: news again"
+
+
+def test_a_first_failure_to_connect_still_waits_its_jitter() -> None:
+    delays = {round(Backoff(_rng=random.Random(seed)).failed(0.0), 3) for seed in range(20)}
+    assert len(delays) > 10 and all(0 <= d <= 1.0 for d in delays)

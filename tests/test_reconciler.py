@@ -89,19 +89,28 @@ def test_connect_hello_report_is_connected_and_announced_once_each(tmp_path: Pat
     run(case, tmp_path)
 
 
-def test_a_killed_worker_backs_off_then_is_replaced(tmp_path: Path) -> None:
+def test_a_killed_worker_is_replaced_at_once_then_backs_off(tmp_path: Path) -> None:
+    """The first death after connecting is news, not a loop: restarted at once; the next
+    one waits its jittered backoff (supervisor/backoff.py)."""
     async def case(rig: Rig) -> None:
         bot_id = await rig.add(connected=True)
         first = rig.worker(bot_id)
         rig.connected(first)
         first.exit(-9)
         await rig.settle()
-        status = rig.supervisor.status(bot_id)
-        assert (status.state, status.restarts, status.attempt) == ("reconnecting", 1, 1)
-        assert status.next_retry_at and not status.flapping
-        await rig.advance(1.01)
         second = rig.worker(bot_id)
         assert second is not first and second.spec.incarnation > first.spec.incarnation
+        status = rig.supervisor.status(bot_id)
+        assert (status.state, status.restarts, status.attempt) == ("connecting", 1, 1)
+        rig.connected(second)
+        second.exit(-9)
+        await rig.settle()
+        status = rig.supervisor.status(bot_id)
+        assert (status.state, status.restarts, status.attempt) == ("reconnecting", 2, 2)
+        assert status.next_retry_at and not status.flapping
+        await rig.advance(2.01)
+        third = rig.worker(bot_id)
+        assert third is not second and third.spec.incarnation > second.spec.incarnation
 
     run(case, tmp_path)
 
@@ -115,7 +124,7 @@ def test_silence_past_the_heartbeat_timeout_is_a_hang_killed_at_once(tmp_path: P
         assert not worker.killed
         await rig.advance(0.2)
         assert worker.killed and worker.exited
-        assert rig.phase(bot_id) == Phase.BACKOFF
+        assert rig.worker(bot_id) is not worker, "the first death after connecting: at once"
         # Review: "no heartbeat for 5 s" was the bound, read by a user as the silence measured.
         assert rig.supervisor.status(bot_id).error == "no heartbeat for 3.1 s (timeout 3 s)"
 
