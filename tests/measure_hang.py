@@ -1,9 +1,10 @@
 """Hang detection, measured: SIGSTOP a connected worker, time until a replacement is connected.
 
-    python -m tests.measure_hang [--trials 10]
+    python -m tests.measure_hang [--trials 10] [--heartbeat-timeout 5]
 
-Real `larkfleet serve` (the tests' FAST_ENV: 3 s heartbeat timeout) and the simulator;
-prints every trial and the max. The issue's bound: max of 10 <= 6 s.
+Real `larkfleet serve` (the tests' FAST_ENV, with the shipped 5 s heartbeat timeout
+unless told otherwise) and the simulator; prints every trial and the max. The issue's
+bound: max of 10 <= 6 s.
 
 Each trial hangs a different bot, once. Hanging one bot again and again would measure
 the flapping hold instead (supervisor/backoff.py): five deaths after connecting within
@@ -24,11 +25,13 @@ from tests.fixtures.service import Service, alive
 from tests.soak import FAST_APP
 
 
-def measure(trials: int) -> list[float]:
+def measure(trials: int, heartbeat_timeout: float) -> list[float]:
     times: list[float] = []
+    env = {"LARKFLEET_HEARTBEAT_TIMEOUT": f"{heartbeat_timeout:g}"}
     with SimulatorThread() as simulator:
         sim = SimClient(simulator.url)
-        service = Service(Path(tempfile.mkdtemp(prefix="larkfleet-hang-")) / "data").start()
+        data = Path(tempfile.mkdtemp(prefix="larkfleet-hang-")) / "data"
+        service = Service(data, env=env).start()
         try:
             bot_ids = []
             for trial in range(trials):
@@ -57,4 +60,7 @@ def measure(trials: int) -> list[float]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=10)
-    measure(parser.parse_args().trials)
+    parser.add_argument("--heartbeat-timeout", type=float, default=5.0,
+                        help="seconds (the shipped default: 5)")
+    args = parser.parse_args()
+    measure(args.trials, args.heartbeat_timeout)
