@@ -62,9 +62,11 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
         fleet, bare, ratio, target, met, _plain = rows[figure]
         assert fleet and bare and ratio and target and met
         assert "nan" not in fleet.lower()
-    assert not (ROOT / "docs" / "benchmarks.md").exists() or (
-        "--quick" not in (ROOT / "docs" / "benchmarks.md").read_text()
-    )
+    shipped = ROOT / "docs" / "benchmarks.md"
+    if shipped.exists():
+        command = next(line for line in shipped.read_text().splitlines()
+                       if line.startswith("Command:"))  # the report's header names its run
+        assert "--quick" not in command, "docs/benchmarks.md must come from a full run"
 
 
 def test_bench_imports_nothing_from_tests(tmp_path: Path) -> None:
