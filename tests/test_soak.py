@@ -15,6 +15,6 @@ pytestmark = pytest.mark.timeout(240)
 
 def test_a_random_walk_of_commands_and_faults_keeps_every_invariant(tmp_path: Path) -> None:
     seed = int(os.environ["SOAK_SEED"]) if "SOAK_SEED" in os.environ else None
-    walk = soak(duration=25.0, seed=seed, root=tmp_path)
+    walk = soak(duration=20.0, seed=seed, root=tmp_path)
     assert walk.steps > 0
     assert not walk.violations, walk.report()
