@@ -58,6 +58,12 @@ def release_zygote() -> bool:
         os.close(fd)
 
 
+MEMORY_RESAMPLE_S = 60.0
+"""A worker that did something resamples its private memory after this long (seconds)."""
+MEMORY_RESAMPLE_AT_REST_S = 600.0
+"""An idle worker's memory barely moves: resampled after this long (seconds)."""
+
+
 class PrivateMemory:
     """This process's private memory (USS: Private_Clean + Private_Dirty), sampled rarely.
 
@@ -71,7 +77,8 @@ class PrivateMemory:
     worker's memory barely moves.
     """
 
-    def __init__(self, every: float = 60.0, every_at_rest: float = 600.0) -> None:
+    def __init__(self, every: float = MEMORY_RESAMPLE_S,
+                 every_at_rest: float = MEMORY_RESAMPLE_AT_REST_S) -> None:
         self._every = every
         self._every_at_rest = every_at_rest
         self._sampled_mono: float | None = None
