@@ -4,6 +4,7 @@ Importing lazily keeps `larkfleet status` fast: it never pays for lark_oapi.
 """
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +31,32 @@ def _env(name: str, default: str) -> str:
 def default_url() -> str:
     """LARKFLEET_URL, else the local service on LARKFLEET_PORT (what `make run PORT=` set)."""
     return _env("URL", f"http://127.0.0.1:{_env('PORT', str(DEFAULT_PORT))}")
+
+
+def positive_seconds(text: str) -> float:
+    """`text` as seconds > 0 (argparse `type=`); raises ArgumentTypeError otherwise, which
+    argparse reports as a usage error (exit 2) naming the flag: a negative or NaN
+    `--timeout` would otherwise give up at once, or never."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds > 0")
+    return value
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse `type=` taking integers >= `low` (exit 2 naming the flag otherwise)."""
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= {low}")
+        return value
+    return integer
 
 
 def _version() -> str:
@@ -146,12 +173,12 @@ def _add_clients(sub: argparse._SubParsersAction) -> None:
     connect.add_argument("bot_id")
     connect.add_argument("--wait", action="store_true",
                          help="return once connected (exit 0) or refused (exit 1)")
-    connect.add_argument("--timeout", type=float, default=60.0,
+    connect.add_argument("--timeout", type=positive_seconds, default=60.0,
                          help="seconds --wait waits (default 60)")
     client(sub, "disconnect", apiclient.disconnect, "disconnect a bot").add_argument("bot_id")
     logs = client(sub, "logs", apiclient.logs, "print a bot's log")
     logs.add_argument("bot_id")
-    logs.add_argument("-n", "--tail", type=int, default=100)
+    logs.add_argument("-n", "--tail", type=at_least(0), default=100)
     logs.add_argument("-f", "--follow", action="store_true")
     send = client(sub, "send", climanage.send, "send a text message through a bot")
     send.add_argument("bot_id")
@@ -203,8 +230,8 @@ def _add_clients(sub: argparse._SubParsersAction) -> None:
     revoke.add_argument("token_id", nargs="?", help="the token's id (`tokens list`)")
 
     audit = client(sub, "audit", climanage.audit, "every change made through the API (admin)")
-    audit.add_argument("-n", "--limit", type=int, default=50)
-    audit.add_argument("--before", type=int, help="entries older than this id (paging)")
+    audit.add_argument("-n", "--limit", type=at_least(1), default=50)
+    audit.add_argument("--before", type=at_least(1), help="entries older than this id (paging)")
 
     letters = group("dead-letters", "events a bot's handler gave up on")
     client(letters, "list", climanage.dead_letters_list, "a bot's dead letters").add_argument(

@@ -118,3 +118,21 @@ def test_every_port_flag_is_checked_at_parse_time(argv: list[str], capsys) -> No
     assert f"argument {argv[1]}: '{argv[2]}' is not a port from 0 to 65535" in (
         capsys.readouterr().err)
     assert build_parser().parse_args([argv[0], argv[1], "0"])
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["connect", "b", "--timeout", "-1"], "--timeout: '-1' is not a number of seconds > 0"),
+    (["connect", "b", "--timeout", "nan"], "argument --timeout: 'nan' is not a number of seconds"),
+    (["connect", "b", "--timeout", "0"], "argument --timeout: '0' is not a number of seconds > 0"),
+    (["logs", "b", "-n", "-5"], "argument -n/--tail: '-5' is not an integer >= 0"),
+    (["audit", "-n", "0"], "argument -n/--limit: '0' is not an integer >= 1"),
+    (["audit", "--before", "x"], "argument --before: 'x' is not an integer >= 1"),
+])
+def test_client_number_flags_are_checked_at_parse_time(argv: list[str], expected: str,
+                                                       capsys) -> None:
+    """A negative `connect --timeout` was taken as is: --wait then gave up at once."""
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2
+    assert expected in capsys.readouterr().err
+    assert build_parser().parse_args([*argv[:-1], "1"])
