@@ -2,6 +2,8 @@
 
 It asserts that every figure was produced, not the targets: timings on a busy
 test machine are not a verdict; the full run's report is (docs/benchmarks.md).
+The bench itself runs beside the other tests from the start of the session
+(tests/fixtures/bench.py); the run test comes last and checks its report.
 """
 
 import subprocess
@@ -10,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.bench import QuickBench
+
 pytestmark = pytest.mark.timeout(240)
 
 ROOT = Path(__file__).resolve().parents[1]
-LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
 FIGURES = (
     ("ACK latency p50 / p99, durable spool on", "100 sequential"),
     ("event throughput, one bot", "500, window 50"),
@@ -46,14 +49,10 @@ def _rows(markdown: str) -> dict[tuple[str, str], list[str]]:
     return rows
 
 
-def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
-    out = tmp_path / "benchmarks.md"
-    done = subprocess.run(
-        [LARKFLEET, "bench", "--quick", "--out", str(out)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=200,
-    )
+def test_quick_bench_produces_every_figure(quick_bench: QuickBench) -> None:
+    done = quick_bench.wait()
     assert done.returncode == 0, done.stderr[-4000:]
-    report = out.read_text()
+    report = done.report.read_text()
     assert "larkfleet bench --quick" in report
     assert "logical cores" in report and "lark-oapi 1.7" in report
     rows = _rows(report)
