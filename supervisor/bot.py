@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from shared.clocks import iso
+from shared.clocks import IsoMemo, iso
 from shared.counts import EventCounts
 from shared.messages import Heartbeat, worker_identity
 from shared.states import ConnState
@@ -68,6 +68,8 @@ class ManagedBot:
     """The final counts of every earlier incarnation of the worker."""
     commands: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Serialises the API's commands on this bot (connect, disconnect, patch, delete)."""
+    _connected_iso: IsoMemo = field(default_factory=IsoMemo, repr=False)
+    _heartbeat_iso: IsoMemo = field(default_factory=IsoMemo, repr=False)
 
     def __post_init__(self) -> None:
         self.lifecycle = Lifecycle(self.bot_id)
@@ -109,8 +111,9 @@ class ManagedBot:
             **msgspec.structs.asdict(self.counts()),
             bot_id=self.bot_id,
             state=state,
-            connected_at=iso(report.connected_epoch) if report and state == "connected" else None,
-            last_heartbeat=iso(self.heartbeat_epoch),
+            connected_at=(self._connected_iso(report.connected_epoch)
+                          if report and state == "connected" else None),
+            last_heartbeat=self._heartbeat_iso(self.heartbeat_epoch),
             error=self.error,
             error_code=self.error_code,
             pid=self.pid if self.worker is not None else None,
