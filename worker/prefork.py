@@ -67,3 +67,24 @@ def fill_obmalloc_pools() -> int:
 
 
 
+
+M_ARENA_MAX = -8
+"""mallopt's parameter number (glibc malloc/malloc.h)."""
+
+
+def single_malloc_arena() -> None:
+    """Every thread of this process, and of every child forked from it, allocates from
+    glibc's main arena (as MALLOC_ARENA_MAX=1 would; call before any thread starts).
+
+    By default each thread that calls malloc gets an arena of its own (up to 8 per core):
+    the zygote's warm-up threads left arenas that a worker's threads (ZeroMQ's I/O thread,
+    the executor of endpoint discovery, the reply senders) then reuse, copying the zygote's
+    pages of them, or the workers' threads map fresh ones. A worker runs one bot: its few
+    threads do not contend for the lock. Measured in bench/NOTES.md ("Private memory").
+    Nothing where glibc is not the C library.
+    """
+    try:
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+    except (OSError, AttributeError) as error:
+        logger.info("mallopt unavailable: %s", error)
+

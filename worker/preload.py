@@ -10,9 +10,10 @@ worker, so they are imported here too: `websockets` loads its asyncio client
 lazily on the SDK's first connect (measured: +4 MiB private per worker).
 
 Then one whole worker session runs here against a loopback stand-in (worker/prewarm.py),
-so lazy state is built once and shared; after gc.freeze() the free blocks of obmalloc's
-partly used pools are taken, so a child's allocations do not scatter writes over shared
-pages (worker/prefork.py). Figures: bench/NOTES.md, "Private memory".
+so lazy state is built once and shared. glibc is held to one malloc arena first; after
+gc.freeze() the free blocks of obmalloc's partly used pools are taken, so a child's
+allocations do not scatter writes over shared pages (worker/prefork.py). Figures:
+bench/NOTES.md, "Private memory".
 
 Last, the heap goes into huge pages (worker/hugepages.py): each fork then copies a
 small page table, which made the zygote's share of a 300-bot connect ~3x smaller.
@@ -34,6 +35,7 @@ import worker.hugepages
 import worker.main
 from worker import prefork, prewarm
 
+prefork.single_malloc_arena()  # before the warm-up starts threads
 prewarm.run()
 setproctitle.setproctitle("larkfleet zygote")
 
