@@ -11,9 +11,9 @@ lazily on the SDK's first connect (measured: +4 MiB private per worker).
 
 Then one whole worker session runs here against a loopback stand-in (worker/prewarm.py),
 so lazy state is built once and shared. glibc is held to one malloc arena first; after
-gc.freeze() the free blocks of obmalloc's partly used pools are taken, so a child's
-allocations do not scatter writes over shared pages (worker/prefork.py). Figures:
-bench/NOTES.md, "Private memory".
+gc.freeze() the free blocks of obmalloc's partly used pools and glibc's free chunks are
+taken, so a child's allocations do not scatter writes over shared pages
+(worker/prefork.py). Figures: bench/NOTES.md, "Private memory".
 
 Last, the heap goes into huge pages (worker/hugepages.py): each fork then copies a
 small page table, which made the zygote's share of a 300-bot connect ~3x smaller.
@@ -42,4 +42,5 @@ setproctitle.setproctitle("larkfleet zygote")
 gc.collect()
 gc.freeze()
 prefork.fill_obmalloc_pools()
+prefork.fill_malloc_holes()
 worker.hugepages.collapse_heap()
