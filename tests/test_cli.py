@@ -14,9 +14,9 @@ from tests.fixtures.sim import SimApp
 
 
 @pytest.fixture
-def service(module_service: Service) -> Service:
-    """Every CLI test adds its own bots and users: one service serves them all."""
-    return module_service
+def service(shared_service: Service) -> Service:
+    """Every CLI test adds its own bots and users: the session's shared service serves them."""
+    return shared_service
 
 LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
 

@@ -310,8 +310,8 @@ def test_worker_named_handler_found_and_files_removed_on_delete(
     assert not list(log.parent.glob(f"{bot_id}.log*"))
 
 
-def test_second_supervisor_on_the_same_data_dir(service: Service) -> None:
-    result = serve(service.data_dir, "--port", str(free_port()))
+def test_second_supervisor_on_the_same_data_dir(shared_service: Service) -> None:
+    result = serve(shared_service.data_dir, "--port", str(free_port()))
     assert_one_line(result, exitcodes.SERVE_ALREADY_RUNNING, "another supervisor", "--data-dir")
 
 

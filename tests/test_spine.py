@@ -20,10 +20,12 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """One supervisor shared by the tests that do not stop it."""
-    service = Service(
-        tmp_path_factory.mktemp("spine") / "data", env={"LARKFLEET_ENDPOINT_TIMEOUT": "2"}
-    ).start()
+    """One supervisor shared by the tests that do not stop it: a 2 s endpoint timeout (the
+    hanging endpoint), a 0.1 s backoff base (five crashes in seconds), a 1 s request
+    timeout (a send the worker cannot answer)."""
+    env = {"LARKFLEET_ENDPOINT_TIMEOUT": "2", "LARKFLEET_BACKOFF_BASE": "0.1",
+           "LARKFLEET_REQUEST_TIMEOUT": "1"}
+    service = Service(tmp_path_factory.mktemp("spine") / "data", env=env).start()
     yield service
     assert service.stop() == 0
 
@@ -213,65 +215,57 @@ def test_workers_leave_within_1s_when_the_supervisor_is_killed(
 
 
 def test_a_crash_looping_bot_is_held_visibly_and_never_touches_another(
-    tmp_path: Path, sim_app: Callable[..., SimApp]
+    fleet: Service, sim_app: Callable[..., SimApp]
 ) -> None:
     """Flapping is for a worker that crash-loops after connecting (failures to connect only
     back off: tests/test_control_plane.py)."""
-    service = Service(tmp_path / "data", env={"LARKFLEET_BACKOFF_BASE": "0.1"}).start()
-    try:
-        flaky_app, steady_app = sim_app(), sim_app()
-        flaky, _ = connected_bot(service, flaky_app)
-        steady, before = connected_bot(service, steady_app)
-        killed: set[int] = set()
-        for crash in range(5):
-            status = service.wait_status(
-                flaky, lambda s: s["state"] == "connected" and s["pid"] not in (None, *killed),
-                15, f"a new connected worker to kill ({crash})")
-            os.kill(status["pid"], signal.SIGKILL)
-            killed.add(status["pid"])
-        held = service.wait_status(flaky, lambda s: s["flapping"], 10, "the flapping hold")
-        assert held["state"] == "reconnecting" and held["nextRetryAt"]
-        assert held["restarts"] == 5
+    flaky_app, steady_app = sim_app(), sim_app()
+    flaky, _ = connected_bot(fleet, flaky_app)
+    steady, before = connected_bot(fleet, steady_app)
+    killed: set[int] = set()
+    for crash in range(5):
+        status = fleet.wait_status(
+            flaky, lambda s: s["state"] == "connected" and s["pid"] not in (None, *killed),
+            15, f"a new connected worker to kill ({crash})")
+        os.kill(status["pid"], signal.SIGKILL)
+        killed.add(status["pid"])
+    held = fleet.wait_status(flaky, lambda s: s["flapping"], 10, "the flapping hold")
+    assert held["state"] == "reconnecting" and held["nextRetryAt"]
+    assert held["restarts"] == 5
 
-        after = service.status(steady)
-        assert (after["state"], after["pid"], after["restarts"]) == ("connected", before["pid"], 0)
-        steady_app.push("still here")
-        wait_until(lambda: steady_app.sent(), 10, "the steady bot to answer")
+    after = fleet.status(steady)
+    assert (after["state"], after["pid"], after["restarts"]) == ("connected", before["pid"], 0)
+    steady_app.push("still here")
+    wait_until(lambda: steady_app.sent(), 10, "the steady bot to answer")
 
-        service.connect(flaky)
-        service.wait_state(flaky, "connected")
-        assert not service.status(flaky)["flapping"], "a connect call lifts the hold"
-    finally:
-        assert service.stop() == 0
+    fleet.connect(flaky)
+    fleet.wait_state(flaky, "connected")
+    assert not fleet.status(flaky)["flapping"], "a connect call lifts the hold"
 
 
 def test_a_send_the_worker_does_not_answer_in_time_is_504_and_safe_to_retry(
-    tmp_path: Path, sim_app: Callable[..., SimApp]
+    fleet: Service, sim_app: Callable[..., SimApp]
 ) -> None:
     """Not 409 "not running": the worker may still send it. The uuid the server chose
     (none was given) makes the client's retry a no-op on the platform."""
-    service = Service(tmp_path / "data", env={"LARKFLEET_REQUEST_TIMEOUT": "1"}).start()
+    app = sim_app()
+    bot_id, status = connected_bot(fleet, app)
+    path = f"/api/feishu/bots/{bot_id}/messages"
+    body = {"receiveId": "ou_alice", "receiveIdType": "open_id", "text": "once"}
+    os.kill(status["pid"], signal.SIGSTOP)
     try:
-        app = sim_app()
-        bot_id, status = connected_bot(service, app)
-        path = f"/api/feishu/bots/{bot_id}/messages"
-        body = {"receiveId": "ou_alice", "receiveIdType": "open_id", "text": "once"}
-        os.kill(status["pid"], signal.SIGSTOP)
-        try:
-            late = service.request("POST", path, json=body)
-        finally:
-            os.kill(status["pid"], signal.SIGCONT)
-        assert late.status_code == 504, late.text
-        error = late.json()["error"]
-        assert error["code"] == "outcome_unknown"
-        uuid = re.search(r"retry with uuid (\S+),", error["message"]).group(1)
-        wait_until(lambda: len(app.sent()) == 1, 5, "the late send to go out")
-        retried = service.request("POST", path, json={**body, "uuid": uuid})
-        assert retried.status_code == 200, retried.text
-        assert retried.json()["uuid"] == uuid
-        shown = [s for s in app.sent() if not s.get("duplicate")]
-        assert [s["uuid"] for s in shown] == [uuid], "the retry showed nothing twice"
-        assert retried.json()["messageId"] == shown[0]["messageId"]
-        assert service.status(bot_id)["pid"] == status["pid"], "no restart was needed"
+        late = fleet.request("POST", path, json=body)
     finally:
-        assert service.stop() == 0
+        os.kill(status["pid"], signal.SIGCONT)
+    assert late.status_code == 504, late.text
+    error = late.json()["error"]
+    assert error["code"] == "outcome_unknown"
+    uuid = re.search(r"retry with uuid (\S+),", error["message"]).group(1)
+    wait_until(lambda: len(app.sent()) == 1, 5, "the late send to go out")
+    retried = fleet.request("POST", path, json={**body, "uuid": uuid})
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["uuid"] == uuid
+    shown = [s for s in app.sent() if not s.get("duplicate")]
+    assert [s["uuid"] for s in shown] == [uuid], "the retry showed nothing twice"
+    assert retried.json()["messageId"] == shown[0]["messageId"]
+    assert fleet.status(bot_id)["pid"] == status["pid"], "no restart was needed"

@@ -1,7 +1,8 @@
 """README promises of the supervisor that only a real `larkfleet serve` can show.
 
 Each test starts its own service with the one timeout it is about shrunk through the
-environment (the shipped code path), drives it through the HTTP API and signals, and reads
+environment (the shipped code path; a test that needs no setting of its own uses the
+session's shared service), drives it through the HTTP API and signals, and reads
 what the platform, the process table and the log files say.
 """
 
@@ -101,22 +102,23 @@ def test_a_second_sigterm_during_the_last_clean_up_never_kills_the_process(
         assert service.process.wait(10) in (exitcodes.SERVE_OK, FORCED_EXIT)
 
 
-def test_a_second_supervisor_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
-    with running(tmp_path / "data") as first:
-        assert first.process is not None
-        second = subprocess.run(
-            [LARKFLEET, "serve", "--data-dir", str(first.data_dir), "--port", str(free_port())],
-            env=first.env, capture_output=True, text=True, timeout=30,
-        )
-        assert second.returncode == exitcodes.SERVE_ALREADY_RUNNING
-        [line] = second.stderr.strip().splitlines()
-        assert line.startswith(
-            f"larkfleet serve: another supervisor (pid {first.process.pid}) uses {first.data_dir}")
-        assert "Traceback" not in second.stderr
-        assert first.process.poll() is None
-        assert first.request("GET", "/readyz").status_code == 200
-        pid_file = first.data_dir / "run" / "larkfleet.pid"
-        assert pid_file.read_text().strip() == str(first.process.pid), "the holder's pid kept"
+def test_a_second_supervisor_on_the_same_data_dir_is_refused(shared_service: Service) -> None:
+    """The session's shared service is the first supervisor (it is left running)."""
+    first = shared_service
+    assert first.process is not None
+    second = subprocess.run(
+        [LARKFLEET, "serve", "--data-dir", str(first.data_dir), "--port", str(free_port())],
+        env=first.env, capture_output=True, text=True, timeout=30,
+    )
+    assert second.returncode == exitcodes.SERVE_ALREADY_RUNNING
+    [line] = second.stderr.strip().splitlines()
+    assert line.startswith(
+        f"larkfleet serve: another supervisor (pid {first.process.pid}) uses {first.data_dir}")
+    assert "Traceback" not in second.stderr
+    assert first.process.poll() is None
+    assert first.request("GET", "/readyz").status_code == 200
+    pid_file = first.data_dir / "run" / "larkfleet.pid"
+    assert pid_file.read_text().strip() == str(first.process.pid), "the holder's pid kept"
 
 
 def test_a_worker_without_hello_is_killed_at_the_start_timeout(

@@ -43,18 +43,23 @@ def test_bot_connects_over_wss_and_replies_over_https(
     assert pushed["eventId"]
 
 
-def test_untrusted_ca_is_refused(tls_sim: tuple[SimulatorThread, Path], tmp_path: Path) -> None:
-    """Without the CA the worker must not connect: TLS is verified, not merely used."""
+def test_untrusted_ca_is_refused(
+    tls_sim: tuple[SimulatorThread, Path], shared_service: Service
+) -> None:
+    """Without the CA the worker must not connect: TLS is verified, not merely used. The
+    session's shared service was started without the test CA in its environment."""
     sim, tls_dir = tls_sim
+    assert not any(str(tls_dir) in value for value in shared_service.env.values())
     client = SimClient(sim.url, verify=str(tls_dir / tls.CA_FILE))
     client.create_app("cli_tls_untrusted", "secret-u", **FAST_APP)
-    service = Service(tmp_path / "data").start()
+    bot_id = shared_service.create_bot("cli_tls_untrusted", "secret-u", sim.url)
     try:
-        bot_id = service.create_bot("cli_tls_untrusted", "secret-u", sim.url)
-        service.connect(bot_id)
-        status = service.wait_status(bot_id, lambda s: s["state"] in ("reconnecting", "error"),
-                                     30, "the connection refused for an unknown CA")
+        shared_service.connect(bot_id)
+        status = shared_service.wait_status(
+            bot_id, lambda s: s["state"] in ("reconnecting", "error"), 30,
+            "the connection refused for an unknown CA")
         assert status["state"] != "connected"
         assert client.info("cli_tls_untrusted")["connections"] == 0
-    finally:
-        service.stop()
+    finally:  # its worker would go on retrying in the shared service
+        deleted = shared_service.request("DELETE", f"/api/feishu/bots/{bot_id}")
+        assert deleted.status_code == 200, deleted.text
