@@ -5,8 +5,9 @@ Faster than the bench for one figure: starts the simulator (TLS, as production r
 seconds prints the median/min/max USS (Private_Clean + Private_Dirty of smaps_rollup) per
 worker, the zygote's, and the median per-mapping breakdown (`bench/smaps.py`). With `--late S`
 it measures again S seconds after the last connect (past the worker's own once-a-minute
-private-memory sample). `--env NAME=VALUE` adds to the service's environment (e.g. to try
-MALLOC_ARENA_MAX).
+private-memory sample). `--public-cas` makes the trusted bundle the public CAs plus the
+simulator's, as production loads it. `--env NAME=VALUE` adds to the service's
+environment (e.g. to try MALLOC_ARENA_MAX).
 """
 
 import argparse
@@ -15,6 +16,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+import certifi
 
 from bench import measures, smaps
 from bench.fleet import ECHO, Fleet
@@ -42,13 +45,22 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--files", action="store_true", help="breakdown per file")
     parser.add_argument("--plain", action="store_true", help="http/ws instead of TLS")
+    parser.add_argument("--public-cas", action="store_true",
+                        help="trust certifi's public CAs too, as a corporate CA appended to "
+                             "the usual bundle is configured (~140 certificates to load)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     extra = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory(prefix="larkfleet-memory-") as work_dir:
         work = Path(work_dir)
         platform = Platform(work / "sim", use_tls=not args.plain).start()
-        fleet = Fleet(work / "fleet", env={**platform.client_env(), **extra})
+        env = platform.client_env()
+        if args.public_cas and env:
+            bundle = work / "bundle.pem"
+            bundle.write_text(Path(certifi.where()).read_text()
+                              + Path(env["SSL_CERT_FILE"]).read_text())
+            env = {name: str(bundle) for name in env}
+        fleet = Fleet(work / "fleet", env={**env, **extra})
         try:
             fleet.start()
             bots = fleet.create_bots(platform.new_apps("mem", args.bots), platform.url, ECHO)

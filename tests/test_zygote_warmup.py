@@ -17,7 +17,7 @@ SCRIPT = r"""
 import json, logging, os, sys, threading
 import lark_oapi.core.http.transport as transport
 import lark_oapi.ws.client as ws_client
-from worker import prewarm
+from worker import prewarm, tlscontexts
 
 def snapshot():
     root = logging.getLogger()
@@ -34,7 +34,8 @@ if sys.argv[1] == "fail":
 before = snapshot()
 echoed = prewarm.run()
 after = snapshot()
-print(json.dumps({"echoed": echoed, "same": {k: before[k] == after[k] for k in before}}))
+print(json.dumps({"echoed": echoed, "same": {k: before[k] == after[k] for k in before},
+                  "contexts": sorted(key.split(":")[0] for key in tlscontexts._contexts)}))
 """
 
 
@@ -49,6 +50,8 @@ def test_warm_up_echoes_an_event_and_puts_everything_back():
     result = warm("ok")
     assert result["echoed"], result["stderr"][-3000:]
     assert all(result["same"].values()), result["same"]
+    # the session's HTTPS calls and its wss:// connect went through the shared contexts
+    assert result["contexts"] == ["requests", "websocket"]
     assert "left" not in result["stderr"], result["stderr"][-3000:]
 
 

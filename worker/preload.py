@@ -10,7 +10,8 @@ worker, so they are imported here too: `websockets` loads its asyncio client
 lazily on the SDK's first connect (measured: +4 MiB private per worker).
 
 Then one whole worker session runs here against a loopback stand-in (worker/prewarm.py),
-so lazy state is built once and shared. glibc is held to one malloc arena first; after
+so lazy state is built once and shared, and so are the TLS client contexts with the CA
+bundle loaded (worker/tlscontexts.py). glibc is held to one malloc arena first; after
 gc.freeze() the free blocks of obmalloc's partly used pools and glibc's free chunks are
 taken, so a child's allocations do not scatter writes over shared pages
 (worker/prefork.py). Figures: bench/NOTES.md, "Private memory".
@@ -33,10 +34,11 @@ import zmq.asyncio  # noqa: F401
 import worker.entry
 import worker.hugepages
 import worker.main
-from worker import prefork, prewarm
+from worker import prefork, prewarm, tlscontexts
 
 prefork.single_malloc_arena()  # before the warm-up starts threads
 prewarm.run()
+tlscontexts.build_for_workers()
 setproctitle.setproctitle("larkfleet zygote")
 
 gc.collect()

@@ -83,6 +83,7 @@ class _ProcessState:
         self.loop = sdk_client.loop
         self.transport_requests = sdk_transport.requests
         self.ws_requests = sdk_client.requests
+        self.websockets = sdk_client.websockets
         self.ws_connect_kwargs = sdk_client._ws_connect_kwargs
         self.sdk_logger_level = logging.getLogger("Lark").level
         self.root_level = logging.getLogger().level
@@ -93,6 +94,7 @@ class _ProcessState:
                 pooled.close()
         sdk_transport.requests = self.transport_requests
         sdk_client.requests = self.ws_requests
+        sdk_client.websockets = self.websockets
         sdk_client._ws_connect_kwargs = self.ws_connect_kwargs
         if sdk_client.loop is not self.loop:
             _close_loop(sdk_client.loop)

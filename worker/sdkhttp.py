@@ -18,11 +18,19 @@ before reusing it. The session is made in the worker, after the fork: a pool
 inherited from the zygote would share sockets between processes.
 """
 
+import functools
+import os
+import ssl
+from types import ModuleType
 from typing import Any
 
 import lark_oapi.core.http.transport as sdk_transport
 import lark_oapi.ws.client as sdk_ws_client
 import requests
+import websockets
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+from worker import tlscontexts
 
 POOL_SIZE = 8
 """Connections kept per host: the sender threads (worker/replies.py) plus discovery."""
@@ -33,7 +41,7 @@ class PooledRequests:
 
     def __init__(self) -> None:
         self.session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
+        adapter = SharedTLSAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
@@ -52,6 +60,66 @@ class PooledRequests:
         return getattr(requests, name)
 
 
+def _shared_context(url: str, verify: Any, cert: Any) -> ssl.SSLContext | None:
+    """The shared context for a verified https request without a client certificate
+    trusting a CA file (requests' `verify`: True means certifi's); None otherwise, or
+    when the file cannot be loaded (requests then reports it as before)."""
+    if not url.lower().startswith("https") or not verify or cert:
+        return None
+    ca_file = verify if isinstance(verify, str) else DEFAULT_CA_BUNDLE_PATH
+    if os.path.isdir(ca_file):
+        return None
+    try:
+        return tlscontexts.for_requests(ca_file)
+    except (OSError, ssl.SSLError):
+        return None
+
+
+class SharedTLSAdapter(requests.adapters.HTTPAdapter):
+    """An HTTPAdapter whose verified HTTPS pools use the process's shared context for
+    their CA file instead of loading it into a new context per connection. Both methods
+    are the ones requests documents for subclassing (requests/adapters.py)."""
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert)
+        context = _shared_context(request.url or "", verify, cert)
+        if context is not None:
+            pool_kwargs.pop("ca_certs", None)
+            pool_kwargs["ssl_context"] = context
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """As requests does, but a pool on a shared context is not handed the CA file
+        again (urllib3 would load it into the shared context on every connect)."""
+        super().cert_verify(conn, url, verify, cert)
+        context = _shared_context(url, verify, cert)
+        if context is not None and getattr(conn, "conn_kw", {}).get("ssl_context") is context:
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
+
+
+class SharedTLSWebsockets:
+    """What the SDK's ws/client.py calls as `websockets`: the module, with a `connect`
+    that brings the shared context to a wss:// URI unless one is given."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self._module = module
+
+        @functools.wraps(module.connect)
+        def connect(uri: str, **kwargs: Any) -> Any:
+            if uri.lower().startswith("wss:") and "ssl" not in kwargs:
+                kwargs["ssl"] = tlscontexts.for_websocket()
+            return module.connect(uri, **kwargs)
+
+        self.connect = connect
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+
 def install() -> PooledRequests:
     """Route this process's SDK HTTP calls through one pooled session; returns it.
 
@@ -60,4 +128,5 @@ def install() -> PooledRequests:
     pooled = PooledRequests()
     sdk_transport.requests = pooled  # type: ignore[assignment]
     sdk_ws_client.requests = pooled  # type: ignore[assignment]
+    sdk_ws_client.websockets = SharedTLSWebsockets(websockets)  # type: ignore[assignment]
     return pooled

@@ -1,0 +1,60 @@
+"""What worker/sdkhttp.py relies on in lark_oapi, requests and websockets, checked loudly.
+
+sdkhttp points the SDK modules' `requests` and `websockets` names at its own objects. If a
+new SDK stops calling them the way this expects, these fail (instead of workers silently
+loading CA bundles again or opening a connection per call).
+"""
+
+import inspect
+
+import certifi
+import lark_oapi.core.http.transport as sdk_transport
+import lark_oapi.ws.client as sdk_ws_client
+import pytest
+import requests
+import websockets
+
+from worker import sdkhttp, tlscontexts
+
+
+@pytest.fixture
+def installed(monkeypatch):
+    for module, name in ((sdk_transport, "requests"), (sdk_ws_client, "requests"),
+                         (sdk_ws_client, "websockets")):
+        monkeypatch.setattr(module, name, getattr(module, name))  # restored afterwards
+    pooled = sdkhttp.install()
+    yield pooled
+    pooled.close()
+
+
+def test_the_sdk_calls_the_module_names_sdkhttp_replaces():
+    assert sdk_transport.requests is requests and sdk_ws_client.websockets is websockets
+    assert "requests.request(" in inspect.getsource(sdk_transport.Transport.execute)
+    assert "requests.post(" in inspect.getsource(sdk_ws_client.Client._get_conn_url)
+    connect = inspect.getsource(sdk_ws_client.Client._connect)
+    assert "websockets.connect(conn_url, **_ws_connect_kwargs(" in connect
+
+
+def test_the_websockets_stand_in_keeps_the_signature_the_sdk_inspects(installed):
+    kwargs = sdk_ws_client._ws_connect_kwargs({"X-Test": "1"})
+    assert kwargs == {"additional_headers": {"X-Test": "1"}, "proxy": None}
+    sdk_ws_client.websockets.connect("ws://127.0.0.1:9/")  # no ssl added: ws:// refuses one
+    opener = sdk_ws_client.websockets.connect("wss://127.0.0.1:9/")
+    assert "websocket" in tlscontexts._contexts
+    assert opener is not None and sdk_ws_client.websockets.exceptions is websockets.exceptions
+
+
+def test_verified_https_pools_share_the_context_of_their_ca_file(installed):
+    adapter = installed.session.get_adapter("https://example.invalid/")
+    assert isinstance(adapter, sdkhttp.SharedTLSAdapter)
+    request = requests.Request("GET", "https://example.invalid/x").prepare()
+    shared = tlscontexts.for_requests(certifi.where())
+    for verify in (True, certifi.where()):
+        _, pool_kwargs = adapter.build_connection_pool_key_attributes(request, verify)
+        assert pool_kwargs["ssl_context"] is shared and "ca_certs" not in pool_kwargs
+        pool = adapter.get_connection_with_tls_context(request, verify)
+        adapter.cert_verify(pool, request.url, verify, None)
+        assert pool.ca_certs is None and pool.conn_kw["ssl_context"] is shared
+    for verify, cert in ((False, None), (True, "client.pem")):
+        _, pool_kwargs = adapter.build_connection_pool_key_attributes(request, verify, cert)
+        assert "ssl_context" not in pool_kwargs
