@@ -47,7 +47,8 @@ GAUGES = [
     ("larkfleet_bot_pending", "Spooled events not yet handled", "pending"),
     ("larkfleet_bot_dead_letters", "Events given up on", "dead_letters"),
     ("larkfleet_bot_private_bytes",
-     "Worker private memory (USS: pages not shared with the zygote), sampled each minute",
+     "Worker private memory (USS: pages not shared with the zygote), resampled each "
+     "minute while the worker works, every 10 minutes at rest",
      "private_bytes"),
 ]
 
