@@ -12,13 +12,14 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 
 from tests.eventkit import serve
+from tests.fixtures.events import EventFleet
 from tests.fixtures.service import Service, wait_until
 from tests.fixtures.sim import SimApp
 from worker.streaming import UPDATE_INTERVAL_S
@@ -64,15 +65,11 @@ def words(message):
 
 
 @pytest.fixture(scope="module")
-def cards_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    handlers = tmp_path_factory.mktemp("handlers")
-    (handlers / "cards_handlers.py").write_text(HANDLERS)
-    python_path = os.pathsep.join(p for p in (str(handlers), os.environ.get("PYTHONPATH")) if p)
-    env = {"PYTHONPATH": python_path, "LARKFLEET_EVENT_RETRY_BASE": "0.1",
-           "LARKFLEET_BACKOFF_BASE": "0.2"}
-    service = Service(tmp_path_factory.mktemp("cards") / "data", env=env).start()
-    yield service
-    assert service.stop() == 0
+def cards_fleet(event_fleet: EventFleet) -> Service:
+    """The session's event service (tests/fixtures/events.py), this module's python
+    handlers written to its handler folder."""
+    (event_fleet.handlers / "cards_handlers.py").write_text(HANDLERS)
+    return event_fleet.service
 
 
 class Server:

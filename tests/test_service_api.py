@@ -8,7 +8,7 @@ requests never make it answer 500.
 """
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from api.app import all_routes
+from tests.fixtures.events import EventFleet
 from tests.fixtures.service import ADMIN_TOKEN, Service, wait_until
 from tests.fixtures.sim import SimApp
 
@@ -31,11 +32,9 @@ KEY = "encrypt-key-service-api-0000"
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    service = Service(tmp_path_factory.mktemp("service-api") / "data",
-                      env={"LARKFLEET_BACKOFF_BASE": "0.2"}).start()
-    yield service
-    assert service.stop() == 0
+def fleet(event_fleet: EventFleet) -> Service:
+    """The session's event service (tests/fixtures/events.py; restarts from 0.2 s)."""
+    return event_fleet.service
 
 
 def connected(fleet: Service, app: SimApp, **fields: object) -> tuple[str, dict]:
