@@ -64,7 +64,7 @@ class Service:
             raise AssertionError(f"larkfleet serve exited with {self.process.returncode}")
         try:
             return self.http.get(f"{self.url}/readyz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # starting: not ready yet
             return False
 
     def signal(self, signum: int) -> None:
