@@ -1,7 +1,7 @@
 """Security controls through a real `larkfleet serve` and the simulator (issue 17).
 
-One guarded service (python_modules = "json", a 600 s webhook window) serves
-the create/patch checks; `test_existing_rows_*` seeds the registry with rows
+One guarded service (python_modules = "json", a 600 s webhook window: the session's
+shared service) serves the create/patch checks; `test_existing_rows_*` seeds the registry with rows
 the API now refuses (as an older version or a changed DNS answer leaves them)
 and proves the worker refuses them at run time.
 """
@@ -30,7 +30,13 @@ from shared import exitcodes
 from shared.botconfig import BotConfig, ForwardHandler, PythonHandler
 from shared.paths import DataPaths
 from store import open_store
-from tests.fixtures.service import LARKFLEET, Service, free_port, wait_until
+from tests.fixtures.service import (
+    LARKFLEET,
+    SHARED_SECURITY,
+    Service,
+    free_port,
+    wait_until,
+)
 from tests.fixtures.sim import SimApp
 
 pytestmark = pytest.mark.timeout(120)
@@ -41,11 +47,12 @@ MAX_AGE = 600
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    env = {"LARKFLEET_PYTHON_MODULES": "json", "LARKFLEET_WEBHOOK_MAX_AGE": str(MAX_AGE)}
-    service = Service(tmp_path_factory.mktemp("sec") / "data", env=env).start()
-    yield service
-    assert service.stop() == 0
+def guarded(shared_service: Service) -> Service:
+    """The session's shared service: its security table (tests/fixtures/service.py
+    SHARED_SECURITY) is this module's guard, python_modules = "json" and a 600 s window."""
+    assert {"LARKFLEET_PYTHON_MODULES": "json",
+                               "LARKFLEET_WEBHOOK_MAX_AGE": str(MAX_AGE)} == SHARED_SECURITY
+    return shared_service
 
 
 def new_user(service: Service, name: str) -> requests.Session:

@@ -268,7 +268,7 @@ def test_malformed_control_messages_are_dropped(
     supervisor: SupervisorStandIn, launch: Callable[..., Worker], sim_app: Callable[..., SimApp]
 ) -> None:
     app = sim_app()
-    spec, worker = connect(supervisor, launch, app)
+    spec, worker = connect(supervisor, launch, app, heartbeat_interval=0.2)  # two beats: 0.4 s
     seen = len(supervisor.messages())
     supervisor.send_raw(spec, b"\xff\x00 not msgpack", b"\x81\xa1t\xa4nope", b"")
     log = supervisor.paths.bot_log(spec.bot.id)
