@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
-import json, logging, os, sys, threading
+import asyncio, json, logging, os, sys, threading
 import lark_oapi.core.http.transport as transport
 import lark_oapi.ws.client as ws_client
 from worker import prewarm, tlscontexts
@@ -23,7 +23,9 @@ def snapshot():
     root = logging.getLogger()
     return {"env": dict(os.environ), "fds": sorted(os.listdir("/proc/self/fd")),
             "threads": len(threading.enumerate()), "handlers": len(root.handlers),
-            "level": root.level, "sdk": [id(transport.requests), id(ws_client.requests),
+            "level": root.level,
+            "loop": id(asyncio.get_event_loop_policy().get_event_loop()),
+            "sdk": [id(transport.requests), id(ws_client.requests),
                                          id(ws_client.loop), id(ws_client._ws_connect_kwargs)]}
 
 os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"  # the warm-up must not go through it

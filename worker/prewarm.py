@@ -81,6 +81,7 @@ class _ProcessState:
     def __init__(self) -> None:
         self.environ = dict(os.environ)
         self.loop = sdk_client.loop
+        self.current_loop = _current_loop()
         self.transport_requests = sdk_transport.requests
         self.ws_requests = sdk_client.requests
         self.websockets = sdk_client.websockets
@@ -99,12 +100,20 @@ class _ProcessState:
         if sdk_client.loop is not self.loop:
             _close_loop(sdk_client.loop)
             sdk_client.loop = self.loop
-        asyncio.set_event_loop(None)
+        asyncio.set_event_loop(self.current_loop)
         configure_logging(None, logging.getLevelName(self.root_level), stderr=False)
         logging.getLogger("Lark").setLevel(self.sdk_logger_level)
         if dict(os.environ) != self.environ:
             os.environ.clear()
             os.environ.update(self.environ)
+
+
+def _current_loop() -> asyncio.AbstractEventLoop | None:
+    """The main thread's current loop (the SDK set one when imported), or None."""
+    try:
+        return asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        return None
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
