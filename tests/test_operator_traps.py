@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -270,20 +270,16 @@ def answer(message):
 
 
 @pytest.fixture
-def handler_service(tmp_path: Path) -> Iterator[Service]:
-    handlers = tmp_path / "handlers"
-    (handlers / "opsbot").mkdir(parents=True)
+def handler_service(field_fleet: Service) -> Service:
+    """The session's field-case service (tests/fixtures/field.py): its handler folder is
+    found through LARKFLEET_HANDLER_PATH alone, never PYTHONPATH; the package is written
+    there before the bot needs it."""
+    handlers = Path(field_fleet.env["LARKFLEET_HANDLER_PATH"])
+    assert str(handlers) not in field_fleet.env.get("PYTHONPATH", "")
+    (handlers / "opsbot").mkdir(exist_ok=True)
     (handlers / "opsbot" / "__init__.py").write_text("")
     (handlers / "opsbot" / "replies.py").write_text(HANDLER)
-    service = Service(tmp_path / "data", env={"LARKFLEET_HANDLER_PATH": str(handlers)})
-    service.env.pop("PYTHONPATH", None)  # found through the setting alone
-    service.start()
-    yield service
-    try:
-        service.stop()
-    except subprocess.TimeoutExpired:
-        service.kill()
-        raise
+    return field_fleet
 
 
 def test_worker_named_handler_found_and_files_removed_on_delete(
