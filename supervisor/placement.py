@@ -28,6 +28,9 @@ class Placement(Protocol):
     node_id: str
     shares_answers: bool
     """Whether workers report answered events (`answered`) for the other nodes' dedup."""
+    lapses: bool
+    """Whether `may_run` can turn False by time alone (a lease deadline passing), so the
+    supervisor asks it again every second even when nothing happened."""
 
     def may_run(self, bot_id: str) -> bool:
         """Whether this node may run the bot's worker now."""
@@ -63,6 +66,7 @@ class SingleNode:
     """One host: every bot may run here; nothing to wait for."""
 
     shares_answers = False
+    lapses = False
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id

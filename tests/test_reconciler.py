@@ -533,7 +533,8 @@ def test_timer_ticks_skip_the_policy_for_running_bots_with_a_fresh_beat(
 ) -> None:
     """At rest the policy ran for every bot four times a second (most of the supervisor's
     CPU at 1,000 bots); a timer tick now decides only for bots that may need an action,
-    and a silent worker is still killed on the first tick past the timeout."""
+    and a silent worker is still killed on the first tick past the timeout. Only where
+    leases lapse by time (cluster mode) does a timer tick make a full pass every second."""
     from supervisor import supervisor as module
 
     async def case(rig: Rig) -> None:
@@ -544,9 +545,16 @@ def test_timer_ticks_skip_the_policy_for_running_bots_with_a_fresh_beat(
         real = module.decide
         monkeypatch.setattr(module, "decide",
                             lambda view, *a: decided.append(view.phase) or real(view, *a))
+        for _ in range(8):
+            rig.clock.now += 0.25
+            rig.supervisor._reconcile(full=False)
+        assert decided == [], "one host: timer ticks decided for running bots with a fresh beat"
+        for bot_id in bots:
+            rig.report(rig.worker(bot_id))
+        monkeypatch.setattr(rig.supervisor.placement, "lapses", True, raising=False)
         rig.clock.now += module.FULL_PASS_S
         rig.supervisor._reconcile(full=False)
-        assert len(decided) == 20, "a second after the last full pass, a full pass"
+        assert len(decided) == 20, "leases lapse: a second after the last full pass, a full pass"
         decided.clear()
         for _ in range(3):
             rig.clock.now += 0.25
@@ -554,7 +562,8 @@ def test_timer_ticks_skip_the_policy_for_running_bots_with_a_fresh_beat(
         assert decided == [], "timer ticks decided for running bots with a fresh beat"
         rig.clock.now += 0.25
         rig.supervisor._reconcile(full=False)
-        assert len(decided) == 20, "a full pass every second"
+        assert len(decided) == 20, "leases lapse: a full pass every second"
+        monkeypatch.setattr(rig.supervisor.placement, "lapses", False, raising=False)
         silent = rig.worker(bots[0])
         rig.clock.now += 2.9
         for bot_id in bots[1:]:

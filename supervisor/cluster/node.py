@@ -106,6 +106,7 @@ class Workers(Protocol):
 
 class ClusterNode:
     shares_answers = True
+    lapses = True
 
     def __init__(self, url: str, node_id: str, address: str, timings: LeaseTimings) -> None:
         self.url = url
