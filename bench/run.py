@@ -44,7 +44,7 @@ class Plan:
     settle_s: float = 3.0
     rest_window_s: float = 30.0
     """How long CPU at rest is measured: platform pings come every 120 s, websockets'
-    keepalive every 20 s, liveness beats every 2 s; 30 s holds each of the last at least
+    keepalive every 20 s, liveness beats every 2.5 s; 30 s holds each of the last at least
     once."""
     plain_too: bool = True
     """Run everything a second time over plain http/ws, for the last column."""

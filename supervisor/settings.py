@@ -10,7 +10,7 @@ from api.inflight import WEBHOOK_MAX_INFLIGHT
 from shared.security import SecurityPolicy
 from supervisor.backoff import BackoffPolicy
 
-BEATS_PER_TIMEOUT = 2.5
+BEATS_PER_TIMEOUT = 2.0
 """Worker liveness beats per heartbeat timeout (see `SupervisorSettings.beat_interval`)."""
 
 
@@ -54,11 +54,16 @@ class SupervisorSettings:
 
     @property
     def beat_interval(self) -> float:
-        """Seconds between a worker's liveness beats: 2 s with the default 5 s timeout.
+        """Seconds between a worker's liveness beats: 2.5 s with the default 5 s timeout.
 
         Each beat wakes an otherwise idle process, about 0.1 ms of CPU (measured with
         300 idle workers), paid by every worker: at 1 s, 1,000 idle workers kept ~12 %
-        of a core busy just beating. A hung worker is still found at its last beat plus
-        the timeout; a healthy one has 1.5 intervals (3 s) of slack for a late beat.
+        of a core busy just beating, at 2 s ~5 % (bench/NOTES.md). A hung worker is
+        found at its last beat seen plus the timeout whatever the interval (the stop
+        falls after that beat), so a longer interval does not slow hang detection; what
+        it takes is slack: a healthy worker's beat may come one interval (2.5 s) late
+        before it is taken for hung. Its beat is a timer on its event loop, late only
+        when that loop is blocked or the process gets no CPU for that long; scheduling
+        delays on a loaded 2-core host are tens of milliseconds.
         """
         return self.heartbeat_timeout / BEATS_PER_TIMEOUT

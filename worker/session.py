@@ -288,7 +288,7 @@ class WorkerSession:
 
     def _report_answered_soon(self) -> None:
         """Events were answered: report them within ANSWERED_REPORT_S, one message for
-        all answered meanwhile (the other nodes' dedup waits for it; a beat is 2 s)."""
+        all answered meanwhile (the other nodes' dedup waits for it; a beat is 2.5 s)."""
         if self._answered_timer is None:
             def report() -> None:
                 self._answered_timer = None
