@@ -34,7 +34,7 @@ import zmq.asyncio  # noqa: F401
 import worker.entry
 import worker.hugepages
 import worker.main
-from worker import prefork, prewarm, tlscontexts
+from worker import immortal, prefork, prewarm, tlscontexts
 
 prefork.single_malloc_arena()  # before the warm-up starts threads
 prewarm.run()
@@ -42,6 +42,7 @@ tlscontexts.build_for_workers()
 setproctitle.setproctitle("larkfleet zygote")
 
 gc.collect()
+immortal.immortalize_heap()
 gc.freeze()
 prefork.fill_obmalloc_pools()
 prefork.fill_malloc_holes()
