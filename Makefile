@@ -1,5 +1,8 @@
 # Two commands do all set-up on a fresh machine: `make run` and `make test`.
-PYTHON ?= python3
+# CPython 3.12 where the machine has it (deploy/find-python.sh says why), else python3.
+ifndef PYTHON
+PYTHON := $(shell sh deploy/find-python.sh)
+endif
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= ./data

@@ -163,7 +163,7 @@ def test_dockerfile_cmd_and_entrypoint_match_the_cli() -> None:
 
 def test_dockerfile_base_user_tini_and_healthcheck() -> None:
     steps = dockerfile()
-    assert all(rest.split()[0] == "python:3.11-slim" for w, rest in steps if w == "FROM")
+    assert all(rest.split()[0] == "python:3.12-slim" for w, rest in steps if w == "FROM")
     stage = final_stage()
     assert one(stage, "USER") not in {"root", "0"}
     assert any(w == "RUN" and "apt-get install" in r and "tini" in r for w, r in stage)
