@@ -130,7 +130,10 @@ def test_data_dir_path_over_the_socket_limit(tmp_path: Path) -> None:
 
 
 def test_read_only_data_dir() -> None:
-    """Root ignores permission bits, so as root the service runs as `nobody` here.
+    """Root ignores permission bits through CAP_DAC_OVERRIDE, so as root the service runs
+    without it (and without CAP_DAC_READ_SEARCH): still root, so it can load an interpreter
+    installed where `nobody` cannot (a pyenv under /root, whose libpython another user's
+    loader does not find), but bound by the folder's mode like any other user.
 
     The folder is made under /tmp itself: pytest's own base folder is 0700 and
     other pytest sessions on the host reset it at any time.
