@@ -11,11 +11,14 @@ for candidate in python3.12 python3; do
         echo "$candidate"; exit 0
     fi
 done
-# pyenv keeps versions it has not activated out of PATH (its shim then refuses python3.12).
-if command -v pyenv >/dev/null 2>&1; then
-    for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.[0-9]+)?$' | sort -t. -k3 -n -r); do
-        candidate="$(pyenv root)/versions/$version/bin/python3.12"
-        if [ -x "$candidate" ]; then echo "$candidate"; exit 0; fi
-    done
-fi
+# pyenv keeps versions it has not activated out of PATH (its shim then refuses python3.12),
+# and a non-interactive shell may not have pyenv on PATH at all: look in its root.
+root="${PYENV_ROOT:-}"
+if [ -z "$root" ] && command -v pyenv >/dev/null 2>&1; then root="$(pyenv root)"; fi
+[ -n "$root" ] || root="${HOME:-/nonexistent}/.pyenv"
+for candidate in $(ls -d "$root"/versions/3.12*/bin/python3.12 2>/dev/null | sort -rV); do
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
+        echo "$candidate"; exit 0
+    fi
+done
 echo python3
