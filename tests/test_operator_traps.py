@@ -144,7 +144,8 @@ def test_read_only_data_dir() -> None:
         target = scratch / "ro"
         target.mkdir()
         target.chmod(0o555)
-        prefix = (["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+        no_override = "-dac_override,-dac_read_search"
+        prefix = (["setpriv", f"--bounding-set={no_override}", f"--inh-caps={no_override}"]
                   if os.geteuid() == 0 else [])
         command = [*prefix, LARKFLEET, "serve", "--data-dir", str(target / "data"),
                    "--port", str(free_port())]
