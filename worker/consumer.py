@@ -71,6 +71,8 @@ class Consumer:
         self._written = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._schedule = Schedule()
+        self.on_work: Callable[[], None] = lambda: None
+        """Runs (on the loop) when an event's handling starts (EventPipeline.on_work)."""
         for event in spool.pending():
             self._schedule.add(event.chat_key, event.event_id, event.next_attempt_at)
 
@@ -118,6 +120,7 @@ class Consumer:
             if taken is None:
                 break
             chat_key, event_id = taken
+            self.on_work()
             task = asyncio.create_task(self._run_one(chat_key, event_id), name=f"event-{event_id}")
             self._inflight[chat_key] = task
         return self._schedule.next_due()
