@@ -41,9 +41,12 @@ class ConsumerSettings:
     prune_interval_s: float = 600.0
     checkpoint_interval_s: float = 1.0
     """A WAL checkpoint follows this long after the spool was written."""
-    checkpoint_rest_s: float = 60.0
+    checkpoint_rest_s: float = 600.0
     """With no write announced (`Consumer.wrote`), the checkpoint task still looks this
-    often: a net for a write path that does not announce itself."""
+    often: a net for a write path that does not announce itself. Each look is two wakes
+    of an idle worker (the look, then `checkpoint_interval_s`): every 60 s that was 0.03
+    wakes a second per idle worker; SQLite's own safety checkpoint (spool.py,
+    SAFETY_CHECKPOINT_PAGES) bounds the WAL meanwhile."""
     history_keep: int = 200
 
     def retry_delay(self, attempts: int, rate_limited: bool) -> float:
