@@ -44,15 +44,16 @@ class BeatTimer:
         """The worker does something (call on the loop): beat within `interval` again.
 
         Cheap enough for every event: a flag, and a timer moved only on the first poke
-        after the worker went idle. The beat after that first poke goes idle again if it
-        finds nothing new and no poke came since; later pokes keep the beat fast.
+        after the worker went idle. That poke beats at once (the loop is awake anyway, so
+        it costs no wake): the supervisor's last proof of life for an idle worker may be
+        4 s old (a look in /proc), and a loop busy from now on is no longer seen asleep.
+        A beat with nothing new and no poke since it went before goes idle again.
         """
-        if not self._idle:
-            self._poked = True  # work since the last beat: the next one is not the idle one
-        elif self._handle is not None:
+        self._poked = True  # work since the last beat: the next one is not the idle one
+        if self._idle and self._handle is not None:
             self._idle = False
             self._handle.cancel()
-            self._handle = self._loop.call_later(self._interval, self._fire)
+            self._handle = self._loop.call_soon(self._fire)
 
     @property
     def idle(self) -> bool:
