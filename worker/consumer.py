@@ -85,6 +85,11 @@ class Consumer:
         self.wrote()
         self.wake()
 
+    @property
+    def busy(self) -> bool:
+        """An event is being handled now."""
+        return bool(self._inflight)
+
     def wrote(self) -> None:
         """The spool was written (call on the consumer's loop): checkpoint it soon."""
         self._written.set()

@@ -132,6 +132,10 @@ class EventPipeline:
         self._on_work = poke
         self._consumer.on_work = poke
 
+    def busy(self) -> bool:
+        """An event is being handled now: its reply will change the counters."""
+        return self._consumer.busy
+
     def keep_answered(self, on_first: Callable[[], None]) -> None:
         """Cluster mode: keep the keys of answered events for `take_answered`;
         `on_first()` runs (on the thread that finished the event) when some are kept."""

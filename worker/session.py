@@ -286,7 +286,7 @@ class WorkerSession:
                 if news:
                     self._send(self._heartbeat_message())
                 self._report_answered()
-                return news
+                return news or self._working()
             except Exception as error:
                 logger.exception("liveness beat failed")
                 self._finish(Exit.failed(Failure(permanent=False, message=f"beat: {error}")))
@@ -295,6 +295,11 @@ class WorkerSession:
         self._beats = BeatTimer(beat, spec.heartbeat_interval,
                                 spec.idle_beat_interval or spec.heartbeat_interval)
         self._beats.start()
+
+    def _working(self) -> bool:
+        """A handler or a request is under way: its end changes the figures, which must
+        be reported within a beat, so the beat stays fast until it is done."""
+        return bool(self._requests) or (self._pipeline is not None and self._pipeline.busy())
 
     def _poke(self) -> None:
         """The worker does something: beat often again (worker/beats.py)."""
