@@ -29,6 +29,10 @@ class Hello(_FromWorker, tag="hello"):
     """First words of a worker: starts its heartbeat clock."""
 
     pid: int
+    loop_tid: int = 0
+    """The kernel's id of the thread running the worker's event loop (0: not told).
+    The supervisor reads that thread's /proc view when a beat is late
+    (supervisor/procview.py)."""
 
 
 ACK_BUCKETS: tuple[float, ...] = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -208,6 +212,10 @@ class WorkerSpec(msgspec.Struct, kw_only=True):
     data_dir: str
     control_endpoint: str
     heartbeat_interval: float = 1.0
+    idle_beat_interval: float = 0.0
+    """Beat period once a beat found nothing new (0: `heartbeat_interval` always). Longer
+    only when the supervisor can see, in /proc, that an idle loop waits for I/O
+    (supervisor/settings.py, `SupervisorSettings.beat_intervals`)."""
     supervisor_timeout: float = 3.0
     liveness_path: str = ""
     """The supervisor's liveness board (shared/liveness_board.py); empty: heartbeats and

@@ -47,6 +47,9 @@ class ManagedBot:
     worker: Worker | None = None
     incarnation: int = 0
     pid: int | None = None
+    loop_tid: int = 0
+    """The thread running the worker's event loop, from its Hello (0: not told: never
+    looked at in /proc)."""
     started_mono: float = 0.0
     alive_mono: float = 0.0
     """When the current worker last showed it is alive: the hang timeout counts from here."""

@@ -46,6 +46,56 @@ class Timeouts:
     """Silence of a running worker before it is declared hung."""
 
 
+@dataclass(frozen=True)
+class TaskView:
+    """The kernel's view of a worker's event-loop thread (supervisor/procview.py reads it)."""
+
+    state: str
+    """The state letter of /proc/<pid>/task/<tid>/stat (proc(5)): S sleeping, R running,
+    T/t stopped, D disk sleep, Z zombie."""
+    syscall: str
+    """The first field of /proc/<pid>/task/<tid>/syscall (proc(5)): the number of the
+    system call the thread is blocked in, "-1" when blocked outside one, "running"."""
+
+
+PROBE_LEAD_S = 1.0
+"""How long before its heartbeat deadline a silent worker's loop is looked at in /proc:
+once a tick (0.25 s) until a look proves it alive or the deadline passes, so a healthy
+idle worker caught on the CPU at one look is not taken for hung."""
+
+
+def loop_waits_for_io(task: TaskView | None, epoll_waits: frozenset[int]) -> bool:
+    """True when `task` shows the loop's thread asleep in an epoll wait: proof of life.
+
+    An asyncio loop with nothing to do sleeps in epoll_wait (or epoll_pwait/epoll_pwait2,
+    by architecture and libc: `epoll_waits`); one that is blocked by a handler sleeps in
+    another call (a read, a futex, a nanosleep) or runs (R), and a stopped one (SIGSTOP)
+    is T even when its saved call number still says epoll_wait, so the state is read too.
+    None (the view could not be read) proves nothing.
+    """
+    if task is None or task.state != "S":
+        return False
+    try:
+        return int(task.syscall) in epoll_waits
+    except ValueError:
+        return False
+
+
+def wants_look(phase: Phase, has_process: bool, alive_mono: float, timeouts: Timeouts,
+               now_mono: float) -> bool:
+    """A running worker's beat is late enough (within PROBE_LEAD_S of its heartbeat
+    deadline) that its loop should be looked at before `decide` calls it hung. (Plain
+    fields, not a `View`: asked for every idle bot every few seconds.)"""
+    return (phase == Phase.RUNNING and has_process
+            and now_mono - alive_mono > timeouts.heartbeat - look_lead(timeouts))
+
+
+def look_lead(timeouts: Timeouts) -> float:
+    """Seconds before the heartbeat deadline that looks start (PROBE_LEAD_S, at most half
+    the timeout)."""
+    return min(PROBE_LEAD_S, timeouts.heartbeat / 2)
+
+
 class Verb(StrEnum):
     START = "start"
     """Fork a new incarnation (phase -> STARTING)."""

@@ -39,6 +39,22 @@ class Processes(Protocol):
     def kill(self, worker: Worker) -> None:
         """SIGKILL; a worker that already ended is not an error."""
 
+    def zygote_pid(self) -> int | None:
+        """The process workers are forked from, once warm (None: none, or not yet)."""
+
+
+class LoopProbe(Protocol):
+    """The kernel's view of workers' event loops (supervisor/procview.py)."""
+
+    def unavailable(self, child_pid: int | None) -> str | None:
+        """Why looks cannot be trusted on this host (None: they can); asked once."""
+
+    def waits_for_io(self, pid: int, tid: int) -> bool:
+        """True when thread `tid` of worker `pid` sleeps waiting for I/O now."""
+
+    def forget(self, pid: int) -> None:
+        """Worker `pid` ended: let go of whatever was kept to look at it."""
+
 
 class Channel(Protocol):
     async def serve(self, handle: Callable[[bytes, FromWorker], None]) -> None:
@@ -95,3 +111,6 @@ class ZygoteProcesses:
 
     def kill(self, worker: Worker) -> None:
         kill(cast(BaseProcess, worker))
+
+    def zygote_pid(self) -> int | None:
+        return self._zygote.pid()

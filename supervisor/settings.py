@@ -12,6 +12,9 @@ from supervisor.backoff import BackoffPolicy
 
 BEATS_PER_TIMEOUT = 2.0
 """Worker liveness beats per heartbeat timeout (see `SupervisorSettings.beat_interval`)."""
+IDLE_BEAT_S = 30.0
+"""Beat period of an idle worker whose loop the supervisor can see waiting in /proc
+(see `SupervisorSettings.beat_intervals`)."""
 
 
 @dataclass(frozen=True)
@@ -67,3 +70,21 @@ class SupervisorSettings:
         delays on a loaded 2-core host are tens of milliseconds.
         """
         return self.heartbeat_timeout / BEATS_PER_TIMEOUT
+
+    def beat_intervals(self, loop_visible: bool) -> tuple[float, float]:
+        """(beat period while the worker does something, beat period once idle).
+
+        An idle worker's loop sleeps in epoll_wait, and a loop asleep there is not hung:
+        where the supervisor can read that from /proc (`loop_visible`, decided once at
+        start-up: supervisor/procview.py), it asks before calling a late beat a hang, so
+        an idle worker need not wake to prove itself alive. Its beat then comes every
+        IDLE_BEAT_S (30 s) instead of every `beat_interval` (2.5 s): the beat's wakes,
+        0.4 a second per idle worker, were what slowed a busy bot among 1,000 idle ones
+        (bench/NOTES.md, "Busy bot among 1,000 idle"). What the slow beat still does: it
+        checks the supervisor's own beat (a hung supervisor is left within 30 s, not 3 s;
+        a dead one within 1 s through the parent-death signal, as before), resamples the
+        private memory at rest, and reports figures that changed without activity.
+        Where /proc cannot tell, both periods are `beat_interval`, as before.
+        """
+        fast = self.beat_interval
+        return fast, (max(fast, IDLE_BEAT_S) if loop_visible else fast)

@@ -53,8 +53,26 @@ from supervisor.bot import INTERNAL, ManagedBot
 from supervisor.lifecycle import ALIVE, Phase
 from supervisor.liveness import LivenessMonitor
 from supervisor.placement import AnswerKeys, Placement, SingleNode, default_node_id
-from supervisor.policy import Action, Timeouts, Verb, View, after_exit, decide
-from supervisor.ports import Channel, Clock, Processes, SystemClock, Worker, ZygoteProcesses
+from supervisor.policy import (
+    Action,
+    Timeouts,
+    Verb,
+    View,
+    after_exit,
+    decide,
+    look_lead,
+    wants_look,
+)
+from supervisor.ports import (
+    Channel,
+    Clock,
+    LoopProbe,
+    Processes,
+    SystemClock,
+    Worker,
+    ZygoteProcesses,
+)
+from supervisor.procview import ProcLoopProbe
 from supervisor.requests import PendingRequests
 from supervisor.router import Router
 from supervisor.settings import SupervisorSettings
@@ -87,9 +105,10 @@ class Supervisor:
         processes: Processes | None = None,
         channel: Channel | None = None,
         clock: Clock | None = None,
+        loops: LoopProbe | None = None,
     ) -> None:
-        """`processes`, `channel` and `clock` default to the real zygote, router and time;
-        `placement` to one host (every bot may run here)."""
+        """`processes`, `channel`, `clock` and `loops` default to the real zygote, router,
+        time and /proc; `placement` to one host (every bot may run here)."""
         self.paths = paths
         self.store = store
         self.settings = settings
@@ -99,6 +118,10 @@ class Supervisor:
         self._processes = processes or ZygoteProcesses()
         self._channel = channel or Router(paths.control_socket)
         self._clock = clock or SystemClock()
+        self._loops = loops or ProcLoopProbe()
+        self._loops_visible = False
+        """Decided once at start-up: /proc shows whether a worker's loop waits for I/O."""
+        self._beats = settings.beat_intervals(loop_visible=False)
         self._timeouts = Timeouts(settings.start_timeout, settings.heartbeat_timeout)
         self._bots: dict[str, ManagedBot] = {}
         self._incarnations = itertools.count(int(self._clock.epoch() * 1000))
@@ -128,6 +151,7 @@ class Supervisor:
             self._contained(bot_id, lambda bot_id=bot_id: self._bot(bot_id))
         self._spawn_task(self._reconcile_forever(), "reconciler")
         await self._processes.warm_up()
+        self._decide_beats()
         self._ready = True
         self._poke()
         logger.info("supervisor started; %d bots to bring back", len(wanted))
@@ -427,6 +451,20 @@ class Supervisor:
         """Longest a stop can take: the grace, then SIGKILL and its reaping (a few ticks)."""
         return self.settings.stop_grace + 2.0 + 10 * self.settings.tick
 
+    def _decide_beats(self) -> None:
+        """Once, before the first fork: can a late beat be checked against /proc? The
+        workers' idle beat period follows (supervisor/settings.py, `beat_intervals`)."""
+        why_not = self._loops.unavailable(self._processes.zygote_pid())
+        self._loops_visible = why_not is None
+        self._beats = self.settings.beat_intervals(self._loops_visible)
+        if why_not is None:
+            logger.info("idle workers beat every %g s: a late beat is checked in /proc "
+                        "(a loop asleep in epoll_wait is not hung); %g s while working",
+                        self._beats[1], self._beats[0])
+        else:
+            logger.info("workers beat every %g s: /proc cannot show their loops (%s)",
+                        self._beats[0], why_not)
+
     # -- the loop -------------------------------------------------------------------
 
     async def _reconcile_forever(self) -> None:
@@ -469,11 +507,24 @@ class Supervisor:
                 if (beaten is not None and beaten.worker is not None and beaten.phase in ALIVE
                         and now > beaten.alive_mono):
                     beaten.beat_seen(now)
+        look_since = fresh_since + look_lead(self._timeouts)
         for bot in list(self._bots.values()):
+            if (self._loops_visible and bot.alive_mono < look_since and bot.loop_tid
+                    and bot.pid is not None):
+                self._contained(bot.bot_id, lambda bot=bot: self._look(bot, now))
             if (not full and bot.alive_mono >= fresh_since and bot.worker is not None
                     and bot.phase == Phase.RUNNING):
                 continue
             self._contained(bot.bot_id, lambda bot=bot: self._step(bot, now))
+
+    def _look(self, bot: ManagedBot, now: float) -> None:
+        """The worker's beat is nearly late: a loop the kernel shows asleep in epoll_wait
+        is waiting for I/O, not hung, so that counts as a beat (policy.loop_waits_for_io).
+        An idle worker beats every 30 s and is looked at here every few seconds instead:
+        two small /proc reads in this process rather than a wake of the worker."""
+        if (wants_look(bot.phase, bot.worker is not None, bot.alive_mono, self._timeouts, now)
+                and bot.pid is not None and self._loops.waits_for_io(bot.pid, bot.loop_tid)):
+            bot.beat_seen(now)
 
     def _step(self, bot: ManagedBot, now: float | None = None) -> None:
         """Apply the policy to one bot: one action, or a HALT and what follows it."""
@@ -535,6 +586,7 @@ class Supervisor:
         bot.started_mono = now
         bot.retire_report()
         bot.pid = None
+        bot.loop_tid = 0
         bot.connected_since_mono = None
         bot.connected_this_run = False
         if reason == "retry":
@@ -546,7 +598,8 @@ class Supervisor:
             incarnation=bot.incarnation,
             data_dir=str(self.paths.root),
             control_endpoint=self.paths.control_endpoint,
-            heartbeat_interval=self.settings.beat_interval,
+            heartbeat_interval=self._beats[0],
+            idle_beat_interval=self._beats[1],
             log_level=self.settings.worker_log_level,
             endpoint_timeout=self.settings.endpoint_timeout,
             event_max_attempts=self.settings.event_max_attempts,
@@ -599,6 +652,8 @@ class Supervisor:
         if bot.incarnation != incarnation:
             return
         bot.worker = None
+        if bot.pid is not None:
+            self._loops.forget(bot.pid)
         if self._liveness is not None:
             self._liveness.unseat(bot.bot_id)
         logger.info("bot %s: worker exited with %s", bot.bot_id, code)
@@ -749,6 +804,7 @@ class Supervisor:
         match message:
             case Hello():
                 bot.pid = message.pid
+                bot.loop_tid = message.loop_tid
                 if bot.phase == Phase.STARTING:
                     bot.lifecycle.change(Phase.RUNNING, "hello")
             case Heartbeat():

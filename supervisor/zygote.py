@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 import multiprocess
+from multiprocess import forkserver
 from multiprocess.context import ForkServerContext
 from multiprocess.process import BaseProcess
 
@@ -45,6 +46,10 @@ class Zygote:
         probe.start()
         probe.join()
         logger.info("zygote ready (preloaded %s)", ", ".join(PRELOAD))
+
+    def pid(self) -> int | None:
+        """The forkserver's pid once it runs (multiprocess/forkserver.py keeps it)."""
+        return forkserver._forkserver._forkserver_pid
 
     def spawn(self, spec: WorkerSpec) -> BaseProcess:
         """Fork a worker for `spec` (blocking until the fork happened: run in a thread)."""

@@ -65,6 +65,9 @@ class FakeProcesses:
         worker.killed = True
         asyncio.get_running_loop().call_soon(worker.exit, -9)
 
+    def zygote_pid(self) -> int | None:
+        return 999
+
     def of(self, bot_id: str) -> list[FakeWorker]:
         return [w for w in self.workers if w.spec.bot.id == bot_id]
 
@@ -89,6 +92,27 @@ class FakeChannel:
     def stops_to(self, worker: FakeWorker) -> int:
         identity = f"{worker.spec.bot.id}:{worker.spec.incarnation}".encode()
         return sum(1 for i, m in self.sent if i == identity and isinstance(m, Stop))
+
+
+@dataclass
+class FakeLoops:
+    """The kernel's view of workers' loops (supervisor.ports.LoopProbe): a test says which
+    worker pids sleep waiting for I/O; `why_not` set makes /proc unusable at start-up."""
+
+    waiting: set[int] = field(default_factory=set)
+    why_not: str | None = None
+    looks: list[tuple[int, int]] = field(default_factory=list)
+    forgotten: list[int] = field(default_factory=list)
+
+    def unavailable(self, child_pid: int | None) -> str | None:
+        return self.why_not
+
+    def waits_for_io(self, pid: int, tid: int) -> bool:
+        self.looks.append((pid, tid))
+        return pid in self.waiting
+
+    def forget(self, pid: int) -> None:
+        self.forgotten.append(pid)
 
 
 @dataclass
@@ -119,9 +143,11 @@ class Rig:
         self.processes = FakeProcesses()
         self.channel = FakeChannel()
         self.clock = FakeClock()
+        self.loops = FakeLoops()
         self.supervisor = Supervisor(
             self.paths, self.store, settings,
             processes=self.processes, channel=self.channel, clock=self.clock,
+            loops=self.loops,
         )
         self._apps = itertools.count(1)
 
@@ -157,9 +183,9 @@ class Rig:
         identity = f"{worker.spec.bot.id}:{worker.spec.incarnation}".encode()
         self.supervisor._on_message(identity, message)
 
-    def hello(self, worker: FakeWorker) -> None:
+    def hello(self, worker: FakeWorker, loop_tid: int = 0) -> None:
         self.say(worker, Hello(bot_id=worker.spec.bot.id, incarnation=worker.spec.incarnation,
-                               pid=worker.pid))
+                               pid=worker.pid, loop_tid=loop_tid))
 
     def report(self, worker: FakeWorker, state: ConnState = ConnState.CONNECTED, **kw: Any) -> None:
         self.say(worker, Heartbeat(bot_id=worker.spec.bot.id,

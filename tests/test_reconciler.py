@@ -575,3 +575,71 @@ def test_timer_ticks_skip_the_policy_for_running_bots_with_a_fresh_beat(
         assert decided == [Phase.RUNNING] and silent.killed
 
     run(case, tmp_path)
+
+
+def test_a_late_beat_from_a_loop_waiting_for_io_is_not_a_hang(tmp_path: Path) -> None:
+    """An idle worker beats every 30 s (worker/beats.py): when its beat is nearly late the
+    supervisor looks at its loop in /proc, and a loop asleep in epoll_wait counts as a
+    beat. Once the kernel no longer shows it waiting (stopped, blocked, spinning), the kill
+    comes at the last proof of life plus the timeout, as it did with beats alone."""
+    async def case(rig: Rig) -> None:
+        bot_id = await rig.add(connected=True)
+        worker = rig.worker(bot_id)
+        assert (worker.spec.heartbeat_interval, worker.spec.idle_beat_interval) == (1.5, 30.0)
+        rig.hello(worker, loop_tid=worker.pid + 1)
+        rig.report(worker)
+        rig.loops.waiting.add(worker.pid)
+        for _ in range(100):  # 25 s without a beat, asleep in epoll_wait throughout
+            await rig.advance(0.25)
+        assert not worker.killed
+        assert rig.loops.looks and set(rig.loops.looks) == {(worker.pid, worker.pid + 1)}
+        looks = len(rig.loops.looks)
+        assert looks <= 100 / 8 + 1, "a look only within the last second before the deadline"
+        assert rig.supervisor.status(bot_id).last_heartbeat is not None
+        rig.loops.waiting.clear()  # stopped, blocked or spinning from here
+        stopped = rig.clock.now
+        while not worker.killed:
+            await rig.advance(0.25)
+            assert rig.clock.now - stopped <= 3.0 + 0.25, "not killed within timeout + tick"
+        assert "no heartbeat for" in (rig.supervisor.status(bot_id).error or "")
+        await rig.settle()
+        assert worker.pid in rig.loops.forgotten, "what was held to look at it is let go"
+
+    run(case, tmp_path)
+
+
+def test_a_worker_is_never_looked_at_where_proc_cannot_tell(tmp_path: Path) -> None:
+    """/proc unusable at start-up (decided once): workers beat every interval, idle or
+    not, and a late beat is a hang at the timeout as before, whatever the kernel says."""
+    async def main() -> None:
+        rig = Rig(tmp_path)
+        rig.loops.why_not = "no epoll system call numbers known for sparc"
+        rig.processes.ready.set()
+        await rig.supervisor.start()
+        await rig.settle()
+        bot_id = await rig.add(connected=True)
+        worker = rig.worker(bot_id)
+        assert worker.spec.idle_beat_interval == worker.spec.heartbeat_interval == 1.5
+        rig.hello(worker, loop_tid=worker.pid)
+        rig.report(worker)
+        rig.loops.waiting.add(worker.pid)
+        await rig.advance(2.9)
+        assert not worker.killed
+        await rig.advance(0.2)
+        assert worker.killed and rig.loops.looks == []
+        await rig.shutdown()
+        rig.close()
+
+    asyncio.run(main())
+
+
+def test_a_worker_that_did_not_say_its_loop_thread_is_never_looked_at(tmp_path: Path) -> None:
+    async def case(rig: Rig) -> None:
+        bot_id = await rig.add(connected=True)
+        worker = rig.worker(bot_id)
+        rig.connected(worker)  # Hello without loop_tid
+        rig.loops.waiting.add(worker.pid)
+        await rig.advance(3.1)
+        assert worker.killed and rig.loops.looks == []
+
+    run(case, tmp_path)

@@ -58,3 +58,24 @@ def test_verified_https_pools_share_the_context_of_their_ca_file(installed):
     for verify, cert in ((False, None), (True, "client.pem")):
         _, pool_kwargs = adapter.build_connection_pool_key_attributes(request, verify, cert)
         assert "ssl_context" not in pool_kwargs
+
+
+def test_the_fragment_cache_the_worker_replaces_is_used_as_it_expects():
+    """worker/fragments.py swaps the SDK's ExpiringCache (a task waking every 30 s) for a
+    lazily expiring one with the same two methods."""
+    source = inspect.getsource(sdk_ws_client.Client)
+    assert "self._cache: ExpiringCache = ExpiringCache(clear_interval=30)" in source
+    uses = {line.split("self._cache.", 1)[1].split("(", 1)[0]
+            for line in source.splitlines() if "self._cache." in line}
+    assert uses == {"get", "set"}
+    assert "self._cron = loop.create_task" in inspect.getsource(sdk_ws_client.ExpiringCache)
+
+
+def test_the_websocket_keepalive_period_is_the_workers(monkeypatch):
+    from worker import proxy
+    from worker.connection import KEEPALIVE_S
+
+    monkeypatch.setattr(sdk_ws_client, "_ws_connect_kwargs", sdk_ws_client._ws_connect_kwargs)
+    proxy.apply("direct", environ={})
+    assert sdk_ws_client._ws_connect_kwargs()["ping_interval"] == KEEPALIVE_S
+    assert "ping_interval" in inspect.signature(websockets.connect).parameters

@@ -26,11 +26,20 @@ from lark_oapi.ws.exception import ClientException, ServerException
 from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 
 from shared.botconfig import BotConfig
+from worker.fragments import replace_sdk_cache
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PING_INTERVAL = 120.0
 """The SDK's own default, used if the platform sent an unusable PingInterval."""
+
+KEEPALIVE_S = 60.0
+"""websockets' own keepalive ping period on the platform connection (its default is 20 s;
+the SDK keeps the default). Each keepalive is two wakes of an idle worker (the ping, then
+the pong): at 20 s that was 0.1 wakes a second per idle worker, the largest share left
+once the liveness beat slowed (bench/NOTES.md, "Busy bot among 1,000 idle"). At 60 s, with
+websockets' 20 s ping timeout, a dead TCP peer is noticed within 80 s instead of 40 s;
+the silence watch below (3 platform ping intervals) stays the net behind it."""
 
 CLOSE_TIMEOUT = 2.0
 """A close handshake with a silent platform must not eat the stop grace."""
@@ -96,6 +105,7 @@ class LarkConnection(sdk.Client):
             domain=bot.base_url,
             auto_reconnect=False,
         )
+        replace_sdk_cache(self)  # no 30 s timer per worker (worker/fragments.py)
         self._endpoint_timeout = endpoint_timeout
         self._silence_pings = silence_pings
         self._discovered_url: str | None = None

@@ -41,9 +41,12 @@ class ConsumerSettings:
     prune_interval_s: float = 600.0
     checkpoint_interval_s: float = 1.0
     """A WAL checkpoint follows this long after the spool was written."""
-    checkpoint_rest_s: float = 60.0
+    checkpoint_rest_s: float = 600.0
     """With no write announced (`Consumer.wrote`), the checkpoint task still looks this
-    often: a net for a write path that does not announce itself."""
+    often: a net for a write path that does not announce itself. Each look is two wakes
+    of an idle worker (the look, then `checkpoint_interval_s`): every 60 s that was 0.03
+    wakes a second per idle worker; SQLite's own safety checkpoint (spool.py,
+    SAFETY_CHECKPOINT_PAGES) bounds the WAL meanwhile."""
     history_keep: int = 200
 
     def retry_delay(self, attempts: int, rate_limited: bool) -> float:
@@ -71,6 +74,8 @@ class Consumer:
         self._written = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._schedule = Schedule()
+        self.on_work: Callable[[], None] = lambda: None
+        """Runs (on the loop) when an event's handling starts (EventPipeline.on_work)."""
         for event in spool.pending():
             self._schedule.add(event.chat_key, event.event_id, event.next_attempt_at)
 
@@ -79,6 +84,11 @@ class Consumer:
         self._schedule.add(chat_key, event_id)
         self.wrote()
         self.wake()
+
+    @property
+    def busy(self) -> bool:
+        """An event is being handled now."""
+        return bool(self._inflight)
 
     def wrote(self) -> None:
         """The spool was written (call on the consumer's loop): checkpoint it soon."""
@@ -118,6 +128,7 @@ class Consumer:
             if taken is None:
                 break
             chat_key, event_id = taken
+            self.on_work()
             task = asyncio.create_task(self._run_one(chat_key, event_id), name=f"event-{event_id}")
             self._inflight[chat_key] = task
         return self._schedule.next_due()

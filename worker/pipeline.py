@@ -122,6 +122,19 @@ class EventPipeline:
         if policy is not None and policy.webhook_max_age is not None:
             max_age = min(policy.webhook_max_age, settings.retention_s)
         self._webhook = WebhookReceiver(bot, self.accept, max_age)
+        self._on_work: Callable[[], None] = _no_work
+
+    def on_work(self, poke: Callable[[], None]) -> None:
+        """`poke()` runs (on the loop) when work starts: an event arrives, the consumer
+        starts handling one (a retry included). The session beats often again then
+        (worker/beats.py): a working loop is not asleep in epoll_wait, so the supervisor
+        needs its beats."""
+        self._on_work = poke
+        self._consumer.on_work = poke
+
+    def busy(self) -> bool:
+        """An event is being handled now: its reply will change the counters."""
+        return self._consumer.busy
 
     def keep_answered(self, on_first: Callable[[], None]) -> None:
         """Cluster mode: keep the keys of answered events for `take_answered`;
@@ -150,6 +163,7 @@ class EventPipeline:
         platform redelivers). The time spent here is the ACK latency metric.
         """
         started = perf_counter()
+        self._on_work()
         try:
             self._spool_event(payload)
         finally:
@@ -300,3 +314,7 @@ class EventPipeline:
         self._handler.close()
         self._messenger.close()
         self._spool.close()
+
+
+def _no_work() -> None:
+    """The default `on_work`: nobody listens."""

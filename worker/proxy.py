@@ -25,6 +25,7 @@ import lark_oapi.ws.client as sdk_client
 
 from shared.botconfig import mask_proxy as masked
 from shared.logs import redactor
+from worker.connection import KEEPALIVE_S
 
 PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
 DIRECT = "direct"
@@ -33,10 +34,12 @@ _sdk_ws_connect_kwargs = sdk_client._ws_connect_kwargs
 
 
 def _ws_connect_kwargs(connection_headers=None):
-    """The SDK's websockets.connect arguments, with proxy discovery turned back on."""
+    """The SDK's websockets.connect arguments, with proxy discovery turned back on and
+    the keepalive period of worker/connection.py (KEEPALIVE_S) instead of websockets'."""
     kwargs = _sdk_ws_connect_kwargs(connection_headers)
     if "proxy" in kwargs:
         kwargs["proxy"] = True
+    kwargs["ping_interval"] = KEEPALIVE_S
     return kwargs
 
 

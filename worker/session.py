@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from shared.paths import DataPaths
 from shared.results import parse_result
 from shared.security import WEBHOOK_AUTH_REQUIRED
 from shared.states import ConnState
+from worker.beats import BeatTimer
 from worker.connection import Failure, LarkConnection, classify
 from worker.control import ControlChannel
 from worker.liveness import PrivateMemory, SupervisorWatch
@@ -124,7 +126,7 @@ class WorkerSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._requests: set[asyncio.Task[None]] = set()
         self._exit: asyncio.Future[Exit] = asyncio.get_running_loop().create_future()
-        self._beat_timer: asyncio.Handle | None = None
+        self._beats: BeatTimer | None = None
         self._answered_timer: asyncio.TimerHandle | None = None
 
     async def run(self) -> int:
@@ -132,7 +134,8 @@ class WorkerSession:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
-        self._send(Hello(bot_id=self._bot.id, incarnation=self._spec.incarnation, pid=os.getpid()))
+        self._send(Hello(bot_id=self._bot.id, incarnation=self._spec.incarnation, pid=os.getpid(),
+                         loop_tid=threading.get_native_id()))
         self._spawn(self._listen())
         if self._board is not None:
             self._start_beats(self._board)
@@ -172,6 +175,7 @@ class WorkerSession:
                 backoff_base_s=self._spec.event_retry_base,
             )
             self._pipeline = EventPipeline(self._bot, self._paths, settings, self._spec.security)
+            self._pipeline.on_work(self._poke)
             if self._spec.share_answers:
                 loop = asyncio.get_running_loop()
                 self._pipeline.keep_answered(
@@ -233,6 +237,7 @@ class WorkerSession:
         heartbeat brings connected_epoch and the counters, the StateChanged the
         state with its error text and code, in one change record.
         """
+        self._poke()
         self._send(self._heartbeat_message())
         self._state = state
         self._send(
@@ -254,19 +259,21 @@ class WorkerSession:
             await asyncio.sleep(self._spec.heartbeat_interval)
 
     def _start_beats(self, board: LivenessBoard) -> None:
-        """With a board: one store per interval proves the loop alive, the supervisor's
+        """With a board: one store per beat proves the loop alive, the supervisor's
         slot proves it alive, and a heartbeat message goes only when a figure changed.
 
         At rest this is the worker's only wake-up besides the platform's pings, so it is
         a plain timer callback rather than a task sleeping in a loop: no task step, no
         future per beat (each wake of 1,000 idle workers is paid 1,000 times a second).
+        Once a beat finds nothing new, the next comes after `idle_beat_interval`
+        (worker/beats.py): the supervisor then reads in /proc that the idle loop waits
+        for I/O instead of waking it.
         """
         spec = self._spec
         board.claim(spec.liveness_slot, spec.liveness_token)
         supervisor = BeatWatch(spec.supervisor_token, time.monotonic())
-        loop = asyncio.get_running_loop()
 
-        def beat() -> None:
+        def beat() -> bool | None:
             try:
                 board.beat(spec.liveness_slot, spec.liveness_token)
                 if supervisor.look(board, SUPERVISOR_SLOT, time.monotonic()):
@@ -274,17 +281,30 @@ class WorkerSession:
                 reason = self._watch.check()
                 if reason is not None:
                     self._finish(Exit.supervisor_gone(reason))
-                    return
-                if self._figures() != self._reported:
+                    return None
+                news = self._figures() != self._reported
+                if news:
                     self._send(self._heartbeat_message())
                 self._report_answered()
+                return news or self._working()
             except Exception as error:
                 logger.exception("liveness beat failed")
                 self._finish(Exit.failed(Failure(permanent=False, message=f"beat: {error}")))
-                return
-            self._beat_timer = loop.call_later(spec.heartbeat_interval, beat)
+                return None
 
-        self._beat_timer = loop.call_soon(beat)
+        self._beats = BeatTimer(beat, spec.heartbeat_interval,
+                                spec.idle_beat_interval or spec.heartbeat_interval)
+        self._beats.start()
+
+    def _working(self) -> bool:
+        """A handler or a request is under way: its end changes the figures, which must
+        be reported within a beat, so the beat stays fast until it is done."""
+        return bool(self._requests) or (self._pipeline is not None and self._pipeline.busy())
+
+    def _poke(self) -> None:
+        """The worker does something: beat often again (worker/beats.py)."""
+        if self._beats is not None:
+            self._beats.poke()
 
     def _report_answered_soon(self) -> None:
         """Events were answered: report them within ANSWERED_REPORT_S, one message for
@@ -343,6 +363,7 @@ class WorkerSession:
         while True:
             message = await self._control.receive()
             self._watch.seen_alive()
+            self._poke()
             match message:
                 case Ping():
                     pass
@@ -414,8 +435,8 @@ class WorkerSession:
         if self._pipeline is not None:
             await _bounded(self._pipeline.close(), deadline, "closing the event pipeline")
         self._report_answered()
-        if self._beat_timer is not None:
-            self._beat_timer.cancel()
+        if self._beats is not None:
+            self._beats.cancel()
         if self._answered_timer is not None:
             self._answered_timer.cancel()
         pending = [*self._tasks, *self._requests]
