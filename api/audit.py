@@ -18,8 +18,8 @@ import time
 from aiohttp import web
 
 from api.auth import READ_METHODS
-from api.body import json_response
-from api.errors import ApiError, Handler
+from api.body import json_response, query_integer
+from api.errors import Handler
 from api.keys import REGISTRY, USER
 from api.routing import Access, Route
 from api.schemas import AuditList, AuditView
@@ -84,24 +84,10 @@ async def audit_middleware(request: web.Request, handler: Handler) -> web.Stream
             logger.exception("could not record the audit entry %r", entry[1:])
 
 
-def _integer(request: web.Request, name: str, default: int | None) -> int | None:
-    """The query parameter `name` as an integer; raises a 400 naming it."""
-    if name not in request.query:
-        return default
-    try:
-        return int(request.query[name])
-    except ValueError:
-        raise ApiError(400, f"invalid request: expected an integer, got"
-                       f" {request.query[name]!r} - at `$.{name}`", "invalid_field") from None
-
-
 async def list_audit(request: web.Request) -> web.Response:
     """GET /api/audit?limit=N&before=ID: newest first; `next` pages on."""
-    limit = _integer(request, "limit", DEFAULT_LIMIT)
-    before = _integer(request, "before", None)
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, f"invalid request: limit must be 1..{MAX_LIMIT} - at `$.limit`",
-                       "invalid_field")
+    limit = query_integer(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    before = query_integer(request, "before", None, 1)
     entries = request.app[REGISTRY].audit_entries(limit, before)
     views = [AuditView(id=e.id, at=iso(e.at) or "", actor=e.actor, action=e.action,
                        target=e.target, outcome=e.outcome) for e in entries]

@@ -27,6 +27,29 @@ async def decode_body(request: web.Request, kind: type[T]) -> T:
         raise ApiError(400, f"malformed JSON: {error}", "invalid_json") from error
 
 
+SQL_INTEGER_MAX = 2**63 - 1
+"""The largest integer SQLite and PostgreSQL's bigint hold: a larger query value is a 400
+before it reaches the store (sqlite3 raises OverflowError on it)."""
+
+
+def query_integer(request: web.Request, name: str, default: int | None, lowest: int,
+                  highest: int = SQL_INTEGER_MAX) -> int | None:
+    """The query parameter `name` as an integer in lowest..highest (inclusive), or
+    `default` when absent; raises ApiError 400 `invalid_field` naming `$.name` otherwise."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value is None or not lowest <= value <= highest:
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise ApiError(400, f"invalid request: expected an integer from {lowest} to {highest},"
+                       f" got {shown!r} - at `$.{name}`", "invalid_field")
+    return value
+
+
 def json_response(value: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=msgspec.json.encode(value),
                         content_type="application/json")

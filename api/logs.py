@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from api.auth import owned_bot
-from api.errors import ApiError
+from api.body import query_integer
 from api.keys import PATHS
 from api.routing import Route
 
@@ -36,22 +36,10 @@ def tail_lines(path: Path, count: int) -> bytes:
     return b"".join(lines[-count:])
 
 
-def _tail(request: web.Request) -> int:
-    raw = request.query.get("tail", str(DEFAULT_TAIL))
-    try:
-        count = int(raw)
-    except ValueError:
-        count = -1
-    if not 0 <= count <= MAX_TAIL:
-        raise ApiError(400, f"tail must be an integer from 0 to {MAX_TAIL}, not {raw!r}",
-                       "invalid_field")
-    return count
-
-
 async def bot_logs(request: web.Request) -> web.Response:
     """Plain text; empty while the bot has never run. Secrets are redacted at write time."""
     bot_id = owned_bot(request).config.id
-    count = _tail(request)
+    count = query_integer(request, "tail", DEFAULT_TAIL, 0, MAX_TAIL)
     data = await asyncio.to_thread(tail_lines, request.app[PATHS].bot_log(bot_id), count)
     return web.Response(body=data, content_type="text/plain", charset="utf-8")
 

@@ -105,8 +105,10 @@ def test_another_owners_bot_answers_404_exactly_like_a_missing_one(api: Api) -> 
 
 
 def test_audit_query_parameters_are_named_when_bad(api: Api) -> None:
+    huge = "9" * 30  # over SQLite's 64-bit INTEGER: an OverflowError (500) once
     for query, field in (("before=abc", "$.before"), ("limit=x", "$.limit"),
-                         ("limit=0", "$.limit")):
+                         ("limit=0", "$.limit"), (f"before={huge}", "$.before"),
+                         ("before=0", "$.before"), (f"limit={huge}", "$.limit")):
         error = assert_error(api.call(api.admin, "GET", f"/api/audit?{query}"), 400,
                              "invalid_field")
         assert field in error["message"], query
