@@ -28,8 +28,11 @@ LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
 FAST_ENV = {
     "LARKFLEET_HEARTBEAT_TIMEOUT": "3",
     "LARKFLEET_STOP_GRACE": "5",
+    "LARKFLEET_IMMORTAL_OBJECTS": "0",
 }
-"""Shorter timeouts for tests, so a hung worker or a stop is seen in seconds."""
+"""Shorter timeouts for tests, so a hung worker or a stop is seen in seconds, and a zygote
+ready ~1 s sooner (worker/immortal.py's SWITCH: tests start dozens of zygotes and measure
+no memory; tests/test_immortal.py and the quick bench run the marking)."""
 
 
 def free_port() -> int:
