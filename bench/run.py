@@ -44,8 +44,8 @@ class Plan:
     settle_s: float = 3.0
     rest_window_s: float = 30.0
     """How long CPU at rest is measured: platform pings come every 120 s, websockets'
-    keepalive every 20 s, liveness beats every 2.5 s; 30 s holds each of the last at least
-    once."""
+    keepalive every 60 s, an idle worker's liveness beat every 30 s (bench/NOTES.md, "Idle
+    workers that do not wake to beat"); 30 s holds one beat of each idle worker."""
     plain_too: bool = True
     """Run everything a second time over plain http/ws, for the last column."""
 
