@@ -60,7 +60,6 @@ from supervisor.policy import (
     View,
     after_exit,
     decide,
-    look_lead,
     wants_look,
 )
 from supervisor.ports import (
@@ -507,23 +506,23 @@ class Supervisor:
                 if (beaten is not None and beaten.worker is not None and beaten.phase in ALIVE
                         and now > beaten.alive_mono):
                     beaten.beat_seen(now)
-        look_since = fresh_since + look_lead(self._timeouts)
         for bot in list(self._bots.values()):
-            if (self._loops_visible and bot.alive_mono < look_since and bot.loop_tid
-                    and bot.pid is not None):
-                self._contained(bot.bot_id, lambda bot=bot: self._look(bot, now))
+            if (self._loops_visible and bot.loop_tid and bot.pid is not None
+                    and wants_look(bot.phase, bot.worker is not None, bot.alive_mono,
+                                   self._timeouts, now)):
+                self._contained(bot.bot_id, lambda bot=bot, pid=bot.pid: self._look(bot, pid, now))
             if (not full and bot.alive_mono >= fresh_since and bot.worker is not None
                     and bot.phase == Phase.RUNNING):
                 continue
             self._contained(bot.bot_id, lambda bot=bot: self._step(bot, now))
 
-    def _look(self, bot: ManagedBot, now: float) -> None:
-        """The worker's beat is nearly late: a loop the kernel shows asleep in epoll_wait
-        is waiting for I/O, not hung, so that counts as a beat (policy.loop_waits_for_io).
-        An idle worker beats every 30 s and is looked at here every few seconds instead:
-        two small /proc reads in this process rather than a wake of the worker."""
-        if (wants_look(bot.phase, bot.worker is not None, bot.alive_mono, self._timeouts, now)
-                and bot.pid is not None and self._loops.waits_for_io(bot.pid, bot.loop_tid)):
+    def _look(self, bot: ManagedBot, pid: int, now: float) -> None:
+        """The worker's beat is nearly late (policy.wants_look): a loop the kernel shows
+        asleep in epoll_wait is waiting for I/O, not hung, so that counts as a beat
+        (policy.loop_waits_for_io). An idle worker beats every 30 s and is looked at here
+        every few seconds instead: two small /proc reads in this process rather than a
+        wake of the worker."""
+        if self._loops.waits_for_io(pid, bot.loop_tid):
             bot.beat_seen(now)
 
     def _step(self, bot: ManagedBot, now: float | None = None) -> None:
