@@ -48,8 +48,9 @@ class Zygote:
         logger.info("zygote ready (preloaded %s)", ", ".join(PRELOAD))
 
     def pid(self) -> int | None:
-        """The forkserver's pid once it runs (multiprocess/forkserver.py keeps it)."""
-        return forkserver._forkserver._forkserver_pid
+        """The forkserver's pid once it runs (multiprocess/forkserver.py keeps it in a
+        private attribute: None if a release renames it, and workers then beat as before)."""
+        return getattr(forkserver._forkserver, "_forkserver_pid", None)
 
     def spawn(self, spec: WorkerSpec) -> BaseProcess:
         """Fork a worker for `spec` (blocking until the fork happened: run in a thread)."""
