@@ -29,10 +29,13 @@ FAST_ENV = {
     "LARKFLEET_HEARTBEAT_TIMEOUT": "3",
     "LARKFLEET_STOP_GRACE": "5",
     "LARKFLEET_IMMORTAL_OBJECTS": "0",
+    "LARKFLEET_SDK_PRELOAD": "used",
 }
 """Shorter timeouts for tests, so a hung worker or a stop is seen in seconds, and a zygote
-ready ~1 s sooner (worker/immortal.py's SWITCH: tests start dozens of zygotes and measure
-no memory; tests/test_immortal.py and the quick bench run the marking)."""
+ready ~5 s sooner on a slow 2-core host: tests start dozens of zygotes and measure no
+memory, so they skip the immortal marking (worker/immortal.py's SWITCH) and load only the
+SDK modules larkfleet uses (shared/lazysdk.py's PRELOAD_SETTING). tests/test_immortal.py,
+tests/test_lazysdk.py and the quick bench run with the shipped defaults."""
 
 
 def free_port() -> int:

@@ -30,6 +30,7 @@ from typing import Any
 
 import msgspec
 
+from shared import lazysdk
 from shared.botconfig import ProxySetting, mask_proxy
 from shared.ports import PORT_EXPECTED, PORTS, SERVICE_URL_EXPECTED, is_service_url
 from shared.security import SecurityPolicy
@@ -171,6 +172,10 @@ def load(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> 
         for f in fields(BackoffPolicy)
     })
     _check_proxy(tunables["proxy"])
+    try:
+        lazysdk.preload_choice(env)  # read by the zygote; refused here, before the start
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     tunables["worker_log_level"] = tunables["worker_log_level"].strip().upper()
     database_url = top["database_url"].strip()
     if database_url:

@@ -62,6 +62,7 @@ def test_port_in_use_is_one_line_with_its_own_code(tmp_path: Path) -> None:
     (("--port", "-1"), {}, "--port"),
     ((), {"LARKFLEET_PORT": "70000"}, "LARKFLEET_PORT"),
     (("--log-level", "LOUD"), {}, "--log-level"),
+    ((), {"LARKFLEET_SDK_PRELOAD": "some"}, "LARKFLEET_SDK_PRELOAD"),
 ])
 def test_bad_setting_is_one_line_before_anything_is_touched(
         tmp_path: Path, flags: tuple[str, ...], env: dict[str, str], named: str) -> None:

@@ -5,6 +5,13 @@ the GC, leaves those pages shared copy-on-write by every worker. Without
 gc.freeze() the first collection in each child would touch every object
 header and copy the pages back.
 
+The SDK's package `__init__` files are deferred in every larkfleet process
+(shared/lazysdk.py), so the modules larkfleet uses load in ~1 s. By default the zygote
+then loads the rest as an eager `import lark_oapi` would (`LARKFLEET_SDK_PRELOAD=all`),
+so a tenant's handler that uses the whole SDK shares those pages instead of importing
+~10,000 modules into each worker; `used` stops at what larkfleet uses: the zygote is
+ready ~4 s sooner (the test suite's services set it).
+
 Modules a worker would otherwise import after the fork are private to every
 worker, so they are imported here too: `websockets` loads its asyncio client
 lazily on the SDK's first connect (measured: +4 MiB private per worker).
@@ -25,9 +32,10 @@ small page table, which made the zygote's share of a 300-bot connect ~3x smaller
 """
 
 import gc
+import logging
+import time
 
 import aiohttp  # noqa: F401
-import lark_oapi
 import lark_oapi.ws.client  # noqa: F401
 import msgspec  # noqa: F401
 import setproctitle
@@ -38,8 +46,22 @@ import zmq.asyncio  # noqa: F401
 import worker.entry
 import worker.hugepages
 import worker.main
+from shared import lazysdk
 from worker import immortal, prefork, prewarm, tlscontexts
 
+
+def _load_the_whole_sdk() -> None:
+    """`LARKFLEET_SDK_PRELOAD=all`: every SDK module, as an eager `import lark_oapi` would
+    (supervisor/config.py refused any value but all and used before the zygote started)."""
+    if lazysdk.preload_choice() == "all":
+        started = time.monotonic()
+        ran = lazysdk.load_all()
+        logging.getLogger(__name__).info(
+            "whole SDK preloaded: %d package __init__ files in %.1f s", ran,
+            time.monotonic() - started)
+
+
+_load_the_whole_sdk()
 prefork.single_malloc_arena()  # before the warm-up starts threads
 prewarm.run()
 tlscontexts.build_for_workers()

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import lark_oapi as lark
 from lark_oapi.core.const import (
     LARK_REQUEST_NONCE,
     LARK_REQUEST_SIGNATURE,
@@ -33,6 +32,8 @@ from lark_oapi.core.const import (
 )
 from lark_oapi.core.exception import NoAuthorizationException
 from lark_oapi.core.model import RawRequest
+from lark_oapi.event.custom import CustomizedEvent
+from lark_oapi.event.dispatcher_handler import EventDispatcherHandler
 
 from shared.botconfig import BotConfig
 from shared.security import WEBHOOK_AUTH_REQUIRED
@@ -77,18 +78,18 @@ class WebhookReceiver:
         self._plaintext = b""
         self._spool_error: Exception | None = None
         self._dispatcher = (
-            lark.EventDispatcherHandler.builder(bot.encrypt_key, bot.verification_token)
+            EventDispatcherHandler.builder(bot.encrypt_key, bot.verification_token)
             .register_p2_customized_event(MESSAGE_EVENT, self._on_message)
             .register_p2_customized_event(CARD_ACTION_EVENT, self._on_callback)
             .build()
         )
         self._callback: bytes | None = None
 
-    def _on_callback(self, _event: lark.CustomizedEvent) -> None:
+    def _on_callback(self, _event: CustomizedEvent) -> None:
         """Verified by the SDK; answered by the caller, asynchronously, with a deadline."""
         self._callback = self._plaintext
 
-    def _on_message(self, _event: lark.CustomizedEvent) -> None:
+    def _on_message(self, _event: CustomizedEvent) -> None:
         try:
             self._accept(self._plaintext)
         except Exception as exc:

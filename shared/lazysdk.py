@@ -1,0 +1,144 @@
+"""Run the SDK's package `__init__` files only when something reads what they define.
+
+Importing any part of lark_oapi runs `lark_oapi/__init__.py`, which imports every API
+package (`from .api import *`, `from .client import Client`), and `lark_oapi.ws.client`
+imports `EventDispatcherHandler`, which star-imports the event processors of 26 API
+packages, each of whose `__init__` imports all of its models and resources
+(lark_oapi 1.7.5: `lark_oapi/__init__.py`, `lark_oapi/event/dispatcher_handler.py`,
+`lark_oapi/api/*/v*/__init__.py`). That is ~10,600 modules and 4-5 s of CPU in every
+process that touches the SDK; what larkfleet uses (the ws client, core, the event
+dispatcher and the im v1 models) is ~940 modules and under 1 s.
+
+With `install()` done, `lark_oapi` and the packages under `lark_oapi.api` are created
+without running their `__init__`. Importing a submodule needs only the package's
+`__path__`, so `import lark_oapi.ws.client` no longer pays for its siblings. The first
+read of a name the package does not hold yet (`lark_oapi.Client`, `from lark_oapi.api.im.v1
+import CreateMessageRequest`, the `__all__` a star import reads) runs the `__init__` then,
+once, and returns the name: what code sees is the same, only later. Plain modules are
+never deferred, and no package outside those (the vendored protobuf's namespace `__init__`
+extends `__path__`, so it must run at import); tests/test_lazysdk.py checks that every
+deferred `__init__` only imports.
+
+`load_all()` runs every deferred `__init__` until none is left, which reaches the same
+modules as an eager `import lark_oapi`: the zygote does that by default so that tenants'
+handlers that use the whole SDK share its pages (worker/preload.py).
+"""
+
+import importlib.abc
+import importlib.machinery
+import os
+import sys
+import threading
+import types
+from collections.abc import Mapping
+from importlib.machinery import ModuleSpec
+from typing import Any
+
+DEFERRED = ("lark_oapi", "lark_oapi.api")
+"""Packages whose `__init__` is deferred: `lark_oapi` itself and every package under
+`lark_oapi.api` (generated code whose `__init__` files only import)."""
+
+
+
+def is_deferred(name: str) -> bool:
+    """True for the module names whose package `__init__` this module defers."""
+    return name == DEFERRED[0] or name == DEFERRED[1] or name.startswith(DEFERRED[1] + ".")
+
+
+PRELOAD_SETTING = "LARKFLEET_SDK_PRELOAD"
+"""Environment variable read by the zygote: `all` (the default) loads the whole SDK before
+workers are forked; `used` only the modules larkfleet imports (worker/preload.py)."""
+PRELOAD_CHOICES = ("all", "used")
+
+
+def preload_choice(environ: Mapping[str, str] | None = None) -> str:
+    """The zygote's SDK preload, `all` or `used`, from `environ` (default os.environ).
+    Raises ValueError naming the variable for any other value."""
+    value = (os.environ if environ is None else environ).get(PRELOAD_SETTING, "all")
+    if value.strip().lower() not in PRELOAD_CHOICES:
+        raise ValueError(f"{PRELOAD_SETTING}: expected all or used, got {value!r}")
+    return value.strip().lower()
+
+
+_load_lock = threading.RLock()
+"""Held while a package's `__init__` runs: another thread that reads a missing name of a
+deferred package waits for it instead of seeing the package half-initialised."""
+_running: set[str] = set()  # packages whose __init__ this lock's holder is running
+
+
+class _DeferredPackage(types.ModuleType):
+    """A package whose `__init__` has not run: `__getattr__` is called only for names the
+    module does not hold, and runs it then."""
+
+    def __getattr__(self, name: str) -> Any:
+        _run_init(self)
+        return types.ModuleType.__getattribute__(self, name)
+
+
+class _DeferringLoader(importlib.abc.Loader):
+    """Wraps the path finder's loader: creates the module the same way, defers its
+    `exec_module`, and answers everything else (resources, source) as the real one."""
+
+    def __init__(self, real: importlib.abc.Loader) -> None:
+        self.real = real
+
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType | None:
+        return self.real.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__class__ = _DeferredPackage
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class _DeferringFinder(importlib.abc.MetaPathFinder):
+    """Finds SDK packages as the path finder does and gives them the deferring loader."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> ModuleSpec | None:
+        if not is_deferred(fullname):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.submodule_search_locations is None or spec.loader is None:
+            return spec
+        spec.loader = _DeferringLoader(spec.loader)
+        return spec
+
+
+def _run_init(module: types.ModuleType) -> None:
+    with _load_lock:
+        if type(module) is not _DeferredPackage or module.__name__ in _running:
+            return  # ran while this thread waited, or is running below us in this thread
+        _running.add(module.__name__)
+        try:
+            module.__spec__.loader.real.exec_module(module)
+        finally:
+            _running.discard(module.__name__)
+        module.__class__ = types.ModuleType  # only once it ran: a failure is tried again
+
+
+def install() -> None:
+    """Defer the SDK's package `__init__` files in this process from now on. Idempotent;
+    modules imported before the call stay as they are. Raises nothing."""
+    if not any(isinstance(finder, _DeferringFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _DeferringFinder())
+
+
+def deferred() -> list[str]:
+    """Names of the SDK packages imported but whose `__init__` has not run yet."""
+    return sorted(name for name, module in list(sys.modules.items())
+                  if type(module) is _DeferredPackage)
+
+
+def load_all() -> int:
+    """Import `lark_oapi` and run every deferred `__init__`, and those of the packages they
+    import, until none is left: the modules an eager `import lark_oapi` loads. Returns how
+    many `__init__` files ran. Raises what a package's `__init__` raises."""
+    import lark_oapi  # noqa: F401
+
+    ran = 0
+    while pending := [sys.modules[name] for name in deferred()]:
+        for module in pending:
+            _run_init(module)
+            ran += 1
+    return ran

@@ -1,0 +1,80 @@
+"""shared/lazysdk.py: the SDK's package `__init__` files run when their names are read,
+the whole SDK stays reachable, and the zygote's shipped default still loads all of it."""
+
+import ast
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from shared import lazysdk
+
+SDK_ROOT = Path(lazysdk.__file__).parents[1]
+
+
+def run_python(code: str, **env: str) -> dict:
+    """Runs `code` in a fresh interpreter at the project root; returns the JSON it prints."""
+    result = subprocess.run([sys.executable, "-c", code], cwd=SDK_ROOT, capture_output=True,
+                            text=True, timeout=90, env={**os.environ, **env}, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+COUNT = ("import json, sys; print(json.dumps(sorted(m for m in sys.modules"
+         " if m == 'lark_oapi' or m.startswith('lark_oapi.'))))")
+
+
+def test_every_deferred_init_only_imports() -> None:
+    """Deferring is sound only for an `__init__` whose sole effect is binding names: one
+    that set `__path__` or registered something would be missed until a name is read."""
+    package_root = Path(importlib.util.find_spec("lark_oapi").submodule_search_locations[0])
+    inits = [package_root / "__init__.py", *sorted((package_root / "api").rglob("__init__.py"))]
+    assert len(inits) > 100
+    for init in inits:
+        for statement in ast.parse(init.read_text(encoding="utf-8")).body:
+            docstring = isinstance(statement, ast.Expr) and isinstance(statement.value,
+                                                                       ast.Constant)
+            assert isinstance(statement, ast.Import | ast.ImportFrom) or docstring, (
+                f"{init}:{statement.lineno} does more than import")
+
+
+def test_every_name_is_still_there_from_any_thread() -> None:
+    names = run_python(
+        "import threading, worker.main, lark_oapi\n"
+        "from lark_oapi.api.contact.v3 import GetUserRequest\n"
+        "got = []\n"
+        "def read(): got.append(lark_oapi.api.hire.v1.P2HireApplicationStageChangedV1.__name__)\n"
+        "threads = [threading.Thread(target=read) for _ in range(4)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "import json; print(json.dumps([lark_oapi.Client.__name__, GetUserRequest.__name__,"
+        " lark_oapi.EventDispatcherHandler.__name__, got]))")
+    assert names == ["Client", "GetUserRequest", "EventDispatcherHandler",
+                     ["P2HireApplicationStageChangedV1"] * 4]
+
+
+def test_the_zygote_loads_what_an_eager_import_does_unless_told_used() -> None:
+    """A tenant's handler that uses the whole SDK shares its pages: by default the zygote
+    loads every module an eager `import lark_oapi` does; `used` (the test suite's services)
+    stops at larkfleet's own imports, a fifth or less."""
+    eager = run_python("import lark_oapi\n" + COUNT)
+    assert len(eager) > 10_000
+    env = {k: v for k, v in os.environ.items() if k != lazysdk.PRELOAD_SETTING}
+    result = subprocess.run(
+        [sys.executable, "-c", "import worker.preload\n" + COUNT], cwd=SDK_ROOT,
+        env={**env, "LARKFLEET_IMMORTAL_OBJECTS": "0"}, capture_output=True, text=True,
+        timeout=90, check=True)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == eager
+    used = run_python("import worker.main, worker.webhook, simulator.frames\n" + COUNT)
+    assert len(used) < len(eager) / 5, len(used)
+
+
+def test_a_bad_preload_value_names_the_variable() -> None:
+    assert lazysdk.preload_choice({}) == "all"
+    assert lazysdk.preload_choice({"LARKFLEET_SDK_PRELOAD": " Used "}) == "used"
+    try:
+        lazysdk.preload_choice({"LARKFLEET_SDK_PRELOAD": "most"})
+    except ValueError as error:
+        assert "LARKFLEET_SDK_PRELOAD" in str(error) and "'most'" in str(error)
+    else:
+        raise AssertionError("accepted 'most'")
