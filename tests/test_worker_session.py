@@ -43,6 +43,7 @@ from tests.worker_harness import (
     ZygoteWorker,
     stand_in,
     wait_exit,
+    warm_zygote,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,9 +54,7 @@ BOOT = 20.0
 
 @pytest.fixture(scope="module")
 def zygote() -> Zygote:
-    zygote = Zygote()
-    zygote.warm_up()
-    return zygote
+    return warm_zygote()
 
 
 @pytest.fixture

@@ -3,11 +3,14 @@ no lazy work in the supervisor. Real forkserver, real worker, in a fresh interpr
 test process itself has imported the SDK long ago)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bench.service import FAST_ENV
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -37,7 +40,8 @@ def test_forking_a_worker_imports_nothing_new_in_the_supervisor(tmp_path: Path) 
     in the supervisor to pickle the worker's target: ~6 s on a loaded host, paid by the
     first user. The target now comes from a light module the warm-up already used."""
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True,
-                          text=True, timeout=110, cwd=Path(__file__).parents[1])
+                          text=True, timeout=110, cwd=Path(__file__).parents[1],
+                          env={**os.environ, **FAST_ENV})
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found == {"sdk": False, "worker": False, "new": []}

@@ -26,10 +26,12 @@ from typing import Any, Protocol
 import msgspec
 import zmq
 
+from bench.service import FAST_ENV
 from shared import messages
 from shared.botconfig import BotConfig
 from shared.messages import FromWorker, Ping, WorkerSpec, worker_identity
 from shared.paths import DataPaths
+from supervisor.zygote import Zygote
 
 REPO = Path(__file__).resolve().parents[1]
 PING_EVERY = 1.0
@@ -180,3 +182,21 @@ def stand_in() -> Iterator[SupervisorStandIn]:
         yield supervisor
     finally:
         supervisor.close()
+
+
+def warm_zygote() -> Zygote:
+    """A started zygote in this process, preloaded as the test suite's services are
+    (`FAST_ENV`): the forkserver takes its environment when it starts, so the variables
+    are set for the start only."""
+    saved = {name: os.environ.get(name) for name in FAST_ENV}
+    os.environ.update(FAST_ENV)
+    try:
+        zygote = Zygote()
+        zygote.warm_up()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return zygote
