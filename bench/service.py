@@ -25,17 +25,21 @@ ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijk"
 """The admin token every harnessed service is started with."""
 LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
 
-FAST_ENV = {
-    "LARKFLEET_HEARTBEAT_TIMEOUT": "3",
-    "LARKFLEET_STOP_GRACE": "5",
+ZYGOTE_SPEEDUPS = {
     "LARKFLEET_IMMORTAL_OBJECTS": "0",
     "LARKFLEET_SDK_PRELOAD": "used",
 }
-"""Shorter timeouts for tests, so a hung worker or a stop is seen in seconds, and a zygote
-ready ~5 s sooner on a slow 2-core host: tests start dozens of zygotes and measure no
-memory, so they skip the immortal marking (worker/immortal.py's SWITCH) and load only the
-SDK modules larkfleet uses (shared/lazysdk.py's PRELOAD_SETTING). tests/test_immortal.py,
+"""A zygote ready ~5 s sooner on a slow 2-core host, for tests that start dozens of them and
+measure no memory: no immortal marking (worker/immortal.py's SWITCH) and only the SDK
+modules larkfleet uses (shared/lazysdk.py's PRELOAD_SETTING). tests/test_immortal.py,
 tests/test_lazysdk.py and the quick bench run with the shipped defaults."""
+FAST_ENV = {
+    "LARKFLEET_HEARTBEAT_TIMEOUT": "3",
+    "LARKFLEET_STOP_GRACE": "5",
+    **ZYGOTE_SPEEDUPS,
+}
+"""Shorter timeouts for tests, so a hung worker or a stop is seen in seconds, and
+`ZYGOTE_SPEEDUPS`."""
 
 
 def free_port() -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.service import ZYGOTE_SPEEDUPS
 from shared import exitcodes
 from supervisor.serve import Signals
 from tests.fixtures.service import Service, free_port, wait_until
@@ -29,7 +30,9 @@ from tests.fixtures.sim import SimApp
 
 ROOT = Path(__file__).resolve().parents[1]
 LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
-CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("LARKFLEET_")}
+CLEAN_ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("LARKFLEET_")},
+             **ZYGOTE_SPEEDUPS}
+"""An operator's shell: none of the suite's settings but its zygote speed-ups."""
 
 
 def serve(data_dir: Path | str, *flags: str, **popen: object) -> subprocess.CompletedProcess[str]:
