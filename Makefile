@@ -26,6 +26,10 @@ run: install
 demo: install
 	$(BIN)/larkfleet demo $(if $(PORT),--port $(PORT))
 
+# Test files run in one process more than the machine has cores (pytest-xdist, one file per
+# process at a time, so a file's shared service starts once): much of the suite waits on
+# timers (heartbeat timeouts, backoff, leases), and that waiting overlaps.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 # Bytecode of the project's own modules is written once here: where the environment sets
 # PYTHONDONTWRITEBYTECODE, each of the suite's hundreds of processes compiled them again.
 test: install
@@ -33,7 +37,7 @@ test: install
 	$(BIN)/python -m compileall -q -j 0 api bench shared simulator store supervisor tests worker
 	sh tests/browser/ensure-chromium.sh
 	sh tests/postgres/ensure-postgresql.sh
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: install  ## writes build/benchmarks.md; docs/benchmarks.md only with --out, on purpose
 	$(BIN)/python -m bench
