@@ -74,6 +74,10 @@ class _DeferredPackage(types.ModuleType):
         _run_init(self)
         return types.ModuleType.__getattribute__(self, name)
 
+    def __dir__(self) -> list[str]:
+        _run_init(self)  # dir() and inspect list what the __init__ defines, as before
+        return types.ModuleType.__dir__(self)
+
 
 class _DeferringLoader(importlib.abc.Loader):
     """Wraps the path finder's loader: creates the module the same way, defers its
@@ -89,6 +93,8 @@ class _DeferringLoader(importlib.abc.Loader):
         module.__class__ = _DeferredPackage
 
     def __getattr__(self, name: str) -> Any:
+        if name == "real":  # not set yet (a copy being made): no recursion through here
+            raise AttributeError(name)
         return getattr(self.real, name)
 
 

@@ -48,16 +48,19 @@ def test_larkfleets_imports_load_a_fifth_and_names_load_from_any_thread() -> Non
     """Four threads read a name of a package none has loaded: each waits for the one that
     runs its `__init__` (a package switched to plain before its `__init__` finished let
     the others see it half-made: AttributeError)."""
-    used, got = run_python(
+    used, got, listed = run_python(
         "import sys, threading, worker.main, worker.webhook, simulator.frames, lark_oapi\n"
         "used = [m for m in sys.modules if m.startswith('lark_oapi')]\n"
         "got = []\n"
         "def read(): got.append(lark_oapi.api.acs.v1.P2AcsUserUpdatedV1.__name__)\n"
         "threads = [threading.Thread(target=read) for _ in range(4)]\n"
         "[t.start() for t in threads]; [t.join() for t in threads]\n"
-        "import json; print(json.dumps([len(used), got]))")
+        "import lark_oapi.api.docs.v1.version as v\n"
+        "listed = 'GetContentRequest' in dir(sys.modules['lark_oapi.api.docs.v1'])\n"
+        "import json; print(json.dumps([len(used), got, listed]))")
     assert used < sdk_files() / 5, used
     assert got == ["P2AcsUserUpdatedV1"] * 4
+    assert listed, "dir() of a deferred package lists what its __init__ defines"
 
 
 def test_the_zygote_loads_what_an_eager_import_does_unless_told_used() -> None:
