@@ -74,7 +74,7 @@ class Consumer:
         self._written = asyncio.Event()
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._schedule = Schedule()
-        self.on_work: Callable[[], None] = lambda: None
+        self.on_work: Callable[[], None] = no_work
         """Runs (on the loop) when an event's handling starts (EventPipeline.on_work)."""
         for event in spool.pending():
             self._schedule.add(event.chat_key, event.event_id, event.next_attempt_at)
@@ -229,3 +229,7 @@ class Consumer:
                 if deleted:
                     log.info("pruned %d done events from the spool", deleted)
             await asyncio.sleep(self._settings.prune_interval_s)
+
+
+def no_work() -> None:
+    """The default `on_work` of the consumer and the pipeline: nobody listens."""

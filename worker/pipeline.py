@@ -23,7 +23,7 @@ from shared.paths import DataPaths
 from shared.results import Reply
 from shared.security import SecurityPolicy
 from worker.cardaction import CARD_ACTION_EVENT, is_card_action, parse_card_action
-from worker.consumer import Consumer, ConsumerSettings
+from worker.consumer import Consumer, ConsumerSettings, no_work
 from worker.counters import Counters
 from worker.errors import EventError
 from worker.handlers import HttpSession, build_handler
@@ -122,7 +122,7 @@ class EventPipeline:
         if policy is not None and policy.webhook_max_age is not None:
             max_age = min(policy.webhook_max_age, settings.retention_s)
         self._webhook = WebhookReceiver(bot, self.accept, max_age)
-        self._on_work: Callable[[], None] = _no_work
+        self._on_work: Callable[[], None] = no_work
 
     def on_work(self, poke: Callable[[], None]) -> None:
         """`poke()` runs (on the loop) when work starts: an event arrives, the consumer
@@ -314,7 +314,3 @@ class EventPipeline:
         self._handler.close()
         self._messenger.close()
         self._spool.close()
-
-
-def _no_work() -> None:
-    """The default `on_work`: nobody listens."""
