@@ -25,7 +25,8 @@ class BeatTimer:
                  idle_interval: float) -> None:
         self._beat = beat
         self._interval = interval
-        self._idle_interval = max(interval, idle_interval)
+        self._idle_interval = idle_interval  # never below `interval`: the supervisor's
+        # SupervisorSettings.beat_intervals makes both, and its lateness test relies on them
         self._loop = asyncio.get_running_loop()
         self._handle: asyncio.Handle | None = None
         self._idle = False
