@@ -34,15 +34,11 @@ from collections.abc import Mapping
 from importlib.machinery import ModuleSpec
 from typing import Any
 
-DEFERRED = ("lark_oapi", "lark_oapi.api")
-"""Packages whose `__init__` is deferred: `lark_oapi` itself and every package under
-`lark_oapi.api` (generated code whose `__init__` files only import)."""
 
-
-
-def is_deferred(name: str) -> bool:
-    """True for the module names whose package `__init__` this module defers."""
-    return name == DEFERRED[0] or name == DEFERRED[1] or name.startswith(DEFERRED[1] + ".")
+def _is_deferred(name: str) -> bool:
+    """`lark_oapi` itself and every package under `lark_oapi.api` (generated code whose
+    `__init__` files only import)."""
+    return name in ("lark_oapi", "lark_oapi.api") or name.startswith("lark_oapi.api.")
 
 
 PRELOAD_SETTING = "LARKFLEET_SDK_PRELOAD"
@@ -55,9 +51,10 @@ def preload_choice(environ: Mapping[str, str] | None = None) -> str:
     """The zygote's SDK preload, `all` or `used`, from `environ` (default os.environ).
     Raises ValueError naming the variable for any other value."""
     value = (os.environ if environ is None else environ).get(PRELOAD_SETTING, "all")
-    if value.strip().lower() not in PRELOAD_CHOICES:
+    choice = value.strip().lower()
+    if choice not in PRELOAD_CHOICES:
         raise ValueError(f"{PRELOAD_SETTING}: expected all or used, got {value!r}")
-    return value.strip().lower()
+    return choice
 
 
 _load_lock = threading.RLock()
@@ -102,7 +99,7 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
     """Finds SDK packages as the path finder does and gives them the deferring loader."""
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> ModuleSpec | None:
-        if not is_deferred(fullname):
+        if not _is_deferred(fullname):
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or spec.submodule_search_locations is None or spec.loader is None:

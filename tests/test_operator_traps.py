@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.service import ZYGOTE_SPEEDUPS
 from shared import exitcodes
 from supervisor.serve import Signals
-from tests.fixtures.service import Service, free_port, wait_until
+from tests.fixtures.service import ZYGOTE_SPEEDUPS, Service, free_port, wait_until
 from tests.fixtures.sim import SimApp
 
 ROOT = Path(__file__).resolve().parents[1]

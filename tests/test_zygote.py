@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.service import FAST_ENV
+from tests.fixtures.service import FAST_ENV
 
 pytestmark = pytest.mark.timeout(120)
 

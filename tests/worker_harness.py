@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
+import pytest
 import zmq
 
-from bench.service import FAST_ENV
 from shared import messages
 from shared.botconfig import BotConfig
 from shared.messages import FromWorker, Ping, WorkerSpec, worker_identity
 from shared.paths import DataPaths
 from supervisor.zygote import Zygote
+from tests.fixtures.service import FAST_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 PING_EVERY = 1.0
@@ -188,15 +189,9 @@ def warm_zygote() -> Zygote:
     """A started zygote in this process, preloaded as the test suite's services are
     (`FAST_ENV`): the forkserver takes its environment when it starts, so the variables
     are set for the start only."""
-    saved = {name: os.environ.get(name) for name in FAST_ENV}
-    os.environ.update(FAST_ENV)
-    try:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in FAST_ENV.items():
+            env.setenv(name, value)
         zygote = Zygote()
         zygote.warm_up()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return zygote
