@@ -27,8 +27,11 @@ On CPython 3.12+ every object alive then is made immortal before gc.freeze()
 (worker/immortal.py), so a worker's reads no longer write reference counts into shared
 pages: 11.8 -> 6.1 MiB private per idle worker.
 
-Last, the heap goes into huge pages (worker/hugepages.py): each fork then copies a
-small page table, which made the zygote's share of a 300-bot connect ~3x smaller.
+The heap stays in 4 KiB pages. Huge pages made each fork copy a small page table, but
+every worker splits them on its first writes, and a 2 MiB folio mapped page by page in
+1,000 workers makes each reverse-map walk of it (the kernel's page-access monitoring and
+reclaim) visit 512 entries per worker: on a host running DAMON that cost more CPU than
+the forks saved (bench/NOTES.md, "Connect at N = 1,000").
 """
 
 import gc
@@ -44,8 +47,7 @@ import websockets.extensions.permessage_deflate  # noqa: F401
 import zmq.asyncio  # noqa: F401
 
 import worker.entry
-import worker.hugepages
-import worker.main
+import worker.main  # noqa: F401
 from shared import lazysdk
 from worker import immortal, prefork, prewarm, tlscontexts
 
@@ -72,4 +74,3 @@ immortal.immortalize_heap()
 gc.freeze()
 prefork.fill_obmalloc_pools()
 prefork.fill_malloc_holes()
-worker.hugepages.collapse_heap()
