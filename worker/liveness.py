@@ -11,7 +11,6 @@ supervisor that is still alive).
 
 import asyncio
 import ctypes
-import ctypes.util
 import logging
 import os
 import select
@@ -19,6 +18,8 @@ import signal
 import time
 
 from multiprocess import forkserver
+
+from worker import libc
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +29,7 @@ PR_SET_PDEATHSIG = 1
 def die_with_parent() -> None:
     """Ask the kernel to SIGKILL this process when its parent (the zygote) exits."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        if libc.load().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     except (OSError, AttributeError) as error:
         logger.warning("no parent death signal (%s); relying on supervisor pings", error)

@@ -18,6 +18,8 @@ import re
 import sys
 import tempfile
 
+from worker import libc
+
 logger = logging.getLogger(__name__)
 
 _ROW = re.compile(rb"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", re.MULTILINE)
@@ -84,7 +86,7 @@ def single_malloc_arena() -> None:
     Nothing where glibc is not the C library.
     """
     try:
-        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
+        libc.load().mallopt(M_ARENA_MAX, 1)
     except (OSError, AttributeError) as error:
         logger.info("mallopt unavailable: %s", error)
 
@@ -112,21 +114,21 @@ def fill_malloc_holes() -> int:
     """
     taken = 0
     try:
-        libc = ctypes.CDLL(None)
-        libc.mallinfo2.restype = _Mallinfo2
-        libc.malloc.restype = ctypes.c_void_p
-        libc.malloc.argtypes = [ctypes.c_size_t]
-        libc.free.argtypes = [ctypes.c_void_p]
-        info = libc.mallinfo2()
+        clib = libc.load()
+        clib.mallinfo2.restype = _Mallinfo2
+        clib.malloc.restype = ctypes.c_void_p
+        clib.malloc.argtypes = [ctypes.c_size_t]
+        clib.free.argtypes = [ctypes.c_void_p]
+        info = clib.mallinfo2()
         calls = 0
         for size in MALLOC_FILL_SIZES:
             while info.fordblks - info.keepcost >= size and calls < MALLOC_FILL_MAX:
                 calls += 1
-                pointer = libc.malloc(size)
-                after = libc.mallinfo2()
+                pointer = clib.malloc(size)
+                after = clib.mallinfo2()
                 if pointer and after.keepcost < info.keepcost:
-                    libc.free(pointer)
-                    info = libc.mallinfo2()
+                    clib.free(pointer)
+                    info = clib.mallinfo2()
                     break
                 taken += size
                 info = after
