@@ -61,6 +61,12 @@ class Zygote:
             daemon=False,
         )
         process.start()
+        # BaseProcess.start() first polls every child still in the module's `_children`
+        # set (multiprocess/process.py, `_cleanup`): with 1,000 workers that is 1,000 polls
+        # per start, O(N^2) over a fleet's connect (bench/NOTES.md, "Connect at N = 1,000").
+        # The supervisor tracks its workers itself (pidfd, sentinel), so the handle leaves
+        # the set at once; join() and the atexit hook then simply do not see it.
+        multiprocess.process._children.discard(process)
         return process
 
 
