@@ -7,7 +7,7 @@ shipped defaults, platform timings) measures, in order:
 1. the busy bot (`bench.handlers:silent`, durable spool) alone: `--rounds` rounds of
    `--events` events, window 1 (as `bench.measures.ack_latencies`);
 2. N idle echo bots connected, then `--settle` seconds (past every worker's first
-   one-minute private-memory resample);
+   private-memory sample, `bench.fleet.FIRST_SAMPLE_S` after its start);
 3. the idle workers' wakes: context switches of every thread of every idle worker
    (/proc/<pid>/task/*/status, voluntary + involuntary) over `--window` seconds, and the
    main thread's alone (the event loop's), per worker per second; and in the same window
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench import measures
-from bench.fleet import ECHO, SILENT, Fleet
+from bench.fleet import ECHO, FIRST_SAMPLE_S, SILENT, Fleet
 from bench.proc import cpu_seconds
 from bench.sim import Platform
 from bench.stats import percentile
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window", type=float, default=60.0)
-    parser.add_argument("--settle", type=float, default=75.0)
+    parser.add_argument("--settle", type=float, default=FIRST_SAMPLE_S + 5)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work = Path(tempfile.mkdtemp(prefix="larkfleet-busy-"))

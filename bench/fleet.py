@@ -9,12 +9,19 @@ from typing import Any
 
 from bench.proc import rss_mib, uss_mib
 from bench.service import Service, is_zygote, process_tree
+from supervisor.settings import IDLE_BEAT_S
+from worker.liveness import MEMORY_RESAMPLE_S
 
 log = logging.getLogger(__name__)
 
 ENV = {"LARKFLEET_HEARTBEAT_TIMEOUT": "5", "LARKFLEET_STOP_GRACE": "10",
        "LARKFLEET_LOG_LEVEL": "INFO"}
 """The shipped defaults: the test harness shrinks them, the bench must not."""
+
+FIRST_SAMPLE_S = MEMORY_RESAMPLE_S + IDLE_BEAT_S
+"""The latest a worker takes its first private-memory sample (~2 ms of CPU), counted from
+its start: at its first beat at or after MEMORY_RESAMPLE_S, and an idle worker beats every
+IDLE_BEAT_S. A CPU-at-rest window that starts later holds none of them."""
 
 SILENT = {"kind": "python", "target": "bench.handlers:silent"}
 ECHO = {"kind": "echo"}

@@ -4,7 +4,7 @@ The bench's `CPU at rest` figure is one number for supervisor + zygote + workers
 what costs needs the split and several windows. This starts the simulator (TLS) and a
 `larkfleet serve` with the shipped defaults, connects N idle echo bots (platform timings,
 PingInterval 120 s), waits `--settle` seconds (past the workers' first private-memory
-resample a minute after start), then prints, per window, each kind's user + system CPU
+sample, `bench.fleet.FIRST_SAMPLE_S` after their start), then prints, per window, each kind's user + system CPU
 as a share of one core (from /proc/<pid>/stat: robust to other load on the host, unlike
 wall-clock figures). With `--hold` it then waits until the file `<work>/STOP` appears, so
 strace, perf or py-spy can look at the idle processes (their pids are in
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench import measures
-from bench.fleet import ECHO, Fleet
+from bench.fleet import ECHO, FIRST_SAMPLE_S, Fleet
 from bench.proc import cpu_seconds
 from bench.sim import Platform
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--bots", type=int, default=300)
     parser.add_argument("--window", type=float, default=60.0, help="seconds per window")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--settle", type=float, default=75.0)
+    parser.add_argument("--settle", type=float, default=FIRST_SAMPLE_S + 5)
     parser.add_argument("--work", type=Path, help="work directory (default: a temp dir)")
     parser.add_argument("--hold", action="store_true", help="keep running until <work>/STOP")
     args = parser.parse_args()

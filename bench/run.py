@@ -9,7 +9,7 @@ from pathlib import Path
 from bench import measures
 from bench.bare import BareFleet
 from bench.figures import Figure, ms, pair, ratio
-from bench.fleet import ECHO, SILENT, STREAM, Fleet
+from bench.fleet import ECHO, FIRST_SAMPLE_S, SILENT, STREAM, Fleet
 from bench.sim import Platform
 from bench.stats import mean, percentile
 from worker.liveness import MEMORY_RESAMPLE_S
@@ -183,15 +183,16 @@ def _fleet_figures(platform: Platform, fleet: Fleet, plan: Plan, bare: Bare) -> 
 
 
 def _until_past_start_up(connect_s: float, plan: Plan) -> float:
-    """Seconds to wait before measuring rest, so the window holds no worker's second
-    private-memory sample (taken MEMORY_RESAMPLE_S after its start, ~2 ms of CPU each).
+    """Seconds to wait before measuring rest, so the window holds no worker's first
+    private-memory sample (~2 ms of CPU each), taken at its first beat at or after
+    MEMORY_RESAMPLE_S from its start: at most FIRST_SAMPLE_S after it.
 
     When the connects were quick, the window ends before the first worker's sample: no
     wait. When they took long (1,000 bots), wait until the last worker's sample is past.
     """
     if connect_s + plan.settle_s + plan.rest_window_s < MEMORY_RESAMPLE_S:
         return 0.0
-    return max(0.0, MEMORY_RESAMPLE_S + 2.0 - plan.settle_s)
+    return max(0.0, FIRST_SAMPLE_S + 2.0 - plan.settle_s)
 
 
 def _event_figures(plan: Plan, bare: Bare, ack: list[float], rate: float,

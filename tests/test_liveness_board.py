@@ -89,7 +89,8 @@ def test_monitor_seats_workers_and_sees_their_beats(tmp_path: Path) -> None:
 
 def test_private_memory_is_resampled_rarely_at_rest(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading smaps_rollup costs ~2 ms: once a minute it was 40 % of an idle worker's CPU.
-    An idle worker resamples every `every_at_rest` s; after activity, every `every` s."""
+    None at the start (a fleet's connect paid for 1,000 of them); an idle worker resamples
+    every `every_at_rest` s; after activity, every `every` s."""
     from worker import liveness
 
     now = [1000.0]
@@ -97,6 +98,10 @@ def test_private_memory_is_resampled_rarely_at_rest(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(liveness.time, "monotonic", lambda: now[0])
     monkeypatch.setattr(liveness, "_uss_bytes", lambda: reads.append(now[0]) or len(reads))
     memory = liveness.PrivateMemory(every=60, every_at_rest=600)
+    assert memory.bytes(("connecting", 0)) == 0, "no read at the worker's start"
+    now[0] += 59
+    assert memory.bytes(("connected", 0)) == 0, "nor during its first minute"
+    now[0] += 1
     assert memory.bytes(("connected", 0)) == 1
     now[0] += 61
     assert memory.bytes(("connected", 0)) == 1, "idle: no resample after a minute"
@@ -106,4 +111,13 @@ def test_private_memory_is_resampled_rarely_at_rest(monkeypatch: pytest.MonkeyPa
     assert memory.bytes(("connected", 1)) == 2, "active, but the sample is fresh"
     now[0] += 31
     assert memory.bytes(("connected", 1)) == 3, "active: resampled after a minute"
-    assert reads == [1000.0, 1601.0, 1662.0]
+    assert reads == [1060.0, 1661.0, 1722.0]
+
+
+def test_private_memory_reads_this_process_uss() -> None:
+    """USS (private pages) of this process, never more than it ever had resident."""
+    from worker import liveness
+
+    peak = next(line for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:"))
+    assert 0 < liveness._uss_bytes() <= int(peak.split()[1]) * 1024

@@ -158,10 +158,7 @@ def test_reports_connected_only_after_handshake_and_first_pong(
     assert isinstance(beat, Heartbeat) and beat.state == ConnState.CONNECTING
     assert beat.connected_epoch is not None
     assert abs(time.time() - beat.connected_epoch) < 60
-    # USS (private pages), never more than the process ever had resident.
-    peak = next(line for line in Path(f"/proc/{worker.pid}/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))
-    assert 0 < beat.private_bytes <= int(peak.split()[1]) * 1024
+    assert beat.private_bytes == 0, "private memory is first read a minute after the start"
     assert (beat.bot_id, beat.incarnation) == (spec.bot.id, spec.incarnation)
 
     log = supervisor.paths.bot_log(spec.bot.id).read_text()

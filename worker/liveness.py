@@ -75,29 +75,36 @@ class PrivateMemory:
     `every` seconds only while the worker did something since the last sample (its
     `activity` changed), and after `every_at_rest` seconds when it did not: an idle
     worker's memory barely moves.
+
+    The first sample waits `every` seconds too (0 is reported until then): at a worker's
+    start the walk covers every page table entry it inherited from the zygote (~50,000),
+    and a 1,000-bot connect spent ~6 % of the host's CPU on these reads (perf, bench/NOTES.md
+    "Connect at N = 1,000"); a value taken before the worker did anything says little.
     """
 
     def __init__(self, every: float = MEMORY_RESAMPLE_S,
                  every_at_rest: float = MEMORY_RESAMPLE_AT_REST_S) -> None:
         self._every = every
         self._every_at_rest = every_at_rest
-        self._sampled_mono: float | None = None
+        self._sampled_mono = time.monotonic()
+        self._sampled = False
         self._activity: object = None
         self._bytes = 0
 
     def bytes(self, activity: object = None) -> int:
-        """The last sample in bytes (0 where /proc cannot tell), resampled when stale.
+        """The last sample in bytes (0 before the first, or where /proc cannot tell),
+        resampled when stale.
 
         `activity`: any comparable summary of the work done so far (state, counters);
         the sample is stale after `every` s when it differs from the one of the last
-        sample, after `every_at_rest` s when it does not.
+        sample (or this is the first), after `every_at_rest` s when it does not.
         """
         now = time.monotonic()
-        if self._sampled_mono is not None:
-            every = self._every if activity != self._activity else self._every_at_rest
-            if now - self._sampled_mono < every:
-                return self._bytes
-        self._sampled_mono, self._activity = now, activity
+        fresh_work = not self._sampled or activity != self._activity
+        every = self._every if fresh_work else self._every_at_rest
+        if now - self._sampled_mono < every:
+            return self._bytes
+        self._sampled_mono, self._sampled, self._activity = now, True, activity
         self._bytes = _uss_bytes()
         return self._bytes
 
