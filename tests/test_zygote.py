@@ -16,6 +16,7 @@ pytestmark = pytest.mark.timeout(120)
 
 SCRIPT = """
 import json, sys
+import multiprocess.process
 from shared.botconfig import BotConfig, EchoHandler
 from shared.messages import WorkerSpec
 from supervisor.zygote import Zygote, kill
@@ -28,20 +29,28 @@ bot = BotConfig(id="bot-zygote", name="Bot", app_id="cli_unused", app_secret="un
 data = sys.argv[1]
 process = zygote.spawn(WorkerSpec(bot=bot, incarnation=1, data_dir=data,
                                   control_endpoint="ipc://" + data + "/control"))
+children = len(multiprocess.process._children)
 kill(process)
 process.join(10)
 print(json.dumps({"sdk": "lark_oapi" in sys.modules, "worker": "worker.main" in sys.modules,
-                  "new": sorted(set(sys.modules) - set(warm))}))
+                  "new": sorted(set(sys.modules) - set(warm)), "children": children,
+                  "exitcode": process.exitcode}))
 """
 
 
 def test_forking_a_worker_imports_nothing_new_in_the_supervisor(tmp_path: Path) -> None:
     """The first connect after /readyz used to import worker.main, and with it lark_oapi,
     in the supervisor to pickle the worker's target: ~6 s on a loaded host, paid by the
-    first user. The target now comes from a light module the warm-up already used."""
+    first user. The target now comes from a light module the warm-up already used.
+
+    The handle also leaves multiprocess's `_children` set (`children` 0): BaseProcess.start()
+    polls every handle there before it forks, so the Nth worker's start polled N workers,
+    O(N^2) over a 1,000-bot connect; join() still reads the exit code."""
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True,
                           text=True, timeout=110, cwd=Path(__file__).parents[1],
                           env={**os.environ, **FAST_ENV})
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found == {"sdk": False, "worker": False, "new": []}
+    assert found == {"sdk": False, "worker": False, "new": [], "children": 0,
+                     "exitcode": -9}
+
