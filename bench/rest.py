@@ -4,11 +4,11 @@ The bench's `CPU at rest` figure is one number for supervisor + zygote + workers
 what costs needs the split and several windows. This starts the simulator (TLS) and a
 `larkfleet serve` with the shipped defaults, connects N idle echo bots (platform timings,
 PingInterval 120 s), waits `--settle` seconds (past the workers' first private-memory
-sample, `bench.fleet.FIRST_SAMPLE_S` after their start), then prints, per window, each kind's user + system CPU
-as a share of one core (from /proc/<pid>/stat: robust to other load on the host, unlike
-wall-clock figures). With `--hold` it then waits until the file `<work>/STOP` appears, so
-strace, perf or py-spy can look at the idle processes (their pids are in
-`<work>/pids.json`).
+sample, `bench.fleet.FIRST_SAMPLE_S` after their start), then prints, per window, each
+kind's user + system CPU as a share of one core (from /proc/<pid>/stat: robust to other
+load on the host, unlike wall-clock figures). With `--hold` it then waits until the file
+`<work>/STOP` appears, so strace, perf or py-spy can look at the idle processes (their
+pids are in `<work>/pids.json`).
 """
 
 import argparse
