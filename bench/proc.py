@@ -47,3 +47,26 @@ def cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
     return total / _TICKS
+
+
+DAMON_KDAMONDS = Path("/sys/kernel/mm/damon/admin/kdamonds")
+"""DAMON's sysfs interface (the kernel's Documentation/admin-guide/mm/damon/usage.rst)."""
+
+
+def page_monitor_pids() -> list[int]:
+    """The threads of the kernel's page-access monitor (DAMON's `kdamond`s) running now, from
+    <kdamond>/pid under DAMON_KDAMONDS; [] where none runs or the interface is absent.
+
+    Such a monitor checks sampled pages by walking every page table that maps them, so its
+    CPU grows with the pages a fleet's workers share with the zygote (bench/NOTES.md,
+    "Connect at N = 1,000"): the bench reports it beside the fleet's own figures.
+    """
+    pids = []
+    for pid_file in sorted(DAMON_KDAMONDS.glob("*/pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if pid > 0:
+            pids.append(pid)
+    return pids

@@ -10,6 +10,7 @@ from bench import measures
 from bench.bare import BareFleet
 from bench.figures import Figure, ms, pair, ratio
 from bench.fleet import ECHO, FIRST_SAMPLE_S, SILENT, STREAM, Fleet
+from bench.proc import cpu_seconds, page_monitor_pids
 from bench.sim import Platform
 from bench.stats import mean, percentile
 from worker.liveness import MEMORY_RESAMPLE_S
@@ -144,17 +145,23 @@ def _fleet_figures(platform: Platform, fleet: Fleet, plan: Plan, bare: Bare) -> 
     bare_uss = mean(bare.uss)
     for n in plan.sizes:
         ids = bots[:n]
+        monitor = page_monitor_pids()
+        monitor_cpu = cpu_seconds(monitor)
         seconds, _ = measures.connect_time(fleet, ids, 30 + n * 0.5)
+        monitor_connect = cpu_seconds(monitor) - monitor_cpu
         log.info("larkfleet: %d bots connected in %.2f s", n, seconds)
         time.sleep(plan.settle_s)
         statuses = fleet.wait_connected(ids, 30)
         uss = fleet.worker_uss(statuses)
         growth = (fleet.supervisor_rss() - rss0) / n
         time.sleep(_until_past_start_up(seconds, plan))
+        monitor_cpu, began = cpu_seconds(monitor), time.monotonic()
         rest = measures.cpu_at_rest(fleet.pids(statuses), plan.rest_window_s)
+        monitor_rest = (cpu_seconds(monitor) - monitor_cpu) / (time.monotonic() - began)
         figures += _size_figures(n, seconds, uss, growth, rss0, bare_per_bot_s, bare_uss, bare)
         figures.append(_rest_figure(n, rest, bare))
         if n == max(plan.sizes):
+            figures.append(_monitor_figure(n, monitor, monitor_connect, seconds, monitor_rest))
             status = measures.status_api(fleet, plan.status_requests)
             figures.append(_status_figure(n, plan, status))
         if n == plan.restart_bots:
@@ -274,6 +281,20 @@ def _size_figures(n: int, seconds: float, uss: list[float], growth: float, rss0:
                ratio(per_bot, bare_per_bot_s),
                "<= 100 ms/bot; 200 <= 10 s; 1,000 <= 30 s", connect_ok, f"connect_{n}"),
     ]
+
+
+def _monitor_figure(n: int, monitor: list[int], connect_cpu: float, connect_s: float,
+                    rest_share: float) -> Figure:
+    """The host's page-access monitor (proc.page_monitor_pids): not larkfleet's CPU, but
+    it grows with the fleet and competes with it for the cores, so the connect and busy
+    figures read differently on a host that runs one."""
+    if not monitor:
+        value = "none runs on this host"
+    else:
+        value = (f"{connect_cpu:.1f} CPU-s over the connect ({connect_cpu / connect_s * 100:.0f} "
+                 f"% of a core); {rest_share * 100:.1f} % of a core at rest")
+    return Figure("host: kernel page-access monitor (DAMON kdamond) CPU", f"N={n}", value,
+                  "n/a (the host's)", None, "report", None, "host_monitor")
 
 
 def _rest_figure(n: int, share: float, bare: Bare) -> Figure:

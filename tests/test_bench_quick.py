@@ -36,6 +36,7 @@ FIGURES = (
     ("busy bot among N idle: ACK latency p50 / p99", "N=10"),
     ("busy bot among N idle: event -> reply latency (echo) p50 / p99", "N=10"),
     ("kill -9 of 3 workers at once -> all connected", "N=10"),
+    ("host: kernel page-access monitor (DAMON kdamond) CPU", "N=10"),
 )
 
 
