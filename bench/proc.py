@@ -51,18 +51,24 @@ def cpu_seconds(pids: list[int]) -> float:
 
 DAMON_KDAMONDS = Path("/sys/kernel/mm/damon/admin/kdamonds")
 """DAMON's sysfs interface (the kernel's Documentation/admin-guide/mm/damon/usage.rst)."""
+DAMON_MODULES = Path("/sys/module")
+"""DAMON_RECLAIM and DAMON_LRU_SORT run kdamonds of their own, whose pids these modules
+publish as `parameters/kdamond_pid` (Documentation/admin-guide/mm/damon/reclaim.rst)."""
 
 
 def page_monitor_pids() -> list[int]:
     """The threads of the kernel's page-access monitor (DAMON's `kdamond`s) running now, from
-    <kdamond>/pid under DAMON_KDAMONDS; [] where none runs or the interface is absent.
+    <kdamond>/pid under DAMON_KDAMONDS and the modules' `kdamond_pid`; [] where none runs or
+    the interfaces are absent.
 
     Such a monitor checks sampled pages by walking every page table that maps them, so its
     CPU grows with the pages a fleet's workers share with the zygote (bench/NOTES.md,
     "Connect at N = 1,000"): the bench reports it beside the fleet's own figures.
     """
     pids = []
-    for pid_file in sorted(DAMON_KDAMONDS.glob("*/pid")):
+    pid_files = [*DAMON_KDAMONDS.glob("*/pid"),
+                 *DAMON_MODULES.glob("damon_*/parameters/kdamond_pid")]
+    for pid_file in sorted(pid_files):
         try:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):

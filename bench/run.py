@@ -125,7 +125,8 @@ def _fleet_figures(platform: Platform, fleet: Fleet, plan: Plan, bare: Bare,
     (echo_app,) = platform.new_apps("lf_echo", 1)
     (echo,) = fleet.create_bots([echo_app], url, ECHO)
     measures.connect_time(fleet, [silent, echo], 60)
-    ack, rate, echo_s = _event_rounds(platform, plan, work, bare, silent_app[0], echo_app[0])
+    ack, rate, echo_s = _event_rounds(platform, fleet, plan, work, bare,
+                                      (silent, silent_app[0]), echo_app[0])
     fleet.disconnect([silent, echo])
     figures += _event_figures(plan, bare, ack, rate, echo_s)
     busy = (silent, silent_app[0], ack, echo, echo_app[0], echo_s)
@@ -189,44 +190,55 @@ def _fleet_figures(platform: Platform, fleet: Fleet, plan: Plan, bare: Bare,
     return figures
 
 
-def _event_rounds(platform: Platform, plan: Plan, work: Path, bare: Bare, silent_app: str,
-                  echo_app: str) -> tuple[list[float], float, list[float]]:
-    """ACK latencies, throughput and echo latencies of larkfleet's connected `silent_app`
-    and `echo_app` bots, measured in `plan.event_rounds` rounds in turn with a bare bot of
-    each kind connected beside them; the bare side's go into `bare` (ack, throughput,
-    echo). Returns larkfleet's (ACK samples, median events/s, echo samples).
+def _event_rounds(platform: Platform, fleet: Fleet, plan: Plan, work: Path, bare: Bare,
+                  silent: tuple[str, str], echo_app: str) -> tuple[list[float], float, list[float]]:
+    """ACK latencies, throughput and echo latencies of larkfleet's connected silent bot
+    (`silent`: bot id, app id) and echo bot (`echo_app`), measured in `plan.event_rounds`
+    rounds in turn with a bare bot of each kind connected beside them, the side that goes
+    first alternating; the bare side's go into `bare` (ack, throughput, echo). Returns
+    larkfleet's (ACK samples, median events/s, echo samples).
 
     One bare figure taken minutes before the larkfleet one moved the throughput ratio from
     1.10x to 0.56x between two runs of the same code on a shared host (bench/NOTES.md,
-    "Targets not met"); in turn, each ratio's two sides share the load of the moment.
+    "Targets not met"); in turn, each ratio's two sides share the load of the moment. A
+    larkfleet flood is ACKed before its handlers ran, so the next measure waits until the
+    bot has nothing pending (the bare bot handles each event before its ACK).
     """
     side_apps = platform.new_apps("bare_silent", 1), platform.new_apps("bare_replier", 1)
     bare_bots = BareFleet(platform, work / "bare_events")
     acks: dict[str, list[float]] = {"bare": [], "larkfleet": []}
     rates: dict[str, list[float]] = {"bare": [], "larkfleet": []}
     echoes: dict[str, list[float]] = {"bare": [], "larkfleet": []}
-    silent = {"bare": side_apps[0][0][0], "larkfleet": silent_app}
-    echo = {"bare": side_apps[1][0][0], "larkfleet": echo_app}
-    ack_each = max(1, plan.ack_events // plan.event_rounds)
-    echo_each = max(1, plan.echo_events // plan.event_rounds)
+    silent_apps = {"bare": side_apps[0][0][0], "larkfleet": silent[1]}
+    echo_apps = {"bare": side_apps[1][0][0], "larkfleet": echo_app}
     try:
         bare_bots.start(side_apps[0])
         bare_bots.start(side_apps[1], mode="echo")
         bare_bots.wait_connected(60)
-        for _ in range(plan.event_rounds):
-            for side in ("bare", "larkfleet"):
-                acks[side] += measures.ack_latencies(platform, silent[side], ack_each,
-                                                     warmup=min(50, ack_each))
-                rates[side].append(measures.throughput(platform, silent[side],
-                                                       plan.flood_events, WINDOW))
-                echoes[side] += measures.echo_latencies(platform, echo[side], echo_each,
+        for number in range(plan.event_rounds):
+            ack_count = _share(plan.ack_events, plan.event_rounds, number)
+            echo_count = _share(plan.echo_events, plan.event_rounds, number)
+            sides = ("bare", "larkfleet") if number % 2 == 0 else ("larkfleet", "bare")
+            for side in sides:
+                echoes[side] += measures.echo_latencies(platform, echo_apps[side], echo_count,
                                                         timeout=10)
+                acks[side] += measures.ack_latencies(platform, silent_apps[side], ack_count,
+                                                     warmup=min(50, ack_count))
+                rates[side].append(measures.throughput(platform, silent_apps[side],
+                                                       plan.flood_events, WINDOW))
+                if side == "larkfleet":
+                    fleet.wait_drained(silent[0], 60)
     finally:
         bare_bots.stop()
     bare.ack, bare.echo = tuple(acks["bare"]), tuple(echoes["bare"])
     bare.throughput = statistics.median(rates["bare"])
     log.info("bare: ack p99 %s, %.0f events/s", ms(percentile(bare.ack, 99)), bare.throughput)
     return acks["larkfleet"], statistics.median(rates["larkfleet"]), echoes["larkfleet"]
+
+
+def _share(total: int, parts: int, index: int) -> int:
+    """Part `index` of `total` split over `parts` as evenly as whole numbers allow."""
+    return total // parts + (1 if index < total % parts else 0)
 
 
 def _until_past_start_up(connect_s: float, plan: Plan) -> float:
@@ -337,7 +349,7 @@ def _monitor_figure(n: int, monitor: list[int], connect_cpu: float, connect_s: f
         value = (f"{connect_cpu:.1f} CPU-s over the connect ({connect_cpu / connect_s * 100:.0f} "
                  f"% of a core); {rest_share * 100:.1f} % of a core at rest")
     return Figure("host: kernel page-access monitor (DAMON kdamond) CPU", f"N={n}", value,
-                  "n/a (the host's)", None, "report", None, "host_monitor")
+                  "n/a (the host's)", None, "report", None, f"host_monitor_{n}")
 
 
 def _rest_figure(n: int, share: float, bare: Bare) -> Figure:
