@@ -47,8 +47,9 @@ GAUGES = [
     ("larkfleet_bot_pending", "Spooled events not yet handled", "pending"),
     ("larkfleet_bot_dead_letters", "Events given up on", "dead_letters"),
     ("larkfleet_bot_private_bytes",
-     "Worker private memory (USS: pages not shared with the zygote), resampled each "
-     "minute while the worker works, every 10 minutes at rest",
+     "Worker private memory (USS: pages not shared with the zygote), first read a minute "
+     "after the worker starts (0 until then), resampled each minute while the worker "
+     "works, every 10 minutes at rest",
      "private_bytes"),
 ]
 
