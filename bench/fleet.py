@@ -107,15 +107,6 @@ class Fleet:
         raise TimeoutError(f"{len(wanted - ready)} of {len(wanted)} bots not connected "
                            f"in {timeout:.0f} s")
 
-    def wait_drained(self, bot_id: str, timeout: float) -> None:
-        """Poll the bot's status until nothing is pending in its spool (every 20 ms); raises
-        TimeoutError when it still has events after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while self.status(bot_id).get("pending", 0) > 0:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"bot {bot_id} still has events pending after {timeout} s")
-            time.sleep(0.02)
-
     def status(self, bot_id: str) -> dict[str, Any]:
         return self.service.status(bot_id)
 

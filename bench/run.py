@@ -227,7 +227,8 @@ def _event_rounds(platform: Platform, fleet: Fleet, plan: Plan, work: Path, bare
                 rates[side].append(measures.throughput(platform, silent_apps[side],
                                                        plan.flood_events, WINDOW))
                 if side == "larkfleet":
-                    fleet.wait_drained(silent[0], 60)
+                    fleet.service.wait_status(silent[0], lambda s: s["pending"] == 0, 60,
+                                              "nothing pending after the flood")
     finally:
         bare_bots.stop()
     bare.ack, bare.echo = tuple(acks["bare"]), tuple(echoes["bare"])

@@ -53,4 +53,3 @@ def test_forking_a_worker_imports_nothing_new_in_the_supervisor(tmp_path: Path) 
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found == {"sdk": False, "worker": False, "new": [], "children": 0,
                      "exitcode": -9}
-
