@@ -1,11 +1,17 @@
 """The larkfleet side: a real `larkfleet serve` (the shipped harness, `bench/service.py`) with its
 zygote and workers, driven through the HTTP API like a user would."""
 
+import json
 import logging
+import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
+
+import requests
 
 from bench.proc import rss_mib, uss_mib
 from bench.service import Service, is_zygote, process_tree
@@ -23,8 +29,13 @@ FIRST_SAMPLE_S = MEMORY_RESAMPLE_S + IDLE_BEAT_S
 its start: at its first beat at or after MEMORY_RESAMPLE_S, and an idle worker beats every
 IDLE_BEAT_S. A CPU-at-rest window that starts later holds none of them."""
 
-POLL_PER_BOT_S = 0.0001
-"""`wait_connected` polls every 0.1 s at 1,000 bots, every 20 ms up to 200."""
+EVENTS = "/api/feishu/events"
+RECORD_ONLY = ("kind", "fromState", "why", "at")
+"""Fields an events record adds to the bot's status (api/events.py)."""
+CONNECT_S = 5.0
+"""At most this long to open the events stream (the service answers at once)."""
+REOPEN_S = 0.1
+"""Pause before opening the events stream again after it ended before the deadline."""
 
 SILENT = {"kind": "python", "target": "bench.handlers:silent"}
 ECHO = {"kind": "echo"}
@@ -87,25 +98,65 @@ class Fleet:
 
     def wait_connected(self, bot_ids: list[str], timeout: float,
                        not_pids: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
-        """Poll the status list until every bot is connected (with a pid other than
-        `not_pids[bot]`, when given); returns their statuses.
+        """Follow the events stream until every bot is connected (with a pid other than
+        `not_pids[bot]`, when given); returns their statuses, as the status list gives them.
 
-        Polls every POLL_PER_BOT_S x N seconds, at least every 20 ms: a poll's cost on
-        both sides grows with N (the whole list, ~400 bytes a bot, built, sent and
-        parsed), so the measure takes the same share of the host whatever N. At 20 ms
-        for 1,000 bots it was ~7 % of the host's CPU during the connect (bench/NOTES.md).
+        The stream starts with every bot's status, then sends one line per change, so the
+        wait costs the service and this client one line per change. Polling the whole
+        status list instead (~400 bytes a bot, built, sent and parsed) cost both sides
+        several ms a poll at 1,000 bots: ~4-6 CPU-s over a 40 s connect of the CPU-bound
+        2-core bench host, which inflated the connect time it measured, and polling less
+        often lost precision (bench/NOTES.md). No read waits past the deadline; a stream
+        that ends before it is opened again (its snapshot makes that safe). Raises
+        TimeoutError past the deadline, and what opening the stream raises (the service
+        gone, a refused token) at once, as the status poll did.
         """
         deadline = time.monotonic() + timeout
         wanted = set(bot_ids)
-        pause = max(0.02, POLL_PER_BOT_S * len(wanted))
+        if not wanted:
+            return {}
+        not_pids = not_pids or {}
+        latest: dict[str, dict[str, Any]] = {}
+        ready: set[str] = set()
         while time.monotonic() < deadline:
-            statuses = self.statuses()
-            ready = {b for b in wanted if _connected(statuses.get(b), (not_pids or {}).get(b))}
-            if ready == wanted:
-                return {b: statuses[b] for b in wanted}
-            time.sleep(pause)
+            with closing(self._records(deadline)) as records:
+                for record in records:
+                    bot_id = record["botId"]
+                    if bot_id not in wanted:
+                        continue
+                    latest[bot_id] = record
+                    if _connected(record, not_pids.get(bot_id)):
+                        ready.add(bot_id)
+                    else:
+                        ready.discard(bot_id)
+                    if len(ready) == len(wanted):
+                        return {b: _status(latest[b]) for b in wanted}
+            time.sleep(max(0.0, min(REOPEN_S, deadline - time.monotonic())))
         raise TimeoutError(f"{len(wanted - ready)} of {len(wanted)} bots not connected "
                            f"in {timeout:.0f} s")
+
+    def _records(self, deadline: float) -> Iterator[dict[str, Any]]:
+        """The records of one events stream (snapshot, then changes), with the service's
+        admin auth, until the stream ends, breaks or `deadline` passes; each read waits
+        at most until `deadline`."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        with requests.Session() as http:
+            http.headers.update(self.service.http.headers)
+            http.headers["Accept"] = "text/event-stream"
+            try:
+                response = http.get(f"{self.service.url}{EVENTS}", stream=True,
+                                    timeout=(min(CONNECT_S, left), left))
+            except requests.Timeout:
+                return  # no answer before the deadline
+            with response:
+                response.raise_for_status()
+                sock = _socket(response)
+                try:
+                    yield from _sse_records(response, sock, deadline)
+                except requests.RequestException:
+                    return  # broken, or a read reached the deadline: the caller decides
 
     def status(self, bot_id: str) -> dict[str, Any]:
         return self.service.status(bot_id)
@@ -142,3 +193,43 @@ class Fleet:
 def _connected(status: dict[str, Any] | None, not_pid: int | None) -> bool:
     return bool(status and status["state"] == "connected" and status["pid"]
                 and status["pid"] != not_pid)
+
+
+def _status(record: dict[str, Any]) -> dict[str, Any]:
+    """An events record as the status list gives it: without what the change adds."""
+    return {k: v for k, v in record.items() if k not in RECORD_ONLY}
+
+
+def _socket(response: requests.Response) -> socket.socket:
+    """The stream's socket: requests sets one read timeout for a whole response, and a
+    wait bounded by a deadline needs each read bounded by the time left."""
+    sock = response.raw.connection.sock
+    if not isinstance(sock, socket.socket):
+        raise RuntimeError(f"no socket under the events stream: {sock!r}")
+    return sock
+
+
+def _sse_records(response: requests.Response, sock: socket.socket,
+                 deadline: float) -> Iterator[dict[str, Any]]:
+    """The JSON of each Server-Sent Event of `response`, until it ends or `deadline`
+    passes. An event's `data:` lines are joined and dispatched at the blank line that
+    ends it; comments (`: ready`, `: keepalive`) and other fields (`retry:`) carry none.
+    A removed bot's record is `{"botId": ..., "state": null, ...}`."""
+    chunks = response.iter_content(chunk_size=None)
+    pending = b""
+    data: list[bytes] = []
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        chunk = next(chunks, None)
+        if chunk is None:
+            return
+        *lines, pending = (pending + chunk).split(b"\n")
+        for raw in lines:
+            line = raw.removesuffix(b"\r")
+            if not line:
+                if data:
+                    yield json.loads(b"\n".join(data))
+                    data = []
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
