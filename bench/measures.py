@@ -137,7 +137,8 @@ def _sent_at(platform: Platform, app_id: str, after: int, event_ids: list[str],
 
 
 def connect_time(fleet: Fleet, bot_ids: list[str], timeout: float) -> tuple[float, dict]:
-    """N connect calls, then poll until all N are connected: (seconds, their statuses)."""
+    """N connect calls, then follow the events stream until all N are connected: (seconds,
+    their statuses)."""
     began = time.monotonic()
     fleet.connect(bot_ids)
     statuses = fleet.wait_connected(bot_ids, timeout)
