@@ -21,18 +21,16 @@ import requests
 from simulator.testing import wait_until
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijk"
-"""Long enough for the weak-token check (supervisor/admintoken.py)."""
-"""The admin token every harnessed service is started with."""
+"""The admin token every harnessed service is started with: long enough for the weak-token
+check (supervisor/admintoken.py)."""
 LARKFLEET = str(Path(sys.executable).with_name("larkfleet"))
 
 ZYGOTE_SPEEDUPS = {
     "LARKFLEET_IMMORTAL_OBJECTS": "0",
-    "LARKFLEET_SDK_PRELOAD": "used",
 }
-"""A zygote ready ~5 s sooner on a slow 2-core host, for tests that start dozens of them and
-measure no memory: no immortal marking (worker/immortal.py's SWITCH) and only the SDK
-modules larkfleet uses (shared/lazysdk.py's PRELOAD_SETTING). tests/test_immortal.py,
-tests/test_lazysdk.py and the quick bench run with the shipped defaults."""
+"""A zygote ready ~1 s sooner on a slow 2-core host, for tests that start dozens of them and
+measure no memory: no immortal marking (worker/immortal.py's SWITCH). tests/test_immortal.py
+and the quick bench run with the shipped defaults."""
 FAST_ENV = {
     "LARKFLEET_HEARTBEAT_TIMEOUT": "3",
     "LARKFLEET_STOP_GRACE": "5",

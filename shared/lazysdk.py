@@ -20,8 +20,12 @@ extends `__path__`, so it must run at import); tests/test_lazysdk.py checks that
 deferred `__init__` only imports.
 
 `load_all()` runs every deferred `__init__` until none is left, which reaches the same
-modules as an eager `import lark_oapi`: the zygote does that by default so that tenants'
-handlers that use the whole SDK share its pages (worker/preload.py).
+modules as an eager `import lark_oapi`: the zygote does that when told `all`, so that
+tenants' handlers that use the whole SDK share its pages (worker/preload.py). By default
+(`used`) it does not: a zygote of ~66 MB instead of ~196 MB makes every fork copy a third
+of the page table, and a 1,000-bot connect took 29 s instead of 34-37 s (bench/NOTES.md).
+A worker whose handler then reads an SDK name the zygote left deferred runs that package's
+`__init__` itself: `on_init` lets it say so in its log (worker/main.py).
 """
 
 import importlib.abc
@@ -30,7 +34,7 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.machinery import ModuleSpec
 from typing import Any
 
@@ -42,18 +46,19 @@ def _is_deferred(name: str) -> bool:
 
 
 PRELOAD_SETTING = "LARKFLEET_SDK_PRELOAD"
-"""Environment variable read by the zygote: `all` (the default) loads the whole SDK before
-workers are forked; `used` only the modules larkfleet imports (worker/preload.py)."""
-PRELOAD_CHOICES = ("all", "used")
+"""Environment variable read by the zygote: `used` (the default) loads only the modules
+larkfleet imports before workers are forked; `all` the whole SDK (worker/preload.py)."""
+PRELOAD_CHOICES = ("used", "all")
+PRELOAD_DEFAULT = "used"
 
 
 def preload_choice(environ: Mapping[str, str] | None = None) -> str:
-    """The zygote's SDK preload, `all` or `used`, from `environ` (default os.environ).
-    Raises ValueError naming the variable for any other value."""
-    value = (os.environ if environ is None else environ).get(PRELOAD_SETTING, "all")
+    """The zygote's SDK preload, `used` or `all`, from `environ` (default os.environ;
+    unset means PRELOAD_DEFAULT). Raises ValueError naming the variable for any other value."""
+    value = (os.environ if environ is None else environ).get(PRELOAD_SETTING, PRELOAD_DEFAULT)
     choice = value.strip().lower()
     if choice not in PRELOAD_CHOICES:
-        raise ValueError(f"{PRELOAD_SETTING}: expected all or used, got {value!r}")
+        raise ValueError(f"{PRELOAD_SETTING}: expected used or all, got {value!r}")
     return choice
 
 
@@ -61,6 +66,12 @@ _load_lock = threading.RLock()
 """Held while a package's `__init__` runs: another thread that reads a missing name of a
 deferred package waits for it instead of seeing the package half-initialised."""
 _running: set[str] = set()  # packages whose __init__ this lock's holder is running
+
+on_init: Callable[[str], None] | None = None
+"""When set, called with a package's name (under the lock, in the reading thread) each time
+a deferred `__init__` starts to run, so the package a read asked for comes before those its
+`__init__` imports: a worker sets it to tell its log what its handler loaded that the
+zygote did not preload. It must not raise."""
 
 
 class _DeferredPackage(types.ModuleType):
@@ -113,6 +124,8 @@ def _run_init(module: types.ModuleType) -> None:
         if type(module) is not _DeferredPackage or module.__name__ in _running:
             return  # ran while this thread waited, or is running below us in this thread
         _running.add(module.__name__)
+        if on_init is not None:
+            on_init(module.__name__)
         try:
             module.__spec__.loader.real.exec_module(module)
         finally:

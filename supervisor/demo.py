@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shared import lazysdk
 from simulator.client import SimClient
 from simulator.testing import SimulatorThread, wait_until
 from supervisor.apiclient import STATUS_COLUMNS, ApiClient, ApiError, table
@@ -91,9 +90,7 @@ def _wait(
 def _start_service(data_dir: Path, port: int, token: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "supervisor.cli", "serve",
                "--data-dir", str(data_dir), "--host", HOST, "--port", str(port)]
-    # The demo's one echo bot needs only the SDK modules larkfleet uses: ready ~4 s sooner
-    # on a slow host than with the whole SDK (shared/lazysdk.py); an operator's value wins.
-    env = {lazysdk.PRELOAD_SETTING: "used", **os.environ, "LARKFLEET_ADMIN_TOKEN": token}
+    env = {**os.environ, "LARKFLEET_ADMIN_TOKEN": token}
     log = (data_dir / "serve.out").open("ab")
     return subprocess.Popen(command, env=env, stdout=log, stderr=log)
 

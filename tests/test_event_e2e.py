@@ -65,11 +65,26 @@ def answer(message):
 '''
 
 
+SDK_READING_HANDLER = '''"""An e2e python handler: reads an SDK API the zygote did not preload."""
+
+
+def answer(message):
+    from lark_oapi.api.docs.v1 import GetContentRequest
+
+    return GetContentRequest.__name__ + ": " + message.text
+'''
+
+LATE_SDK_WARNING = "which the zygote did not preload"
+"""What a worker's log says when its handler loads SDK packages the zygote did not
+(worker/main.py `_late_sdk_load`)."""
+
+
 @pytest.fixture(scope="module")
 def handlers_dir(event_fleet: EventFleet) -> Path:
     """The folder on the service's PYTHONPATH, holding this module's python handlers."""
     (event_fleet.handlers / "e2e_flaky.py").write_text(FLAKY_HANDLER)
     (event_fleet.handlers / "e2e_crashing.py").write_text(CRASHING_HANDLER)
+    (event_fleet.handlers / "e2e_sdk_reader.py").write_text(SDK_READING_HANDLER)
     return event_fleet.handlers
 
 
@@ -196,6 +211,7 @@ def test_echo_replies_once_with_uuid_counts_logs_and_metrics(
     [line] = [line for line in log.splitlines() if f"event {event_id} received" in line]
     assert f"replied as {reply['messageId']}" in line, "one line per event, reply included"
     assert app.app_secret not in log
+    assert LATE_SDK_WARNING not in log, "larkfleet's own SDK imports are all preloaded"
 
     label = (("bot_id", bot_id),)
 
@@ -311,6 +327,26 @@ def test_raising_handler_is_dead_lettered_then_retried_through_the_api(
         "deadLetters"] == []
     label = (("bot_id", bot_id),)
     assert metric_samples(fleet)[("larkfleet_bot_events_failed_total", label)] == 3
+
+
+def test_a_handler_reading_sdk_apis_the_zygote_left_out_works_and_the_log_says_so(
+    fleet: Service, sim_app: Callable[..., SimApp]
+) -> None:
+    """The zygote preloads only what larkfleet uses (LARKFLEET_SDK_PRELOAD=used, the
+    default): a handler that reads another SDK API still gets it, and its bot's log names
+    the setting that would share those modules instead, once."""
+    app = sim_app()
+    bot_id, _ = connected_bot(fleet, app, handler={"kind": "python",
+                                                   "target": "e2e_sdk_reader:answer"})
+    for text in ("first", "second"):
+        pushed = app.push(text)
+        [reply] = wait_replies(app, pushed["messageId"])
+        assert reply["text"] == f"GetContentRequest: {text}"
+    log = wait_until(lambda: (text := bot_log(fleet, bot_id)) and LATE_SDK_WARNING in text
+                     and text, 5, "the warning in the bot's log")
+    [line] = [line for line in log.splitlines() if LATE_SDK_WARNING in line]
+    assert "WARNING" in line and "lark_oapi.api.docs.v1" in line, line
+    assert "LARKFLEET_SDK_PRELOAD=all" in line, line
 
 
 def test_group_message_needs_a_mention_which_is_stripped(

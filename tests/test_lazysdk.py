@@ -63,27 +63,42 @@ def test_larkfleets_imports_load_a_fifth_and_names_load_from_any_thread() -> Non
     assert listed, "dir() of a deferred package lists what its __init__ defines"
 
 
-def test_the_zygote_loads_what_an_eager_import_does_unless_told_used() -> None:
-    """A tenant's handler that uses the whole SDK shares its pages: by default the zygote
+def test_the_zygote_loads_what_an_eager_import_does_when_told_all() -> None:
+    """A tenant's handler that uses the whole SDK can share its pages: told `all`, the zygote
     loads every module an eager `import lark_oapi` does, and the package's names are there
-    (`used`, the test suite's services, stops at larkfleet's own imports)."""
+    (`used`, the default, stops at larkfleet's own imports)."""
     eager = run_python("import lark_oapi\n" + COUNT)
     assert len(eager) > sdk_files() / 2
-    env = {k: v for k, v in os.environ.items() if k != lazysdk.PRELOAD_SETTING}
     result = subprocess.run(
         [sys.executable, "-c", "import worker.preload, lark_oapi\n"
          "from lark_oapi.api.contact.v3 import GetUserRequest\n"
          "print(lark_oapi.Client.__name__, lark_oapi.EventDispatcherHandler.__name__,"
          " GetUserRequest.__name__)\n" + COUNT], cwd=SDK_ROOT,
-        env={**env, "LARKFLEET_IMMORTAL_OBJECTS": "0"}, capture_output=True, text=True,
-        timeout=90, check=True)
+        env={**os.environ, lazysdk.PRELOAD_SETTING: "all", "LARKFLEET_IMMORTAL_OBJECTS": "0"},
+        capture_output=True, text=True, timeout=90, check=True)
     names, loaded = result.stdout.strip().splitlines()[-2:]
     assert json.loads(loaded) == eager
     assert names == "Client EventDispatcherHandler GetUserRequest"
 
 
+def test_on_init_hears_each_package_init_once_the_one_read_first() -> None:
+    """What a worker's warning about SDK modules its handler loaded rests on: the package
+    read, then the deferred packages its `__init__` imports; a second read, or a plain
+    module, runs nothing."""
+    seen = run_python(
+        "from shared import lazysdk\n"
+        "lazysdk.install()\n"
+        "seen = []\n"
+        "import lark_oapi.ws.client, lark_oapi.api.docs.v1.version\n"
+        "lazysdk.on_init = seen.append\n"
+        "import lark_oapi.api.docs.v1 as docs\n"
+        "docs.GetContentRequest, docs.GetContentRequest, lark_oapi.api.docs.v1.version\n"
+        "import json; print(json.dumps(seen))")
+    assert seen == ["lark_oapi.api.docs.v1", "lark_oapi.api.docs.v1.model"]
+
+
 def test_a_bad_preload_value_names_the_variable() -> None:
-    assert lazysdk.preload_choice({}) == "all"
+    assert lazysdk.preload_choice({}) == "used"
     assert lazysdk.preload_choice({"LARKFLEET_SDK_PRELOAD": " Used "}) == "used"
     try:
         lazysdk.preload_choice({"LARKFLEET_SDK_PRELOAD": "most"})

@@ -15,7 +15,7 @@ from pathlib import Path
 import lark_oapi.ws.client as sdk_client
 from setproctitle import setproctitle
 
-from shared import exitcodes
+from shared import exitcodes, lazysdk
 from shared.logs import configure_logging, redactor
 from shared.messages import WorkerSpec, decode_spec
 from shared.paths import DataPaths
@@ -70,10 +70,32 @@ def _run(spec: WorkerSpec) -> int:
     logger.info("platform connections proxy: %s",
                 proxy.apply(spec.bot.options.proxy or spec.proxy or None))
     sdkhttp.install()
+    lazysdk.on_init = _late_sdk_load
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     sdk_client.loop = loop
     return loop.run_until_complete(_serve(spec))
+
+
+def _late_sdk_load(package: str) -> None:
+    """Log an SDK package whose `__init__` ran in this worker (shared/lazysdk.py `on_init`):
+    the zygote did not preload it (LARKFLEET_SDK_PRELOAD=used, the default), so what it
+    imports is private to this worker instead of shared. Only a handler's own reads get
+    here: larkfleet's imports are all preloaded. The first one is a warning that names the
+    setting; the rest are debug lines."""
+    if _late_sdk_loads:
+        logger.debug("SDK package %s loaded in this worker", package)
+    else:
+        logger.warning(
+            "the handler read %s, which the zygote did not preload: its SDK modules load "
+            "into this worker alone (seconds of CPU; up to ~130 MB if it uses lark.Client). "
+            "Set %s=all to preload the whole SDK once for every worker",
+            package, lazysdk.PRELOAD_SETTING)
+    _late_sdk_loads.append(package)
+
+
+_late_sdk_loads: list[str] = []
+"""SDK packages whose `__init__` ran in this worker, oldest first."""
 
 
 async def _serve(spec: WorkerSpec) -> int:

@@ -1,16 +1,18 @@
 """Imported once by the zygote (forkserver) before any worker is forked.
 
-Importing lark_oapi costs seconds and ~165 MB; doing it here, then freezing
-the GC, leaves those pages shared copy-on-write by every worker. Without
+Importing what a worker runs costs seconds and tens of MB; doing it here, then
+freezing the GC, leaves those pages shared copy-on-write by every worker. Without
 gc.freeze() the first collection in each child would touch every object
 header and copy the pages back.
 
 The SDK's package `__init__` files are deferred in every larkfleet process
-(shared/lazysdk.py), so the modules larkfleet uses load in ~1 s. By default the zygote
-then loads the rest as an eager `import lark_oapi` would (`LARKFLEET_SDK_PRELOAD=all`),
-so a tenant's handler that uses the whole SDK shares those pages instead of importing
-~10,000 modules into each worker; `used` stops at what larkfleet uses: the zygote is
-ready ~4 s sooner (the test suite's services set it).
+(shared/lazysdk.py), so the modules larkfleet uses load in ~1 s, and by default
+(`LARKFLEET_SDK_PRELOAD=used`) the zygote stops there: ~66 MB instead of ~196 MB, so
+each fork copies a third of the page table (bench/NOTES.md, "Connect at N = 1,000").
+`all` loads the rest as an eager `import lark_oapi` would, so that tenants' handlers
+that use the whole SDK (`lark.Client`) share those pages instead of importing them into
+each worker; a worker whose handler does that without it says so in its log
+(worker/main.py).
 
 Modules a worker would otherwise import after the fork are private to every
 worker, so they are imported here too: `websockets` loads its asyncio client
@@ -54,7 +56,7 @@ from worker import immortal, prefork, prewarm, tlscontexts
 
 def _load_the_whole_sdk() -> None:
     """`LARKFLEET_SDK_PRELOAD=all`: every SDK module, as an eager `import lark_oapi` would
-    (supervisor/config.py refused any value but all and used before the zygote started)."""
+    (supervisor/config.py refused any value but used and all before the zygote started)."""
     if lazysdk.preload_choice() == "all":
         started = time.monotonic()
         ran = lazysdk.load_all()
