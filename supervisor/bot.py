@@ -18,7 +18,7 @@ from shared.messages import Heartbeat, worker_identity
 from shared.states import ConnState
 from shared.status import BotMetrics, BotStatus
 from supervisor.backoff import Backoff, BackoffPolicy
-from supervisor.lifecycle import Lifecycle, Phase
+from supervisor.lifecycle import ALIVE, Lifecycle, Phase
 from supervisor.ports import Worker
 
 INTERNAL = "internal"
@@ -119,7 +119,7 @@ class ManagedBot:
             last_heartbeat=self._heartbeat_iso(self.heartbeat_epoch),
             error=self.error,
             error_code=self.error_code,
-            pid=self.pid if self.worker is not None else None,
+            pid=self.pid if self.phase in ALIVE else None,
             restarts=self.restarts,
             attempt=self.backoff.attempt,
             next_retry_at=iso(self.retry_epoch) if self.phase == Phase.BACKOFF else None,

@@ -48,6 +48,9 @@ class FakeProcesses:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     workers: list[FakeWorker] = field(default_factory=list)
     fail_spawns: int = 0
+    hold_spawns: asyncio.Event | None = None
+    """When set, a spawn has forked (its worker is listed and may talk) but returns only once
+    the event is set: the forkserver's answer read after the worker's first messages."""
     _pids: itertools.count = field(default_factory=lambda: itertools.count(1000))
 
     async def warm_up(self) -> None:
@@ -59,6 +62,8 @@ class FakeProcesses:
             raise OSError("fork failed (fake)")
         worker = FakeWorker(next(self._pids), spec, on_exit)
         self.workers.append(worker)
+        if self.hold_spawns is not None:
+            await self.hold_spawns.wait()
         return worker
 
     def kill(self, worker: Any) -> None:

@@ -1,5 +1,5 @@
 """shared/lazysdk.py: the SDK's package `__init__` files run when their names are read,
-the whole SDK stays reachable, and the zygote's shipped default still loads all of it."""
+the whole SDK stays reachable, and the zygote loads all of it when told `all`."""
 
 import ast
 import importlib.util

@@ -89,6 +89,37 @@ def test_connect_hello_report_is_connected_and_announced_once_each(tmp_path: Pat
     run(case, tmp_path)
 
 
+def test_a_worker_that_connects_before_its_fork_returns_is_announced_with_its_pid(
+    tmp_path: Path,
+) -> None:
+    """Under load the zygote's answer to a fork can come after the worker's hello and its
+    first reports (50 workers killed at once among 1,000): the record announcing
+    `connected` must carry the pid the hello gave, as the status does, or a client that
+    follows the events stream sees a connected bot without a pid until its next change."""
+    async def case(rig: Rig) -> None:
+        bot_id = await rig.add()
+        rig.processes.hold_spawns = asyncio.Event()
+        with rig.supervisor.subscribe() as changes:
+            await rig.supervisor.connect(bot_id)
+            await rig.settle()
+            worker = rig.worker(bot_id)
+            rig.hello(worker)
+            rig.report(worker)
+            records = []
+            while (change := await changes.get(0)) is not None:
+                records.append((change.to_state, change.status.pid))
+            assert records[-1] == (ConnState.CONNECTED, worker.pid), records
+            assert rig.supervisor.status(bot_id).pid == worker.pid
+            rig.processes.hold_spawns.set()
+            await rig.settle()
+            assert rig.supervisor.status(bot_id).pid == worker.pid
+            worker.exit(exitcodes.TRANSIENT)
+            await rig.settle()
+            assert rig.supervisor.status(bot_id).pid != worker.pid, "its pid went with it"
+
+    run(case, tmp_path)
+
+
 def test_a_killed_worker_is_replaced_at_once_then_backs_off(tmp_path: Path) -> None:
     """The first death after connecting is news, not a loop: restarted at once; the next
     one waits its jittered backoff (supervisor/backoff.py)."""
