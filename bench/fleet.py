@@ -107,7 +107,7 @@ class Fleet:
         several ms a poll at 1,000 bots: ~4-6 CPU-s over a 40 s connect of the CPU-bound
         2-core bench host, which inflated the connect time it measured, and polling less
         often lost precision (bench/NOTES.md). No read waits past the deadline; a stream
-        that ends before it is opened again (its snapshot makes that safe). Raises
+        that ends before the deadline is opened again (its snapshot makes that safe). Raises
         TimeoutError past the deadline, and what opening the stream raises (the service
         gone, a refused token) at once, as the status poll did.
         """

@@ -124,9 +124,9 @@ def _run_init(module: types.ModuleType) -> None:
         if type(module) is not _DeferredPackage or module.__name__ in _running:
             return  # ran while this thread waited, or is running below us in this thread
         _running.add(module.__name__)
-        if on_init is not None:
-            on_init(module.__name__)
         try:
+            if on_init is not None:
+                on_init(module.__name__)
             module.__spec__.loader.real.exec_module(module)
         finally:
             _running.discard(module.__name__)

@@ -1,7 +1,8 @@
-"""The zygote: a multiprocess forkserver that preloaded lark_oapi once.
+"""The zygote: a multiprocess forkserver that preloaded what a worker runs once.
 
 Workers are forked from it, so each one starts in milliseconds and shares the
-SDK's pages instead of paying 2-4 s and ~165 MB per process. Starting a
+pages of the SDK and larkfleet instead of paying seconds and tens of MB per
+process (worker/preload.py). Starting a
 process blocks until the forkserver answers, so callers run `spawn` in a
 thread; `warm_up` pays the preload once at boot and tells readiness. Workers
 are `WorkerProcess` handles: the zygote reaps them, so they are signalled

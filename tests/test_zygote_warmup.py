@@ -17,6 +17,7 @@ SCRIPT = r"""
 import asyncio, json, logging, os, sys, threading
 import lark_oapi.core.http.transport as transport
 import lark_oapi.ws.client as ws_client
+from shared import lazysdk
 from worker import prewarm, tlscontexts
 
 def snapshot():
@@ -26,7 +27,8 @@ def snapshot():
             "level": root.level,
             "loop": id(asyncio.get_event_loop_policy().get_event_loop()),
             "sdk": [id(transport.requests), id(ws_client.requests),
-                                         id(ws_client.loop), id(ws_client._ws_connect_kwargs)]}
+                                         id(ws_client.loop), id(ws_client._ws_connect_kwargs)],
+            "late_sdk_hook": repr(lazysdk.on_init)}
 
 os.environ["HTTPS_PROXY"] = "http://127.0.0.1:9"  # the warm-up must not go through it
 if sys.argv[1] == "fail":

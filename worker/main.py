@@ -41,6 +41,8 @@ def run_worker(spec_bytes: bytes) -> None:
         if not release_zygote():
             code = exitcodes.SUPERVISOR_GONE
             return
+        if lazysdk.preload_choice() == "used":
+            lazysdk.on_init = _late_sdk_load  # here, not in _run: the zygote's warm-up runs that
         code = _run(decode_spec(spec_bytes))
     except BaseException:
         logger.exception("worker crashed")
@@ -70,7 +72,6 @@ def _run(spec: WorkerSpec) -> int:
     logger.info("platform connections proxy: %s",
                 proxy.apply(spec.bot.options.proxy or spec.proxy or None))
     sdkhttp.install()
-    lazysdk.on_init = _late_sdk_load
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     sdk_client.loop = loop
@@ -78,11 +79,12 @@ def _run(spec: WorkerSpec) -> int:
 
 
 def _late_sdk_load(package: str) -> None:
-    """Log an SDK package whose `__init__` ran in this worker (shared/lazysdk.py `on_init`):
-    the zygote did not preload it (LARKFLEET_SDK_PRELOAD=used, the default), so what it
-    imports is private to this worker instead of shared. Only a handler's own reads get
-    here: larkfleet's imports are all preloaded. The first one is a warning that names the
-    setting; the rest are debug lines."""
+    """Log an SDK package whose `__init__` ran in this worker (shared/lazysdk.py `on_init`,
+    set by `run_worker` only under LARKFLEET_SDK_PRELOAD=used, the default): the zygote did
+    not preload it, so what it imports is private to this worker instead of shared. Only a
+    handler's own reads get here: larkfleet's imports are all preloaded (the e2e echo test
+    checks its bot's log). The first one is a warning that names the setting; the rest are
+    debug lines."""
     if _late_sdk_loads:
         logger.debug("SDK package %s loaded in this worker", package)
     else:
