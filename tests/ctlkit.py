@@ -184,6 +184,15 @@ class Rig:
         assert len(live) == 1, f"{bot_id}: {len(live)} live workers"
         return live[0]
 
+    async def connect_and_report(self, bot_id: str) -> FakeWorker:
+        """Connect the bot; its worker says hello and reports connected. Returns the worker."""
+        await self.supervisor.connect(bot_id)
+        await self.settle()
+        worker = self.worker(bot_id)
+        self.hello(worker)
+        self.report(worker)
+        return worker
+
     def say(self, worker: FakeWorker, message: FromWorker) -> None:
         identity = f"{worker.spec.bot.id}:{worker.spec.incarnation}".encode()
         self.supervisor._on_message(identity, message)

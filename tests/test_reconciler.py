@@ -70,11 +70,7 @@ def test_connect_hello_report_is_connected_and_announced_once_each(tmp_path: Pat
     async def case(rig: Rig) -> None:
         bot_id = await rig.add()
         with rig.supervisor.subscribe() as changes:
-            await rig.supervisor.connect(bot_id)
-            await rig.settle()
-            worker = rig.worker(bot_id)
-            rig.hello(worker)
-            rig.report(worker)
+            worker = await rig.connect_and_report(bot_id)
             rig.report(worker)  # the same again: no new record
             states = []
             while (change := await changes.get(0)) is not None:
@@ -100,11 +96,7 @@ def test_a_worker_that_connects_before_its_fork_returns_is_announced_with_its_pi
         bot_id = await rig.add()
         rig.processes.hold_spawns = asyncio.Event()
         with rig.supervisor.subscribe() as changes:
-            await rig.supervisor.connect(bot_id)
-            await rig.settle()
-            worker = rig.worker(bot_id)
-            rig.hello(worker)
-            rig.report(worker)
+            worker = await rig.connect_and_report(bot_id)
             records = []
             while (change := await changes.get(0)) is not None:
                 records.append((change.to_state, change.status.pid))
