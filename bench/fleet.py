@@ -5,7 +5,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from pathlib import Path
@@ -97,9 +97,13 @@ class Fleet:
         return {s["botId"]: s for s in response.json()["connections"]}
 
     def wait_connected(self, bot_ids: list[str], timeout: float,
-                       not_pids: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+                       not_pids: dict[str, int] | None = None,
+                       on_ready: Callable[[str], None] | None = None,
+                       ) -> dict[str, dict[str, Any]]:
         """Follow the events stream until every bot is connected (with a pid other than
         `not_pids[bot]`, when given); returns their statuses, as the status list gives them.
+        `on_ready(bot_id)`, when given, is called the first time each bot is seen
+        connected, as the record that says so is read: a per-bot time can be taken there.
 
         The stream starts with every bot's status, then sends one line per change, so the
         wait costs the service and this client one line per change. Polling the whole
@@ -118,6 +122,7 @@ class Fleet:
         not_pids = not_pids or {}
         latest: dict[str, dict[str, Any]] = {}
         ready: set[str] = set()
+        seen_ready: set[str] = set()
         while time.monotonic() < deadline:
             with closing(self._records(deadline)) as records:
                 for record in records:
@@ -126,6 +131,9 @@ class Fleet:
                         continue
                     latest[bot_id] = record
                     if _connected(record, not_pids.get(bot_id)):
+                        if on_ready is not None and bot_id not in seen_ready:
+                            seen_ready.add(bot_id)
+                            on_ready(bot_id)
                         ready.add(bot_id)
                     else:
                         ready.discard(bot_id)

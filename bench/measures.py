@@ -188,20 +188,20 @@ def hang_detection(fleet: Fleet, bot_ids: list[str], timeout: float,
 
 def _replacement_times(fleet: Fleet, stopped: dict[str, tuple[int, float]],
                        timeout: float) -> list[float]:
-    deadline = time.monotonic() + timeout
+    """Seconds from each bot's SIGSTOP (`stopped`: bot -> (pid, when)) to a worker with
+    another pid connected, as the events stream tells it (`Fleet.wait_connected`)."""
     done: dict[str, float] = {}
-    while len(done) < len(stopped) and time.monotonic() < deadline:
-        statuses = fleet.statuses()
-        now = time.monotonic()
-        for bot_id, (pid, began) in stopped.items():
-            status = statuses.get(bot_id, {})
-            if (bot_id not in done and status.get("state") == "connected"
-                    and status.get("pid") not in (None, pid)):
-                done[bot_id] = now - began
-        time.sleep(POLL)
-    if len(done) < len(stopped):
-        raise TimeoutError(f"{len(stopped) - len(done)} stopped workers not replaced")
-    return list(done.values())
+
+    def replaced(bot_id: str) -> None:
+        done[bot_id] = time.monotonic() - stopped[bot_id][1]
+
+    try:
+        fleet.wait_connected(list(stopped), timeout,
+                            not_pids={bot_id: pid for bot_id, (pid, _) in stopped.items()},
+                            on_ready=replaced)
+    except TimeoutError:
+        raise TimeoutError(f"{len(stopped) - len(done)} stopped workers not replaced") from None
+    return [done[bot_id] for bot_id in stopped]
 
 
 @dataclass(frozen=True)

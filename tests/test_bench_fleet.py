@@ -46,8 +46,12 @@ def test_returns_the_statuses_the_status_list_gives(
     assert time.monotonic() - began < 1, "met by the stream's first snapshot"
 
     os.kill(status["pid"], signal.SIGKILL)
-    again = fleet.wait_connected([bot_id], 30, not_pids={bot_id: status["pid"]})[bot_id]
+    heard: list[tuple[str, float]] = []
+    again = fleet.wait_connected([bot_id], 30, not_pids={bot_id: status["pid"]},
+                                 on_ready=lambda b: heard.append((b, time.monotonic())))[bot_id]
     assert again["state"] == "connected" and again["pid"] not in (None, status["pid"])
+    [(who, when)] = heard  # once, for the replacement, before the wait returned
+    assert who == bot_id and when <= time.monotonic()
 
 
 def test_a_wait_ends_in_timeout_error_at_its_deadline(fleet: Fleet) -> None:
