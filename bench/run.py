@@ -371,9 +371,9 @@ def _rest_figure(n: int, share: float, bare: Bare) -> Figure:
 
 def _busy_latencies(platform: Platform, fleet: Fleet, plan: Plan, busy: tuple,
                     others: list[str]) -> tuple[list[float], list[float]]:
-    """(ACK, echo) seconds of the busy bots of the event figures, measured with them and
-    `others` connected (both connected first if they were not; the busy pair and, when
-    any were given, `others` are disconnected after)."""
+    """(ACK, echo) seconds of the busy bots of the event figures (`busy`), measured with
+    them and `others` connected: all are connected first (a no-op for those already
+    connected) and all are disconnected after."""
     silent, silent_app, _, echo, echo_app, _ = busy
     measures.connect_time(fleet, [silent, echo, *others], 60)
     ack = measures.ack_latencies(platform, silent_app, plan.ack_events,
