@@ -372,8 +372,7 @@ def _rest_figure(n: int, share: float, bare: Bare) -> Figure:
 def _busy_latencies(platform: Platform, fleet: Fleet, plan: Plan, busy: tuple,
                     others: list[str]) -> tuple[list[float], list[float]]:
     """(ACK, echo) seconds of the busy bots of the event figures (`busy`), measured with
-    them and `others` connected: all are connected first (a no-op for those already
-    connected) and all are disconnected after."""
+    them and `others` connected: all are connected first and all disconnected after."""
     silent, silent_app, _, echo, echo_app, _ = busy
     measures.connect_time(fleet, [silent, echo, *others], 60)
     ack = measures.ack_latencies(platform, silent_app, plan.ack_events,
