@@ -9,15 +9,21 @@ Linux 5.3+); signalling it after the worker ended is ESRCH, never a stranger.
 """
 
 import contextlib
+import io
 import logging
 import os
 import signal
 
-from multiprocess import popen_forkserver, util
+from multiprocess import forkserver, popen_forkserver, spawn, util
 from multiprocess.connection import wait
-from multiprocess.context import ForkServerProcess
+from multiprocess.context import ForkServerProcess, reduction, set_spawning_popen
 
 logger = logging.getLogger(__name__)
+
+
+_MAIN_SCRIPT_KEYS = ("init_main_from_path", "init_main_from_name")
+"""The preparation data's keys naming the parent's `__main__` (multiprocess/spawn.py
+`get_preparation_data`), which the child would import or run again (`prepare`)."""
 
 
 class _PidfdPopen(popen_forkserver.Popen):
@@ -34,7 +40,34 @@ class _PidfdPopen(popen_forkserver.Popen):
     """The zygote had already reported the exit when the pidfd was opened."""
 
     def _launch(self, process_obj: ForkServerProcess) -> None:
-        super()._launch(process_obj)
+        """multiprocess's own `_launch` (popen_forkserver.py), with two changes: the child
+        is not told to re-run the supervisor's main script, and a pidfd is opened once
+        the zygote has answered with the pid.
+
+        The preparation data names the main script (`larkfleet`) so that a child can
+        unpickle objects defined in it; the forkserver was meant to run it once itself,
+        but reads a key the data no longer has (CPython gh-126631 / gh-137996, fixed in
+        3.13's and 3.14's multiprocessing, not in multiprocess). So every worker ran
+        `runpy.run_path` on it after the fork: compiled it, searched the path for its
+        imports, a few ms of CPU each. A worker's target and arguments are named by
+        module (worker/entry.py, WorkerSpec bytes), so it needs nothing from there.
+        """
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        for key in _MAIN_SCRIPT_KEYS:
+            prep_data.pop(key, None)
+        buf = io.BytesIO()
+        set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        parent_w = os.dup(w)  # the child's sentinel of this process, as multiprocess keeps it
+        self.finalizer = util.Finalize(self, util.close_fds, (parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
         self.pidfd, self.ended_before_pidfd = _open_pidfd(self.pid, self.sentinel)
         if self.pidfd is not None:
             self._pidfd_finalizer = util.Finalize(self, _close_quietly, (self.pidfd,))

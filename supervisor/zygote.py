@@ -24,11 +24,13 @@ from worker import entry
 
 logger = logging.getLogger(__name__)
 
-PRELOAD = ["supervisor.zygote_guard", "supervisor.cli", "worker.preload"]
-"""zygote_guard first: the zygote's exit takes its workers with it. Each child
-re-runs the main script (`larkfleet`) as __mp_main__, which imports
-supervisor.cli and argparse: preloaded, that costs nothing private per worker.
-worker.preload comes last: it freezes the GC over everything imported before."""
+PRELOAD = ["supervisor.zygote_guard", "supervisor.worker_process", "worker.preload"]
+"""zygote_guard first: the zygote's exit takes its workers with it. worker_process holds
+the class of the process handle each fork unpickles: not preloaded, every worker imported
+it (and multiprocess's popen_forkserver) after the fork. worker.preload comes last: it
+freezes the GC over everything imported before. Workers do not re-run the supervisor's
+main script (supervisor/worker_process.py `_PidfdPopen._launch`), so nothing of it is
+preloaded."""
 
 
 class Zygote:
