@@ -79,3 +79,33 @@ def test_the_websocket_keepalive_period_is_the_workers(monkeypatch):
     proxy.apply("direct", environ={})
     assert sdk_ws_client._ws_connect_kwargs()["ping_interval"] == KEEPALIVE_S
     assert "ping_interval" in inspect.signature(websockets.connect).parameters
+
+
+def test_the_session_merges_the_environment_once_per_origin_as_requests_would(monkeypatch):
+    """EnvOnceSession keeps requests' merge per origin: the same result as a plain Session
+    (proxies, the NO_PROXY bypass, the CA bundle variable), read once per origin."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3129")
+    monkeypatch.setenv("NO_PROXY", "bypass.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    reads = []
+    real = requests.sessions.get_environ_proxies
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies",
+                        lambda url, no_proxy=None: reads.append(url) or real(url, no_proxy))
+    once, plain = sdkhttp.EnvOnceSession(), requests.Session()
+    urls = ["https://open.example/open-apis/a", "https://open.example/open-apis/b?x=1",
+            "http://open.example/x", "https://bypass.example/y", "https://open.example:8443/"]
+    for url in urls * 2:
+        for verify in (True, None, False):
+            got = once.merge_environment_settings(url, {}, None, verify, None)
+            assert got == plain.merge_environment_settings(url, {}, None, verify, None), url
+            got["proxies"]["https"] = "http://changed.example"  # a caller's edit stays its own
+    assert once.merge_environment_settings(urls[0], {}, None, True, None)["proxies"][
+        "https"] == "http://proxy.example:3128"
+    assert "https" not in once.merge_environment_settings(urls[3], {}, None, True, None)[
+        "proxies"]
+    own = {"https": "http://own.example:1"}
+    assert once.merge_environment_settings(urls[0], own, None, True, None)["proxies"]["https"] \
+        == "http://own.example:1"
+    plain_reads = len(urls) * 2 * 3 + 1  # the plain session's, and the call with its own
+    assert len(reads) - plain_reads == 4 * 3  # once per (origin, verify): 4 origins

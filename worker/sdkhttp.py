@@ -11,10 +11,10 @@ a shim whose `request`/`post` go through one `requests.Session` per process,
 so the connection opened by the endpoint discovery is the one the token fetch
 and the replies reuse.
 
-`Session.request` merges the environment exactly as `requests.request` does
-(trust_env: HTTPS_PROXY/NO_PROXY set by worker/proxy.py, REQUESTS_CA_BUNDLE /
-SSL_CERT_FILE), and urllib3 drops a pooled connection the server has closed
-before reusing it. The session is made in the worker, after the fork: a pool
+The session merges the environment as `requests.request` does (trust_env:
+HTTPS_PROXY/NO_PROXY set by worker/proxy.py, REQUESTS_CA_BUNDLE / SSL_CERT_FILE),
+once per origin (`EnvOnceSession`), and urllib3 drops a pooled connection the
+server has closed before reusing it. The session is made in the worker, after the fork: a pool
 inherited from the zygote would share sockets between processes.
 """
 
@@ -23,6 +23,7 @@ import os
 import ssl
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import lark_oapi.core.http.transport as sdk_transport
 import lark_oapi.ws.client as sdk_ws_client
@@ -36,11 +37,42 @@ POOL_SIZE = 8
 """Connections kept per host: the sender threads (worker/replies.py) plus discovery."""
 
 
+class EnvOnceSession(requests.Session):
+    """A Session that reads the environment once per origin instead of on every request.
+
+    requests merges the environment into each request (requests/sessions.py
+    `merge_environment_settings`): the proxy variables, found by walking all of
+    os.environ (urllib.request `getproxies_environment`) and checked against NO_PROXY,
+    then REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE. That was ~15 % of the CPU of a keep-alive
+    request to the platform (cProfile, bench/NOTES.md). A worker's environment is set
+    once, at its start, before any request (worker/proxy.py), so the merge's result
+    for an origin never changes; it is kept per (scheme, host:port) and the settings
+    passed in. A call that brings its own proxies is merged as requests does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        if proxies or not self.trust_env:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url.decode() if isinstance(url, bytes) else str(url))
+        key = (parts.scheme.lower(), parts.netloc.lower(), stream, verify,
+               tuple(cert) if isinstance(cert, list) else cert)
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = super().merge_environment_settings(url, {}, stream, verify, cert)
+            self._merged[key] = merged
+        return {**merged, "proxies": dict(merged["proxies"])}
+
+
 class PooledRequests:
     """What the SDK modules call as `requests`: the same functions on one Session."""
 
     def __init__(self) -> None:
-        self.session = requests.Session()
+        self.session = EnvOnceSession()
         adapter = SharedTLSAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
