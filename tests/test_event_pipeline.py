@@ -14,6 +14,7 @@ from shared.botconfig import PythonHandler
 from shared.idempotency import send_uuid
 from shared.results import Text
 from tests.eventkit import FAST, bot_config, event, pipeline_for, running, sent_until, until
+from worker.consumer import ConsumerSettings
 
 FLAKY_CALLS: dict[str, int] = {}
 HANDLER_CALLS: dict[str, int] = {}
@@ -223,7 +224,8 @@ def test_the_spool_prune_runs_off_the_loop_that_acks(tmp_path: Path) -> None:
     """The prune may take long on a big spool: it must never run on the event loop."""
 
     async def scenario() -> None:
-        pipeline = pipeline_for(bot_config(), tmp_path)
+        pipeline = pipeline_for(bot_config(), tmp_path,
+                                replace(FAST, first_prune_after_s=0.0))
         spool = pipeline._consumer._spool
         ran_on: list[threading.Thread] = []
         prune = spool.prune
@@ -243,6 +245,14 @@ def test_the_spool_prune_runs_off_the_loop_that_acks(tmp_path: Path) -> None:
             await pipeline.close()
 
     asyncio.run(scenario())
+
+
+def test_a_fleet_starting_together_spreads_its_first_prunes() -> None:
+    """Workers started in the same second prune over a minute, not in that second."""
+    settings = ConsumerSettings()
+    delays = [settings.first_prune_delay() for _ in range(200)]
+    assert all(30.0 <= d <= 90.0 for d in delays)
+    assert max(delays) - min(delays) > 30.0
 
 
 def test_the_consumer_stops_when_cancelled_as_it_is_woken(tmp_path: Path) -> None:

@@ -39,6 +39,12 @@ class ConsumerSettings:
     concurrency: int = 8
     retention_s: float = 24 * 3600.0
     prune_interval_s: float = 600.0
+    first_prune_after_s: float = 60.0
+    """The first prune waits `first_prune_delay()`, around this long, after the start.
+    A fleet's workers start together (a boot, a 1,000-bot connect), and each prune opens
+    a second SQLite connection in a thread: at once, ~1.5 ms of CPU per worker landed on
+    the connect (bench/NOTES.md); spread over a minute, the prunes also do not all hit
+    the disk in the same second. Nothing waits on it: retention is hours."""
     checkpoint_interval_s: float = 1.0
     """A WAL checkpoint follows this long after the spool was written."""
     checkpoint_rest_s: float = 600.0
@@ -48,6 +54,10 @@ class ConsumerSettings:
     wakes a second per idle worker; SQLite's own safety checkpoint (spool.py,
     SAFETY_CHECKPOINT_PAGES) bounds the WAL meanwhile."""
     history_keep: int = 200
+
+    def first_prune_delay(self) -> float:
+        """Seconds from the start to the first prune: 0.5-1.5x `first_prune_after_s`."""
+        return self.first_prune_after_s * random.uniform(0.5, 1.5)
 
     def retry_delay(self, attempts: int, rate_limited: bool) -> float:
         """Seconds before the next attempt after `attempts` failures, with 10% jitter."""
@@ -216,8 +226,10 @@ class Consumer:
                 log.exception("spool checkpoint failed")
 
     async def _prune_forever(self) -> None:
-        """Prune at start, then every `prune_interval_s`, in a thread: the loop that
-        ACKs events never runs it (Spool.prune: batched, indexed, its own connection)."""
+        """Prune soon after the start (`first_prune_delay`), then every
+        `prune_interval_s`, in a thread: the loop that ACKs events never runs it
+        (Spool.prune: batched, indexed, its own connection)."""
+        await asyncio.sleep(self._settings.first_prune_delay())
         while True:
             try:
                 deleted = await asyncio.to_thread(
