@@ -5,6 +5,7 @@ through the real service's files; these are fast checks mutation testing runs ag
 """
 
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from logging.handlers import RotatingFileHandler
@@ -164,3 +165,38 @@ def test_configure_logging_creates_the_log_directory_and_takes_over_the_sdk_logg
     configure_logging(log_file, "INFO", stderr=False)
     assert log_file.parent.is_dir()
     assert own not in sdk.handlers and sdk.propagate
+
+
+def test_the_rotating_handler_rolls_over_at_the_stdlibs_sizes(tmp_path: Path) -> None:
+    """SizeRotatingFileHandler writes the same files as the stdlib's RotatingFileHandler
+    for the same records (sizes counted in UTF-8 bytes, so CJK text rolls over on time),
+    formatting each record once; a file that is not regular never rolls over."""
+    records = [logging.LogRecord("x", logging.INFO, __file__, 1, text, None, None)
+               for text in [f"ascii line {i:03d}" if i % 3 else f"飞书机器人消息 {i:03d}"
+                            for i in range(60)]]
+    for name, cls in (("ours", logs.SizeRotatingFileHandler), ("stdlib", RotatingFileHandler)):
+        handler = cls(tmp_path / name / "bot.log", maxBytes=200, backupCount=3, delay=True)
+        (tmp_path / name).mkdir()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        for record in records:
+            handler.handle(record)
+        handler.close()
+    for suffix in ("", ".1", ".2", ".3"):
+        ours = (tmp_path / "ours" / f"bot.log{suffix}").read_bytes()
+        assert ours == (tmp_path / "stdlib" / f"bot.log{suffix}").read_bytes(), suffix
+        assert 0 < len(ours) < 200
+    assert not (tmp_path / "ours" / "bot.log.4").exists()
+
+    formats = []
+
+    class Counting(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            formats.append(record)
+            return super().format(record)
+
+    null = logs.SizeRotatingFileHandler(os.devnull, maxBytes=10, backupCount=1)
+    null.setFormatter(Counting("%(message)s"))
+    for record in records:
+        null.handle(record)
+    null.close()
+    assert len(formats) == len(records)  # once each, and never a rollover of /dev/null
