@@ -187,7 +187,13 @@ def test_redelivery_keeps_event_id(sim_app, connect) -> None:
     again = app.push("same id", eventId=event["eventId"])
     assert again["eventId"] == event["eventId"]
     wait_until(lambda: inbox.event_ids().count(event["eventId"]) == 3, 5, what="re-push")
-    seq_ids = [a["seqId"] for a in app.info()["acked"]]
+    # the client has the event before its ACK reaches the simulator: wait for the third
+    def three_acks() -> list | None:
+        acks = app.info()["acked"]
+        return acks if len(acks) >= 3 else None
+
+    acked = wait_until(three_acks, 5, what="the third ACK")
+    seq_ids = [a["seqId"] for a in acked]
     assert len(set(seq_ids)) == len(seq_ids) == 3
     assert client.alive
 
