@@ -125,16 +125,22 @@ redactor = SecretRedactor()
 
 
 class SizeRotatingFileHandler(RotatingFileHandler):
-    """The stdlib's RotatingFileHandler (same files, sizes and backups), at about half the
-    CPU per record.
+    """The stdlib's RotatingFileHandler (same file names, size limit and backups), at about
+    half the CPU per record.
 
     Python 3.12's `shouldRollover` formats every record a second time, to measure it, and
     stats the file twice (bpo-45401: only regular files roll over) before each write. A
-    worker writes a line per event, so that was ~30 us of the ~300 us an event costs on a
-    slow host (bench/NOTES.md). Here each record is formatted once, and the size is kept
-    from the stream: read with fstat when the file is opened, then counted in UTF-8 bytes
-    as lines are written (a file that is not regular, /dev/null say, never rolls over,
-    as the stdlib rule says). Rollover is the stdlib's own `doRollover`.
+    worker writes a line per event, so that was about a tenth of an event's CPU on a slow
+    host (bench/NOTES.md, "Fourth look"). Here each record is formatted once, and the
+    size is kept from the stream: read with fstat when the file is opened, then counted in
+    the stream's encoded bytes as lines are written. Rollover is the stdlib's own
+    `doRollover`. Where the stdlib differs: it adds the line's characters (not bytes) to the
+    file's position, so a file of CJK text can grow past the limit; it rolls an empty file
+    over for a line longer than the limit, which here is written alone into the file
+    instead; and it reads the position from the file, so it sees a file another process
+    truncated (copytruncate) at once, where this count does at the next open. As in the
+    stdlib's documentation, nothing rolls over without backups, nor a file that is not
+    regular (/dev/null).
     """
 
     _size: int | None = None
@@ -146,31 +152,36 @@ class SizeRotatingFileHandler(RotatingFileHandler):
             line = self.format(record) + self.terminator
             if self.stream is None:
                 self.stream = self._open()
-            if self._size is None:
-                status = os.fstat(self.stream.fileno())
-                self._size, self._regular = status.st_size, stat.S_ISREG(status.st_mode)
-            size = len(line.encode("utf-8", "replace"))
-            if (self.maxBytes > 0 and self._regular and self._size > 0
-                    and self._size + size >= self.maxBytes):
-                self.doRollover()
                 self._size = None
-                self.emit(record)  # into the new file (opened there if the handler delays)
-                return
+            held = self._size if self._size is not None else self._measure()
+            size = len(line.encode(self.stream.encoding or "utf-8", "replace"))
+            if (self.maxBytes > 0 and self.backupCount > 0 and self._regular
+                    and held > 0 and held + size >= self.maxBytes):
+                self.doRollover()
+                if self.stream is None:  # a delaying handler reopens only on a write
+                    self.stream = self._open()
+                held = self._measure()
             self.stream.write(line)
             self.flush()
-            self._size += size
+            self._size = held + size
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
 
+    def _measure(self) -> int:
+        """The open file's size in bytes, read from it (and whether it is regular)."""
+        status = os.fstat(self.stream.fileno())
+        self._size, self._regular = status.st_size, stat.S_ISREG(status.st_mode)
+        return self._size
+
 
 def configure_logging(log_file: Path | None, level: str = "INFO", stderr: bool = True) -> None:
     """Route every logger, the SDK's "Lark" logger included, through our handlers.
 
-    LOG_FORMAT uses no caller, thread or process fields, so the record does not collect
-    them: the logging HOWTO's "Optimization" switches, about a fifth of a record's CPU."""
-    logging._srcfile = None  # type: ignore[attr-defined]
+    LOG_FORMAT uses no thread or process fields, so the record does not collect them (the
+    logging HOWTO's "Optimization" switches). The caller's frame is still looked up:
+    `stack_info=True` (aiohttp's warnings use it) needs it."""
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False

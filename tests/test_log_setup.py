@@ -167,26 +167,11 @@ def test_configure_logging_creates_the_log_directory_and_takes_over_the_sdk_logg
     assert own not in sdk.handlers and sdk.propagate
 
 
-def test_the_rotating_handler_rolls_over_at_the_stdlibs_sizes(tmp_path: Path) -> None:
+def test_the_rotating_handler_rolls_over_as_the_stdlibs_does(tmp_path: Path) -> None:
     """SizeRotatingFileHandler writes the same files as the stdlib's RotatingFileHandler
-    for the same records (sizes counted in UTF-8 bytes, so CJK text rolls over on time),
-    formatting each record once; a file that is not regular never rolls over."""
-    records = [logging.LogRecord("x", logging.INFO, __file__, 1, text, None, None)
-               for text in [f"ascii line {i:03d}" if i % 3 else f"飞书机器人消息 {i:03d}"
-                            for i in range(60)]]
-    for name, cls in (("ours", logs.SizeRotatingFileHandler), ("stdlib", RotatingFileHandler)):
-        handler = cls(tmp_path / name / "bot.log", maxBytes=200, backupCount=3, delay=True)
-        (tmp_path / name).mkdir()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        for record in records:
-            handler.handle(record)
-        handler.close()
-    for suffix in ("", ".1", ".2", ".3"):
-        ours = (tmp_path / "ours" / f"bot.log{suffix}").read_bytes()
-        assert ours == (tmp_path / "stdlib" / f"bot.log{suffix}").read_bytes(), suffix
-        assert 0 < len(ours) < 200
-    assert not (tmp_path / "ours" / "bot.log.4").exists()
-
+    for the same ASCII records, formatting each record once."""
+    records = [logging.LogRecord("x", logging.INFO, __file__, 1, f"ascii line {i:03d}", None,
+                                 None) for i in range(60)]
     formats = []
 
     class Counting(logging.Formatter):
@@ -194,9 +179,42 @@ def test_the_rotating_handler_rolls_over_at_the_stdlibs_sizes(tmp_path: Path) ->
             formats.append(record)
             return super().format(record)
 
-    null = logs.SizeRotatingFileHandler(os.devnull, maxBytes=10, backupCount=1)
-    null.setFormatter(Counting("%(message)s"))
-    for record in records:
-        null.handle(record)
-    null.close()
-    assert len(formats) == len(records)  # once each, and never a rollover of /dev/null
+    for name, cls in (("ours", logs.SizeRotatingFileHandler), ("stdlib", RotatingFileHandler)):
+        (tmp_path / name).mkdir()
+        handler = cls(tmp_path / name / "bot.log", maxBytes=200, backupCount=3, delay=True)
+        handler.setFormatter(Counting("%(message)s"))
+        for record in records:
+            handler.handle(record)
+        handler.close()
+        if name == "ours":
+            assert len(formats) == len(records)  # once each (the stdlib: twice)
+    for suffix in ("", ".1", ".2", ".3"):
+        ours = (tmp_path / "ours" / f"bot.log{suffix}").read_bytes()
+        assert ours == (tmp_path / "stdlib" / f"bot.log{suffix}").read_bytes(), suffix
+        assert 0 < len(ours) < 200
+    assert not (tmp_path / "ours" / "bot.log.4").exists()
+
+
+def test_the_rotating_handler_counts_bytes_and_never_loops(tmp_path: Path) -> None:
+    """CJK lines (3 bytes a character) keep every file under the limit in bytes, where
+    the stdlib counts characters; a line over the limit is written alone; without
+    backups, or on a file that is not regular, nothing rolls over (and nothing recurses:
+    a first version re-entered its rollover until RecursionError with no backups)."""
+    def write(path: Path | str, texts: list[str], backups: int) -> None:
+        handler = logs.SizeRotatingFileHandler(path, maxBytes=120, backupCount=backups,
+                                               encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        for text in texts:
+            handler.handle(logging.LogRecord("x", logging.INFO, __file__, 1, text, None, None))
+        handler.close()
+
+    write(tmp_path / "cjk.log", [f"飞书机器人消息 {i:02d}" for i in range(30)], backups=40)
+    files = sorted(tmp_path.glob("cjk.log*"))
+    assert len(files) > 5 and all(0 < f.stat().st_size < 120 for f in files)
+    write(tmp_path / "long.log", ["x" * 300, "short"], backups=2)
+    assert (tmp_path / "long.log.1").read_text() == "x" * 300 + "\n"
+    assert (tmp_path / "long.log").read_text() == "short\n"
+    write(tmp_path / "none.log", ["y" * 50] * 10, backups=0)
+    assert (tmp_path / "none.log").stat().st_size == 510
+    assert sorted(p.name for p in tmp_path.glob("none.log*")) == ["none.log"]
+    write(os.devnull, ["z" * 50] * 10, backups=2)

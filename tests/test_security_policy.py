@@ -90,13 +90,13 @@ def test_rotated_logs_are_private_under_the_serve_umask(tmp_path) -> None:
     import logging
     import os
     import stat
-    from logging.handlers import RotatingFileHandler
 
+    from shared.logs import SizeRotatingFileHandler
     from supervisor.serve import PRIVATE_UMASK
 
     previous = os.umask(PRIVATE_UMASK)
     try:
-        handler = RotatingFileHandler(tmp_path / "bot.log", maxBytes=64, backupCount=2)
+        handler = SizeRotatingFileHandler(tmp_path / "bot.log", maxBytes=64, backupCount=2)
         record = logging.LogRecord("t", logging.INFO, __file__, 1, "x" * 80, None, None)
         for _ in range(3):
             handler.emit(record)
