@@ -107,5 +107,7 @@ def test_the_session_merges_the_environment_once_per_origin_as_requests_would(mo
     own = {"https": "http://own.example:1"}
     assert once.merge_environment_settings(urls[0], own, None, True, None)["proxies"]["https"] \
         == "http://own.example:1"
-    plain_reads = len(urls) * 2 * 3 + 1  # the plain session's, and the call with its own
+    assert once.merge_environment_settings(urls[0], None, None, True, None) == \
+        plain.merge_environment_settings(urls[0], None, None, True, None)  # no env proxies
+    plain_reads = len(urls) * 2 * 3 + 1 + 2  # the plain session's, and the calls not cached
     assert len(reads) - plain_reads == 4 * 3  # once per (origin, verify): 4 origins

@@ -44,10 +44,11 @@ class EnvOnceSession(requests.Session):
     `merge_environment_settings`): the proxy variables, found by walking all of
     os.environ (urllib.request `getproxies_environment`) and checked against NO_PROXY,
     then REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE. That was ~15 % of the CPU of a keep-alive
-    request to the platform (cProfile, bench/NOTES.md). A worker's environment is set
+    request to the platform (cProfile; bench/NOTES.md, "Fourth look"). A worker's environment is set
     once, at its start, before any request (worker/proxy.py), so the merge's result
     for an origin never changes; it is kept per (scheme, host:port) and the settings
-    passed in. A call that brings its own proxies is merged as requests does.
+    passed in. A call that brings its own proxies, or None (which requests leaves
+    without the environment's), is merged as requests does.
     """
 
     def __init__(self) -> None:
@@ -56,7 +57,7 @@ class EnvOnceSession(requests.Session):
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
                                    cert: Any) -> dict[str, Any]:
-        if proxies or not self.trust_env:
+        if proxies is None or proxies or not self.trust_env:  # as requests merges them
             return super().merge_environment_settings(url, proxies, stream, verify, cert)
         parts = urlsplit(url.decode() if isinstance(url, bytes) else str(url))
         key = (parts.scheme.lower(), parts.netloc.lower(), stream, verify,
