@@ -15,6 +15,7 @@ from shared.idempotency import send_uuid
 from shared.results import Text
 from tests.eventkit import FAST, bot_config, event, pipeline_for, running, sent_until, until
 from worker.consumer import ConsumerSettings
+from worker.spool import Spool
 
 FLAKY_CALLS: dict[str, int] = {}
 HANDLER_CALLS: dict[str, int] = {}
@@ -237,7 +238,7 @@ def test_the_spool_prune_runs_off_the_loop_that_acks(tmp_path: Path) -> None:
         spool.prune = recording_prune  # type: ignore[method-assign]
         task = asyncio.create_task(pipeline.run())
         try:
-            await until(lambda: ran_on, what="the prune at start")
+            await until(lambda: ran_on, what="the first prune")
             assert ran_on[0] is not threading.current_thread()
         finally:
             task.cancel()
@@ -245,6 +246,31 @@ def test_the_spool_prune_runs_off_the_loop_that_acks(tmp_path: Path) -> None:
             await pipeline.close()
 
     asyncio.run(scenario())
+
+
+def test_an_overdue_spool_is_pruned_at_start_and_a_new_one_later(tmp_path: Path) -> None:
+    """A spool whose last prune is older than the interval (or from before the stamp) is
+    pruned as its worker starts, so short-lived workers still prune; a new spool waits."""
+
+    async def first_prune(data: Path, overdue: bool) -> bool:
+        settings = replace(FAST, first_prune_after_s=3600.0)
+        pipeline = pipeline_for(bot_config(), data, settings)
+        spool = pipeline._consumer._spool
+        if overdue:
+            spool._conn.execute("UPDATE meta SET value = 0 WHERE key = 'pruned_at'")
+        before = spool.pruned_at()
+        task = asyncio.create_task(pipeline.run())
+        try:
+            if overdue:
+                await until(lambda: spool.pruned_at() > before, what="the prune at start")
+            return spool.pruned_at() > before
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await pipeline.close()
+
+    assert asyncio.run(first_prune(tmp_path / "old", overdue=True))
+    assert time.time() - 5 < Spool(tmp_path / "new" / "spool.db").pruned_at() <= time.time()
 
 
 def test_a_fleet_starting_together_spreads_its_first_prunes() -> None:

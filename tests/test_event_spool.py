@@ -340,3 +340,20 @@ def test_dead_letters_are_read_without_writing_the_spool(tmp_path: Path) -> None
     assert sorted(after) == before, "read-only: nothing but SQLite's WAL index created"
     assert read_dead_letters(tmp_path / "missing.db") == []
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_the_prune_stamp_is_now_for_a_new_spool_and_overdue_for_an_old_one(
+        tmp_path: Path) -> None:
+    """A new spool has nothing to prune: stamped now. A spool written before the stamp
+    existed (rows, no stamp) is overdue; a prune stamps it."""
+    path = tmp_path / "spool.db"
+    spool = Spool(path)
+    assert time.time() - 5 < spool.pruned_at() <= time.time()
+    spool.add("ev_1", "oc_1", "im.message.receive_v1", b"{}")
+    spool._conn.execute("DELETE FROM meta")  # as a spool from before the stamp
+    spool.close()
+    spool = Spool(path)
+    assert spool.pruned_at() == 0.0
+    spool.prune(retention_s=60, history_keep=3)
+    assert time.time() - 5 < spool.pruned_at() <= time.time()
+    spool.close()

@@ -40,11 +40,13 @@ class ConsumerSettings:
     retention_s: float = 24 * 3600.0
     prune_interval_s: float = 600.0
     first_prune_after_s: float = 60.0
-    """The first prune waits `first_prune_delay()`, around this long, after the start.
-    A fleet's workers start together (a boot, a 1,000-bot connect), and each prune opens
-    a second SQLite connection in a thread: at once, ~1.5 ms of CPU per worker landed on
-    the connect (bench/NOTES.md); spread over a minute, the prunes also do not all hit
-    the disk in the same second. Nothing waits on it: retention is hours."""
+    """The first prune waits `first_prune_delay()`, around this long, after the start,
+    unless the last one (Spool.pruned_at) is more than `prune_interval_s` old. A fleet's
+    workers start together (a boot, a 1,000-bot connect), and each prune opens a second
+    SQLite connection in a thread: at once, ~1.5 ms of CPU per worker landed on the
+    connect (bench/NOTES.md, "Fourth look"); spread over a minute, the prunes also do not
+    all hit the disk in the same second. An overdue spool is pruned at start, so a worker
+    that never lives a minute (a crash loop, a bot reconnected often) still prunes."""
     checkpoint_interval_s: float = 1.0
     """A WAL checkpoint follows this long after the spool was written."""
     checkpoint_rest_s: float = 600.0
@@ -226,10 +228,11 @@ class Consumer:
                 log.exception("spool checkpoint failed")
 
     async def _prune_forever(self) -> None:
-        """Prune soon after the start (`first_prune_delay`), then every
-        `prune_interval_s`, in a thread: the loop that ACKs events never runs it
+        """Prune soon after the start (`first_prune_delay`; at once when overdue), then
+        every `prune_interval_s`, in a thread: the loop that ACKs events never runs it
         (Spool.prune: batched, indexed, its own connection)."""
-        await asyncio.sleep(self._settings.first_prune_delay())
+        if time.time() - self._spool.pruned_at() < self._settings.prune_interval_s:
+            await asyncio.sleep(self._settings.first_prune_delay())
         while True:
             try:
                 deleted = await asyncio.to_thread(

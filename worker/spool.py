@@ -44,6 +44,7 @@ SAFETY_CHECKPOINT_PAGES = 20_000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
     event_id TEXT NOT NULL UNIQUE,
@@ -82,6 +83,13 @@ CREATE INDEX IF NOT EXISTS streams_at ON streams (updated_at);
 PRUNE_BATCH = 500
 """Rows one prune transaction deletes: the SQLite write lock `add` may wait for stays
 short (milliseconds) however large the backlog of old rows is."""
+
+_STAMP_PRUNE = (
+    "INSERT OR IGNORE INTO meta (key, value)"
+    " VALUES ('pruned_at', CASE WHEN EXISTS (SELECT 1 FROM events) THEN 0 ELSE ? END)"
+)
+"""A new spool has nothing to prune yet: stamped as pruned now. One from before the stamp
+existed, rows and all, gets 0: its first prune is overdue."""
 
 _PRUNE_EVENTS = (
     "DELETE FROM events WHERE seq IN (SELECT seq FROM events INDEXED BY events_done_at"
@@ -198,6 +206,7 @@ class Spool:
         if "message_id" not in columns:
             self._conn.execute(_MESSAGE_ID_COLUMN)
         self._conn.execute(_MESSAGE_ID_INDEX)
+        self._conn.execute(_STAMP_PRUNE, (time.time(),))
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._checkpointed_changes = self._conn.total_changes
@@ -454,6 +463,12 @@ class Spool:
             ).fetchall()
         return rows[::-1]
 
+    def pruned_at(self) -> float:
+        """When `prune` last ran on this spool (epoch seconds; 0: never, on old rows)."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = 'pruned_at'").fetchone()
+        return float(row[0]) if row else 0.0
+
     def prune(self, retention_s: float, history_keep: int, now: float | None = None,
               batch: int = PRUNE_BATCH) -> int:
         """Delete done rows older than the retention (at least 8 h) and old history.
@@ -483,6 +498,7 @@ class Spool:
                     " WHERE chat_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                     (chat_id, chat_id, history_keep),
                 )
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'pruned_at'", (time.time(),))
             if deleted:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         return deleted
