@@ -47,11 +47,11 @@ class _PidfdPopen(popen_forkserver.Popen):
         answered with the pid.
 
         The preparation data names the main script (`larkfleet`) so that a child can
-        unpickle objects defined in it; the forkserver was meant to run it once itself,
-        but reads a key the data no longer has (CPython gh-126631 / gh-137996, fixed in
-        3.13's and 3.14's multiprocessing, not in multiprocess). So every worker ran
-        `runpy.run_path` on it after the fork: compiled it, searched the path for its
-        imports, a few ms of CPU each. A worker's target and arguments are named by
+        unpickle objects defined in it, and every worker ran `runpy.run_path` on it after
+        the fork: compiled it, searched the path for its imports, a few ms of CPU each.
+        (The forkserver can preload `__main__` once instead, but only reads a key the data
+        no longer has: CPython gh-126631 / gh-137996, fixed in 3.13's and 3.14's
+        multiprocessing, not in multiprocess.) A worker's target and arguments are named by
         module (worker/entry.py, WorkerSpec bytes), so it needs nothing from there.
 
         multiprocess pickles with dill, whose Pickler is the pure-Python one: 451 us
